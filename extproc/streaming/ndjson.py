@@ -36,7 +36,11 @@ class NDJSONDecoder:
                 raise StreamLimitError(
                     f"NDJSON line exceeds max_line_bytes ({self._max_line} bytes)"
                 )
-            self._parse(buf[pos:nl], out)
+            try:
+                self._parse(buf[pos:nl], out)
+            except StreamDecodeError:
+                del buf[: nl + 1]  # drop the bad line so a caller may carry on
+                raise
             pos = nl + 1
         if pos:
             del buf[:pos]

@@ -1,0 +1,1 @@
+"""Provider translators: one module per provider API, looked up via registry."""

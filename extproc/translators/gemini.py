@@ -1,0 +1,447 @@
+"""Google Gemini API (``generateContent`` / ``streamGenerateContent``) <-> OpenAI.
+
+Reference: https://ai.google.dev/api/generate-content and
+https://ai.google.dev/api/embeddings
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from extproc.core.usage import Usage
+from extproc.streaming.sse import SSEDecoder
+from extproc.translators.base import (
+    ProviderTarget,
+    TranslatedResponse,
+    TranslationError,
+    UpstreamRequest,
+)
+from extproc.translators.common import (
+    DONE,
+    SSE,
+    ChunkWriter,
+    as_int,
+    completion_body,
+    embedding_inputs,
+    embeddings_body,
+    error_event,
+    error_type_for_status,
+    image_url_of,
+    join_path,
+    json_request,
+    map_error,
+    max_tokens_of,
+    new_id,
+    parse_data_url,
+    require_object,
+    stop_list,
+    text_of,
+    tool_arguments,
+)
+
+FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+
+
+def _model_name(body: dict[str, Any], target: ProviderTarget) -> str:
+    model = target.model or str(body.get("model") or "")
+    if not model:
+        raise TranslationError("gemini needs a model")
+    return model.removeprefix("models/")
+
+
+def _usage(meta: Any) -> Usage | None:
+    if not isinstance(meta, dict):
+        return None
+    prompt = as_int(meta.get("promptTokenCount"))
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
+    # candidatesTokenCount excludes thinking; OpenAI's completion_tokens includes
+    # reasoning tokens, so add them back.
+    completion = as_int(meta.get("candidatesTokenCount")) + thoughts
+    total = meta.get("totalTokenCount")
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=as_int(total) if isinstance(total, int) else prompt + completion,
+        cached_tokens=as_int(meta.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
+
+
+def _user_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    if not isinstance(content, list):
+        raise TranslationError("message content must be a string or a list of parts")
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append({"text": part.get("text", "")})
+        elif kind == "image_url":
+            data = parse_data_url(image_url_of(part))
+            if data is None:
+                # fileData needs a mimeType and a Files-API/GCS uri; remote
+                # http(s) images cannot be expressed faithfully.
+                raise TranslationError("gemini accepts only base64 data: URLs for images")
+            parts.append({"inlineData": {"mimeType": data[0], "data": data[1]}})
+        else:
+            raise TranslationError(f"content part type {kind!r} is not supported for gemini")
+    return parts
+
+
+def _tool_response(content: Any) -> dict[str, Any]:
+    text = text_of(content)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    # functionResponse.response must be an object (a Struct).
+    return value if isinstance(value, dict) else {"content": text}
+
+
+def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise TranslationError("messages must be a non-empty list")
+    system: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}  # tool_call id -> function name, for functionResponse
+    for msg in messages:
+        if not isinstance(msg, dict):
+            raise TranslationError("each message must be an object")
+        role = msg.get("role")
+        if role in ("system", "developer"):
+            system.append({"text": text_of(msg.get("content"))})
+            continue
+        if role == "user":
+            g_role, parts = "user", _user_parts(msg.get("content"))
+        elif role == "assistant":
+            g_role = "model"
+            text = text_of(msg.get("content"))
+            parts = [{"text": text}] if text else []
+            for call in msg.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                call_names[str(call.get("id"))] = fn.get("name", "")
+                fc = {"name": fn.get("name", ""), "args": tool_arguments(fn.get("arguments"))}
+                parts.append({"functionCall": fc})
+        elif role == "tool":
+            g_role = "user"
+            name = msg.get("name") or call_names.get(str(msg.get("tool_call_id")), "")
+            response = _tool_response(msg.get("content"))
+            parts = [{"functionResponse": {"name": name, "response": response}}]
+        else:
+            raise TranslationError(f"message role {role!r} is not supported for gemini")
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == g_role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": g_role, "parts": parts})
+    out: dict[str, Any] = {"contents": contents}
+    if system:
+        out["systemInstruction"] = {"parts": system}
+    gen: dict[str, Any] = {}
+    max_tokens = max_tokens_of(body)
+    if max_tokens is not None:
+        gen["maxOutputTokens"] = max_tokens
+    for src, dst in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("n", "candidateCount"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
+        if body.get(src) is not None:
+            gen[dst] = body[src]
+    stops = stop_list(body.get("stop"))
+    if stops:
+        gen["stopSequences"] = stops
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        gen["responseMimeType"] = "application/json"
+        schema = (rf.get("json_schema") or {}).get("schema")
+        if schema:
+            gen["responseJsonSchema"] = schema  # plain JSON Schema, as OpenAI's
+    if gen:
+        out["generationConfig"] = gen
+    tools = body.get("tools")
+    if tools:
+        decls = []
+        for t in tools:
+            fn = t.get("function") if isinstance(t, dict) else None
+            if isinstance(fn, dict):
+                d = {"name": fn.get("name", ""), "description": fn.get("description", "")}
+                if fn.get("parameters"):
+                    d["parameters"] = fn["parameters"]
+                decls.append(d)
+        out["tools"] = [{"functionDeclarations": decls}]
+        choice = body.get("tool_choice")
+        fcc: dict[str, Any] | None = None
+        if choice in ("auto", "none", "required"):
+            fcc = {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}
+        elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+            fcc = {"mode": "ANY", "allowedFunctionNames": [choice["function"].get("name", "")]}
+        if fcc:
+            out["toolConfig"] = {"functionCallingConfig": fcc}
+    safety = target.settings.get("safety_settings")
+    if safety:
+        out["safetySettings"] = list(safety)
+    return out
+
+
+def _auth(target: ProviderTarget) -> list[tuple[str, str]]:
+    return [("x-goog-api-key", target.api_key)] if target.api_key else []
+
+
+def _parts_delta(parts: Any, tool_base: int) -> tuple[dict[str, Any], int]:
+    """Gemini parts -> OpenAI message/delta fields; returns (fields, tool calls seen)."""
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in parts or ():
+        if not isinstance(part, dict):
+            continue
+        if "functionCall" in part:
+            fc = part["functionCall"] or {}
+            calls.append(
+                {
+                    "index": tool_base + len(calls),
+                    "id": fc.get("id") or new_id("call_"),
+                    "type": "function",
+                    "function": {
+                        "name": fc.get("name", ""),
+                        "arguments": orjson.dumps(fc.get("args") or {}).decode(),
+                    },
+                }
+            )
+        elif isinstance(part.get("text"), str):
+            (thoughts if part.get("thought") else texts).append(part["text"])
+    fields: dict[str, Any] = {}
+    if texts:
+        fields["content"] = "".join(texts)
+    if thoughts:
+        fields["reasoning_content"] = "".join(thoughts)
+    if calls:
+        fields["tool_calls"] = calls
+    return fields, len(calls)
+
+
+def _finish(reason: Any, has_calls: bool) -> str | None:
+    if not reason or reason == "FINISH_REASON_UNSPECIFIED":
+        return None
+    if has_calls and reason == "STOP":
+        return "tool_calls"
+    return FINISH.get(str(reason), "stop")
+
+
+class GeminiTranslator:
+    name = "gemini"
+
+    def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+        model = quote(_model_name(body, target), safe="")
+        op = ":streamGenerateContent?alt=sse" if target.stream else ":generateContent"
+        return json_request(
+            join_path(target.base_path, f"/models/{model}{op}"),
+            build_body(body, target),
+            _auth(target),
+            ("authorization",),
+        )
+
+    def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
+        if status >= 400:
+            return TranslatedResponse(self.error_response(status, body), None, None)
+        obj = require_object(body, "gemini response")
+        choices = []
+        for i, cand in enumerate(obj.get("candidates") or ()):
+            fields, ncalls = _parts_delta((cand.get("content") or {}).get("parts"), 0)
+            for c in fields.get("tool_calls", ()):
+                del c["index"]  # index belongs to stream deltas only
+            message = {"role": "assistant", "content": fields.pop("content", "")}
+            if ncalls and not message["content"]:
+                message["content"] = None
+            message.update(fields)
+            choices.append(
+                {
+                    "index": as_int(cand.get("index")) or i,
+                    "message": message,
+                    "finish_reason": _finish(cand.get("finishReason"), ncalls > 0) or "stop",
+                    "logprobs": None,
+                }
+            )
+        if not choices and (obj.get("promptFeedback") or {}).get("blockReason"):
+            # The prompt itself was blocked: OpenAI has no such response, the
+            # closest is an empty answer filtered for content.
+            choices.append(
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": ""},
+                    "finish_reason": "content_filter",
+                    "logprobs": None,
+                }
+            )
+        usage = _usage(obj.get("usageMetadata"))
+        model = obj.get("modelVersion") if isinstance(obj.get("modelVersion"), str) else None
+        return TranslatedResponse(
+            completion_body(
+                id_=str(obj.get("responseId") or new_id()),
+                model=model or target.model,
+                choices=choices,
+                usage=usage,
+            ),
+            usage,
+            model,
+        )
+
+    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> GeminiStream:
+        return GeminiStream(target.model, include_usage)
+
+    def embeddings_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+        model = _model_name(body, target)
+        dims = body.get("dimensions")
+        requests = []
+        for text in embedding_inputs(body):
+            req: dict[str, Any] = {
+                "model": f"models/{model}",
+                "content": {"parts": [{"text": text}]},
+            }
+            if isinstance(dims, int):
+                req["outputDimensionality"] = dims
+            requests.append(req)
+        return json_request(
+            join_path(target.base_path, f"/models/{quote(model, safe='')}:batchEmbedContents"),
+            {"requests": requests},
+            _auth(target),
+            ("authorization",),
+        )
+
+    def embeddings_response(
+        self, status: int, body: bytes, target: ProviderTarget
+    ) -> TranslatedResponse:
+        if status >= 400:
+            return TranslatedResponse(self.error_response(status, body), None, None)
+        obj = require_object(body, "gemini embeddings response")
+        items = obj.get("embeddings")
+        if items is None and isinstance(obj.get("embedding"), dict):
+            items = [obj["embedding"]]  # single embedContent response
+        vectors = [list(e.get("values") or []) for e in items or ()]
+        # Gemini reports no token counts for embeddings.
+        return TranslatedResponse(embeddings_body(vectors, target.model, Usage()), None, None)
+
+    def error_response(self, status: int, body: bytes) -> bytes:
+        return map_error(status, body)
+
+
+class GeminiStream:
+    """SSE of GenerateContentResponse objects -> OpenAI chunks.
+
+    Gemini has no end-of-stream event: the last response carries a
+    ``finishReason``. Usage is cumulative, so the last ``usageMetadata`` wins.
+    A stream that ends without any finishReason was cut off and ends with an
+    error event instead of ``[DONE]``.
+    """
+
+    content_type = SSE
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self._decoder = SSEDecoder()
+        self._out = ChunkWriter(model)
+        self._include_usage = include_usage
+        self._usage: Usage | None = None
+        self._model: str | None = None
+        self._started: set[int] = set()
+        self._tools: dict[int, int] = {}  # candidate index -> tool calls so far
+        self._finished = False
+        self._ended = False
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    def feed(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for ev in self._decoder.feed(chunk):
+            if self._ended:
+                break
+            try:
+                obj = orjson.loads(ev.data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                self._handle(obj, out)
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        self._decoder.finish()
+        if self._ended:
+            return b""
+        self._ended = True
+        if not self._finished:
+            return error_event("upstream stream ended without a finishReason", "server_error")
+        tail = []
+        if self._include_usage and self._usage is not None:
+            tail.append(self._out.usage_chunk(self._usage))
+        tail.append(DONE)
+        return b"".join(tail)
+
+    def _handle(self, obj: dict[str, Any], out: list[bytes]) -> None:
+        w = self._out
+        if isinstance(obj.get("error"), dict):
+            out.append(map_error_event(obj))
+            self._ended = True
+            return
+        if self._model is None and isinstance(obj.get("modelVersion"), str):
+            self._model = w.model = obj["modelVersion"]
+            if isinstance(obj.get("responseId"), str):
+                w.id = obj["responseId"]
+        usage = _usage(obj.get("usageMetadata"))
+        if usage is not None:
+            self._usage = usage
+        for i, cand in enumerate(obj.get("candidates") or ()):
+            idx = as_int(cand.get("index")) or i
+            base = self._tools.get(idx, 0)
+            fields, ncalls = _parts_delta((cand.get("content") or {}).get("parts"), base)
+            self._tools[idx] = base + ncalls
+            if idx not in self._started:
+                self._started.add(idx)
+                fields = {"role": "assistant", **fields}
+                fields.setdefault("content", "")
+            if fields:
+                out.append(w.chunk(fields, index=idx))
+            reason = _finish(cand.get("finishReason"), self._tools[idx] > 0)
+            if reason:
+                self._finished = True
+                out.append(w.chunk({}, reason, index=idx))
+        if not obj.get("candidates") and (obj.get("promptFeedback") or {}).get("blockReason"):
+            self._finished = True
+            out.append(w.chunk({"role": "assistant", "content": ""}, "content_filter"))
+
+
+def map_error_event(obj: dict[str, Any]) -> bytes:
+    err = obj["error"]
+    status = as_int(err.get("code")) or 500
+    return error_event(
+        str(err.get("message") or "upstream stream error"),
+        error_type_for_status(status),
+        err.get("status") if isinstance(err.get("status"), str) else None,
+    )
+
+
+GEMINI = GeminiTranslator()

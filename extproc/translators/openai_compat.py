@@ -1,0 +1,191 @@
+"""The OpenAI-compatible family (openai, qwen, deepseek, groq, mistral, ...).
+
+These providers speak the OpenAI chat-completions API and differ only in host,
+base path and defaults (see ``registry.PROVIDER_CATALOG``), so one translator
+class covers them all; responses pass through untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.core.usage import Usage
+from extproc.streaming.sse import SSEDecoder, encode_sse
+from extproc.translators.base import ProviderTarget, TranslatedResponse, UpstreamRequest
+from extproc.translators.common import (
+    SSE,
+    bearer,
+    join_path,
+    json_request,
+    loads_object,
+    map_error,
+    usage_from_openai,
+)
+
+
+def wants_upstream_usage(target: ProviderTarget) -> bool:
+    """Whether we ask the provider for stream usage (settings["include_usage"], default on).
+
+    The gateway meters tokens, so by default every stream asks for the usage
+    chunk; set ``include_usage: false`` for a provider that rejects
+    ``stream_options``.
+    """
+    return bool(target.settings.get("include_usage", True))
+
+
+class OpenAICompatTranslator:
+    """One instance per provider type; the type only names it in logs/metrics."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    # -- request -------------------------------------------------------
+
+    def prepare_chat_body(self, body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
+        out = dict(body)  # shallow copy: never mutate the caller's parsed body
+        if target.model:
+            out["model"] = target.model
+        if target.stream:
+            out["stream"] = True
+            if wants_upstream_usage(target):
+                so = out.get("stream_options")
+                so = dict(so) if isinstance(so, dict) else {}
+                so["include_usage"] = True
+                out["stream_options"] = so
+        elif out.get("stream"):
+            out["stream"] = False
+        return out
+
+    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
+        return bearer(target.api_key)
+
+    def chat_path(self, target: ProviderTarget) -> str:
+        return join_path(target.base_path, "/chat/completions")
+
+    def embeddings_path(self, target: ProviderTarget) -> str:
+        return join_path(target.base_path, "/embeddings")
+
+    def removed_headers(self) -> tuple[str, ...]:
+        return ()
+
+    def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+        return json_request(
+            self.chat_path(target),
+            self.prepare_chat_body(body, target),
+            self.auth_headers(target),
+            self.removed_headers(),
+        )
+
+    def embeddings_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+        out = dict(body)
+        if target.model:
+            out["model"] = target.model
+        return json_request(
+            self.embeddings_path(target), out, self.auth_headers(target), self.removed_headers()
+        )
+
+    # -- response ------------------------------------------------------
+
+    def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
+        if status >= 400:
+            return TranslatedResponse(self.error_response(status, body), None, None)
+        obj = loads_object(body)
+        if obj is None:  # not ours to fix: pass through what the provider said
+            return TranslatedResponse(body, None, None)
+        model = obj.get("model")
+        return TranslatedResponse(
+            body, usage_from_openai(obj.get("usage")), model if isinstance(model, str) else None
+        )
+
+    def embeddings_response(
+        self, status: int, body: bytes, target: ProviderTarget
+    ) -> TranslatedResponse:
+        return self.chat_response(status, body, target)
+
+    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> OpenAIStreamTap:
+        # We only need to hide the usage chunk when *we* asked for it and the
+        # client did not; otherwise the client gets the upstream bytes as-is.
+        drop = target.stream and wants_upstream_usage(target) and not include_usage
+        return OpenAIStreamTap(drop_usage_chunk=drop)
+
+    def error_response(self, status: int, body: bytes) -> bytes:
+        obj = loads_object(body)
+        err = obj.get("error") if obj else None
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return body  # already the OpenAI shape: keep every provider detail
+        return map_error(status, body)
+
+
+class OpenAIStreamTap:
+    """Passes an OpenAI SSE stream through while reading usage and model.
+
+    Pass-through mode returns each upstream chunk unchanged (same bytes object)
+    and only JSON-parses the events that can carry something we need: the
+    first (for ``model``) and those mentioning ``"usage"``. In drop mode the
+    events are re-framed (data is never re-serialised) so the usage-only chunk
+    the client did not ask for can be removed.
+    """
+
+    content_type = SSE
+
+    def __init__(self, drop_usage_chunk: bool) -> None:
+        self._drop = drop_usage_chunk
+        self._decoder = SSEDecoder()
+        self._usage: Usage | None = None
+        self._model: str | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    def feed(self, chunk: bytes) -> bytes:
+        events = self._decoder.feed(chunk)
+        if not self._drop:
+            for ev in events:
+                self._inspect(ev.data)
+            return chunk
+        out: list[bytes] = []
+        for ev in events:
+            if self._inspect(ev.data):
+                continue
+            out.append(encode_sse(ev.data, None if ev.event == "message" else ev.event))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        self._decoder.finish()
+        return b""
+
+    def _inspect(self, data: str) -> bool:
+        """Record model/usage; True when this event is a usage-only chunk."""
+        # Cheap substring screen before parsing: with include_usage OpenAI puts
+        # "usage":null in every chunk, and only the last one has real usage.
+        if self._model is not None and ('"usage"' not in data or '"usage":null' in data):
+            return False
+        if data == "[DONE]":
+            return False
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(obj, dict):
+            return False
+        if self._model is None and isinstance(obj.get("model"), str) and obj["model"]:
+            self._model = obj["model"]
+        usage = usage_from_openai(obj.get("usage"))
+        if usage is None:
+            return False
+        self._usage = usage
+        return not obj.get("choices")
+
+
+def make(name: str) -> OpenAICompatTranslator:
+    return OpenAICompatTranslator(name)
+
+
+OPENAI = OpenAICompatTranslator("openai")
