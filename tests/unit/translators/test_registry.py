@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from extproc.translators.registry import PROVIDER_CATALOG, get_translator
+
+
+def test_unknown_type_is_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown provider type 'nope'"):
+        get_translator("nope")
+
+
+def test_catalog_entries() -> None:
+    assert PROVIDER_CATALOG["qwen"].host == "dashscope.aliyuncs.com"
+    assert PROVIDER_CATALOG["qwen"].base_path == "/compatible-mode/v1"
+    assert PROVIDER_CATALOG["vllm"].host is None
+    assert PROVIDER_CATALOG["claude"].supports_embeddings is False
+    assert PROVIDER_CATALOG["azure"].auth == "api-key"
+    required = {"openai", "azure", "claude", "gemini", "ollama", "generic", "vllm", "ai360", "yi"}
+    assert required <= PROVIDER_CATALOG.keys()
+
+
+@pytest.mark.parametrize("type_", sorted(PROVIDER_CATALOG))
+def test_every_translator_has_contract_methods(type_: str) -> None:
+    tr = get_translator(type_)
+    for name in (
+        "chat_request",
+        "chat_response",
+        "chat_stream",
+        "embeddings_request",
+        "embeddings_response",
+        "error_response",
+    ):
+        assert callable(getattr(tr, name)), name
