@@ -1,0 +1,107 @@
+"""The `llm-extproc` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from extproc.config.compile import compile_config
+from extproc.config.errors import ConfigError
+from extproc.config.loader import load_file
+from extproc.config.runtime import Runtime
+
+log = logging.getLogger("extproc.cli")
+
+
+def _load(path: str) -> Runtime:
+    return compile_config(load_file(path))
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        rt = _load(args.config)
+    except ConfigError as e:
+        print(f"{args.config}: invalid config", file=sys.stderr)
+        for path, msg in e.problems:
+            print(f"  {path}: {msg}", file=sys.stderr)
+        return 1
+    routes = rt.routes.routes
+    print(f"{args.config}: OK ({len(routes)} route(s), {len(rt.providers)} provider(s), {len(rt.consumers)} consumer(s))")
+    for r in routes:
+        hosts = ", ".join([*r.hosts, *("*" + s for s in r.host_suffixes)]) or "*"
+        procs = ", ".join(p.name for p in r.processors) or "none"
+        provs = ", ".join(p.name for p in r.providers)
+        print(f"  route {r.name}: hosts [{hosts}] prefix {r.path_prefix or '/'} -> {provs}; processors: {procs}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from extproc.observability.logs import setup_logging
+    from extproc.server import ServeOptions, install_uvloop, run_workers, serve_forever
+
+    setup_logging(args.log_level)
+    if args.workers > 1 and not args.worker:
+        # Validate once in the parent so a bad config fails fast and loudly.
+        try:
+            _load(args.config)
+        except ConfigError as e:
+            log.error("invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}})
+            return 1
+        argv = [a for a in sys.argv[1:]] + ["--worker"]
+        return run_workers(args.workers, argv)
+    try:
+        runtime = _load(args.config)
+    except ConfigError as e:
+        log.error("invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}})
+        return 1
+    if not args.no_uvloop:
+        install_uvloop()
+    opts = ServeOptions(
+        host=args.host,
+        port=args.port,
+        unix_socket=args.unix_socket,
+        grace_s=args.grace,
+        workers=args.workers,
+        metrics_port=args.metrics_port,
+    )
+    asyncio.run(serve_forever(runtime, opts))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="llm-extproc",
+        description="An LLM gateway inside Envoy's data path: an ext_proc gRPC service that "
+        "routes, checks and rewrites LLM API traffic.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the ext_proc gRPC server", description="Run the ext_proc gRPC server.")
+    s.add_argument("--config", "-c", required=True, help="config file (YAML/JSON; plugin, native or ASM documents)")
+    s.add_argument("--host", default="0.0.0.0", help="TCP address to listen on (default 0.0.0.0; '' for none)")
+    s.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
+    s.add_argument("--unix-socket", default="", help="also listen on this unix socket path")
+    s.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port (default 9464; 0 disables)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
+    s.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown (default 10)")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("check-config", help="validate a config file and print what it defines",
+                       description="Validate a config file; errors name the field path.")
+    c.add_argument("config", help="config file")
+    c.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

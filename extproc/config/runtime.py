@@ -1,0 +1,166 @@
+"""Immutable runtime objects compiled from the config; read on every request."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from extproc.processors.base import Processor
+from extproc.providers.custom_settings import ResolvedSetting
+from extproc.providers.model_mapping import ModelMapper
+from extproc.providers.token_pool import TokenPool
+from extproc.translators.base import Translator
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRuntime:
+    name: str
+    type: str
+    translator: Translator
+    host: str  # upstream :authority ("" = keep the client's)
+    base_path: str
+    tokens: TokenPool | None
+    timeout_s: float
+    mapper: ModelMapper | None
+    custom_settings: tuple[ResolvedSetting, ...]
+    protocol: str  # "openai" (translate) | "original" (body untouched)
+    wire: str  # wire protocol for custom settings: openai | claude | gemini | ollama
+    default_model: str
+    default_stream: bool | None
+    options: Mapping[str, Any]
+    # OpenAI-compatible upstream: an unchanged body can go on byte-identical.
+    openai_compatible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatcher:
+    name: str
+    exact: str | None = None
+    prefix: str | None = None
+    regex: Any = None  # compiled RE2
+
+    def matches(self, value: str | None) -> bool:
+        if value is None:
+            return False
+        if self.exact is not None and value != self.exact:
+            return False
+        if self.prefix is not None and not value.startswith(self.prefix):
+            return False
+        return not (self.regex is not None and not self.regex.fullmatch(value))
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRuntime:
+    required: bool
+    key_sources: tuple[str, ...]
+    forward_consumer_header: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRuntime:
+    name: str
+    hosts: tuple[str, ...]  # exact, lower-case
+    host_suffixes: tuple[str, ...]  # from "*.suffix": ".suffix"
+    path_prefix: str
+    header_matchers: tuple[HeaderMatcher, ...]
+    providers: tuple[ProviderRuntime, ...]
+    weights: tuple[int, ...]
+    processors: tuple[Processor, ...]
+    allow_streaming: bool
+    allow_non_streaming: bool
+    client_api: str  # "openai" | "ollama"
+    auth: AuthRuntime | None
+    rewrite: bool
+    has_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_async", any(p.is_async for p in self.processors))
+
+    def pick_provider(self) -> ProviderRuntime:
+        if len(self.providers) == 1:
+            return self.providers[0]
+        return random.choices(self.providers, weights=self.weights)[0]
+
+    def matches_rest(self, path: str, headers: Mapping[str, str]) -> bool:
+        if self.path_prefix and not path.startswith(self.path_prefix):
+            return False
+        return all(m.matches(headers.get(m.name)) for m in self.header_matchers)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRuntime:
+    name: str
+    allowed_models: frozenset[str]
+    allowed_routes: frozenset[str]
+    token_budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_request_bytes: int = 8 << 20
+    max_response_bytes: int = 16 << 20
+    max_stream_line_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    routes: RouteTable
+    providers: Mapping[str, ProviderRuntime]
+    consumers: tuple[ConsumerRuntime, ...]
+    consumer_keys: tuple[tuple[bytes, ConsumerRuntime], ...]  # compared in constant time
+    limits: Limits
+    metadata_namespace: str
+    debug_log_prompts: bool
+    budget_window_s: float
+    budget_backend: str
+    redis_url: str
+
+    @property
+    def processors(self) -> tuple[Processor, ...]:
+        seen: dict[int, Processor] = {}
+        for r in self.routes.routes:
+            for p in r.processors:
+                seen.setdefault(id(p), p)
+        return tuple(seen.values())
+
+
+class RouteTable:
+    """Routes by host, in declaration order.
+
+    Candidates per exact host are precomputed, so a request costs one dict
+    lookup plus the (usually one) candidate's path/header checks.
+    """
+
+    __slots__ = ("_by_host", "_wild", "routes")
+
+    def __init__(self, routes: tuple[RouteRuntime, ...]):
+        self.routes = routes
+        hosts = {h for r in routes for h in r.hosts}
+        self._by_host = {
+            h: tuple(r for r in routes if h in r.hosts or _wild_matches(r, h)) for h in hosts
+        }
+        self._wild = tuple(r for r in routes if r.host_suffixes or not r.hosts)
+
+    def match(self, authority: str, path: str, headers: Mapping[str, str]) -> RouteRuntime | None:
+        host = authority.lower()
+        cands = self._by_host.get(host)
+        if cands is None:
+            # A host listed without port also matches the default ports.
+            base, _, port = host.rpartition(":")
+            if base and port in ("80", "443"):
+                cands = self._by_host.get(base)
+            if cands is None:
+                cands = tuple(r for r in self._wild if _wild_matches(r, base if port in ("80", "443") and base else host))
+        for r in cands:
+            if r.matches_rest(path, headers):
+                return r
+        return None
+
+
+def _wild_matches(r: RouteRuntime, host: str) -> bool:
+    if not r.hosts and not r.host_suffixes:
+        return True
+    hostname = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
+    return any(hostname.endswith(s) for s in r.host_suffixes)

@@ -1,0 +1,74 @@
+"""The parsed client request that processors read and change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from extproc.core.events import Headers
+
+if TYPE_CHECKING:
+    from extproc.config.runtime import RouteRuntime
+
+# Endpoints, from the client's path.
+CHAT = "chat"
+EMBEDDINGS = "embeddings"
+OLLAMA_CHAT = "ollama_chat"
+OLLAMA_GENERATE = "ollama_generate"
+OTHER = "other"
+
+
+def endpoint_of(path: str, client_api: str) -> str:
+    p = path.split("?", 1)[0].rstrip("/")
+    if client_api == "ollama":
+        if p.endswith("/api/chat"):
+            return OLLAMA_CHAT
+        if p.endswith("/api/generate"):
+            return OLLAMA_GENERATE
+        return OTHER
+    if p.endswith("/chat/completions") or p == "":
+        # "" is the plugin demo's `curl 127.0.0.1:18000/`: a chat body on "/".
+        return CHAT
+    if p.endswith("/embeddings"):
+        return EMBEDDINGS
+    return OTHER
+
+
+def text_of(content: Any) -> str:
+    """Text of a message's content: a string, or the text parts of a content array."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+@dataclass(slots=True)
+class RequestContext:
+    route: RouteRuntime
+    headers: Headers
+    endpoint: str
+    body: dict[str, Any]
+    modified: bool = False  # a processor changed the body
+    consumer: str | None = None
+    annotations: dict[str, Any] = field(default_factory=dict)  # processor results for logs
+
+    @property
+    def messages(self) -> list[Any]:
+        m = self.body.get("messages")
+        return m if isinstance(m, list) else []
+
+    def user_texts(self) -> list[str]:
+        """Every user-authored text: user messages, or Ollama's `prompt`."""
+        if self.endpoint == OLLAMA_GENERATE:
+            p = self.body.get("prompt")
+            return [p] if isinstance(p, str) else []
+        return [
+            text_of(m.get("content"))
+            for m in self.messages
+            if isinstance(m, dict) and m.get("role") == "user"
+        ]

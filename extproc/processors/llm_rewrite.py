@@ -1,0 +1,66 @@
+"""Rewrite the last user message with an LLM (the Rust proxy's enhance_query)."""
+
+from __future__ import annotations
+
+import logging
+
+from extproc.core.errors import reject
+from extproc.core.events import Reject
+from extproc.core.request import CHAT, OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
+from extproc.processors.base import Processor
+from extproc.processors.chat_client import ChatCallError, ChatClient
+
+log = logging.getLogger("extproc.processors")
+
+DEFAULT_REWRITE_PROMPT = (
+    "You improve search and chat queries. Rewrite the user's message so that it is clear, "
+    "specific and self-contained, keeping its language and intent. Answer with the rewritten "
+    "message only, without quotes or explanations."
+)
+
+
+class LlmRewrite(Processor):
+    name = "llm_rewrite"
+    is_async = True
+
+    def __init__(self, client: ChatClient, system_prompt: str, on_error: str):
+        self.client = client
+        self._system = system_prompt or DEFAULT_REWRITE_PROMPT
+        self._fail_open = on_error == "allow"
+
+    async def aprocess(self, ctx: RequestContext) -> Reject | None:
+        target = self._last_user_slot(ctx)
+        if target is None:
+            return None
+        holder, key, text = target
+        try:
+            rewritten = await self.client.complete(
+                [{"role": "system", "content": self._system}, {"role": "user", "content": text}]
+            )
+        except ChatCallError as e:
+            log.warning("llm_rewrite failed: %s", e)
+            if self._fail_open:
+                return None
+            return reject(502, "The query rewriter failed; the request was not sent.", "rewrite_failed", ctx.route.client_api)
+        holder[key] = rewritten
+        ctx.modified = True
+        ctx.annotations["rewritten"] = True
+        return None
+
+    @staticmethod
+    def _last_user_slot(ctx: RequestContext) -> tuple[dict, str, str] | None:
+        if ctx.endpoint == OLLAMA_GENERATE:
+            p = ctx.body.get("prompt")
+            return (ctx.body, "prompt", p) if isinstance(p, str) and p else None
+        if ctx.endpoint not in (CHAT, OLLAMA_CHAT):
+            return None
+        for m in reversed(ctx.messages):
+            if isinstance(m, dict) and m.get("role") == "user":
+                c = m.get("content")
+                if isinstance(c, str) and c:
+                    return (m, "content", c)
+                return None  # multimodal content is left as it is
+        return None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,65 @@
+"""allow/deny patterns on user messages (the ASM plugin's checks), with RE2.
+
+RE2 runs in linear time, so a hostile prompt cannot make a pattern backtrack.
+Deny patterns are joined into one alternation: one scan per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import re2
+
+from extproc.core.errors import reject
+from extproc.core.events import Reject
+from extproc.core.request import RequestContext
+from extproc.processors.base import Processor
+
+_OPTS = re2.Options()
+_OPTS.log_errors = False  # a bad pattern is reported once, as a config error
+
+
+def compile_patterns(patterns: Sequence[str], field_path: str) -> tuple[object | None, list[tuple[str, str]]]:
+    """One RE2 program for all patterns, or the problems naming each bad pattern."""
+    problems = []
+    for i, p in enumerate(patterns):
+        try:
+            re2.compile(p, _OPTS)
+        except re2.error as e:
+            msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
+            problems.append((f"{field_path}[{i}]", f"RE2 cannot compile pattern {p!r}: {msg}"))
+    if problems or not patterns:
+        return None, problems
+    return re2.compile("|".join(f"(?:{p})" for p in patterns), _OPTS), []
+
+
+class RegexGuard(Processor):
+    name = "regex_guard"
+
+    def __init__(self, allow: object | None, deny: object | None):
+        self._allow = allow
+        self._deny = deny
+
+    def process(self, ctx: RequestContext) -> Reject | None:
+        texts = ctx.user_texts()
+        deny, allow = self._deny, self._allow
+        if deny is not None:
+            for t in texts:
+                if deny.search(t):  # type: ignore[attr-defined]
+                    return reject(
+                        403,
+                        "Request blocked by the gateway's content policy (deny_patterns).",
+                        "content_denied",
+                        ctx.route.client_api,
+                    )
+        if allow is not None:
+            for t in texts:
+                if not allow.search(t):  # type: ignore[attr-defined]
+                    return reject(
+                        403,
+                        "Request blocked by the gateway's content policy "
+                        "(a user message matches none of allow_patterns).",
+                        "content_not_allowed",
+                        ctx.route.client_api,
+                    )
+        return None

@@ -1,0 +1,170 @@
+"""gRPC ExternalProcessor servicer: protobuf <-> core events/decisions, nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+from envoy.type.v3 import http_status_pb2
+from google.protobuf import struct_pb2
+
+from extproc.config.runtime import Runtime
+from extproc.core.events import (
+    CONTINUE,
+    SKIP,
+    BodyMode,
+    Continue,
+    Decision,
+    ModeOverride,
+    Reject,
+    RequestBody,
+    RequestHeaders,
+    ResponseBody,
+    ResponseHeaders,
+)
+from extproc.core.exchange import Exchange, ExchangeRecord, PhaseError
+from extproc.core.request import RequestContext
+
+log = logging.getLogger("extproc.transport")
+
+_OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+_SEND, _SKIP = pm.ProcessingMode.SEND, pm.ProcessingMode.SKIP
+_BODY_MODE = {
+    BodyMode.NONE: pm.ProcessingMode.NONE,
+    BodyMode.STREAMED: pm.ProcessingMode.STREAMED,
+    BodyMode.BUFFERED: pm.ProcessingMode.BUFFERED,
+}
+
+# Which ProcessingResponse field answers which ProcessingRequest field.
+_ANSWER = {
+    "request_headers": "request_headers",
+    "request_body": "request_body",
+    "response_headers": "response_headers",
+    "response_body": "response_body",
+}
+
+
+def headers_of(hm: Any) -> dict[str, str]:
+    # Envoy sends raw_value (bytes) by default now; older versions use value.
+    return {h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value) for h in hm.headers}
+
+
+def _mode(m: ModeOverride) -> pm.ProcessingMode:
+    mode = pm.ProcessingMode(
+        request_header_mode=_SEND,
+        response_header_mode=_SKIP if m.response_headers_skip else _SEND,
+    )
+    if m.request_body is not None:
+        mode.request_body_mode = _BODY_MODE[m.request_body]
+    if m.response_body is not None:
+        mode.response_body_mode = _BODY_MODE[m.response_body]
+    return mode
+
+
+def _header_mutation(set_headers: tuple[tuple[str, str], ...], remove: tuple[str, ...]) -> ep.HeaderMutation:
+    return ep.HeaderMutation(
+        set_headers=[
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=k, raw_value=v.encode()), append_action=_OVERWRITE
+            )
+            for k, v in set_headers
+        ],
+        remove_headers=list(remove),
+    )
+
+
+def _struct(meta: Any) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(meta)
+    return s
+
+
+def to_proto(kind: str, d: Decision) -> ep.ProcessingResponse:
+    if isinstance(d, Reject):
+        resp = ep.ProcessingResponse(
+            immediate_response=ep.ImmediateResponse(
+                status=http_status_pb2.HttpStatus(code=d.status),
+                headers=_header_mutation(d.headers, ()),
+                body=d.body,
+                details=d.reason,
+            )
+        )
+        if d.metadata:
+            resp.dynamic_metadata.CopyFrom(_struct(d.metadata))
+        return resp
+    common = ep.CommonResponse()
+    if d.set_headers or d.remove_headers:
+        common.header_mutation.CopyFrom(_header_mutation(d.set_headers, d.remove_headers))
+    if d.body is not None:
+        common.body_mutation.body = d.body
+    if d.clear_route_cache:
+        common.clear_route_cache = True
+    resp = ep.ProcessingResponse()
+    field = _ANSWER[kind]
+    if field.endswith("headers"):
+        getattr(resp, field).CopyFrom(ep.HeadersResponse(response=common))
+    else:
+        getattr(resp, field).CopyFrom(ep.BodyResponse(response=common))
+    if d.mode is not None:
+        resp.mode_override.CopyFrom(_mode(d.mode))
+    if d.metadata:
+        resp.dynamic_metadata.CopyFrom(_struct(d.metadata))
+    return resp
+
+
+# The two answers most requests get, built once.
+_SKIP_RESPONSE = to_proto("request_headers", SKIP)
+_EMPTY = {k: to_proto(k, Continue()) for k in _ANSWER}
+
+
+class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
+    def __init__(
+        self,
+        runtime: Runtime,
+        on_done: Callable[[ExchangeRecord], None] | None = None,
+        authenticate: Callable[[RequestContext], Reject | None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.on_done = on_done
+        self.authenticate = authenticate
+
+    async def Process(  # noqa: N802 (gRPC method name)
+        self, request_iterator: AsyncIterator[ep.ProcessingRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ep.ProcessingResponse]:
+        ex = Exchange(self.runtime, self.on_done, self.authenticate)
+        try:
+            async for req in request_iterator:
+                kind = req.WhichOneof("request")
+                if kind == "request_headers":
+                    m = req.request_headers
+                    d = await ex.handle(RequestHeaders(headers_of(m.headers), m.end_of_stream))
+                elif kind == "request_body":
+                    d = await ex.handle(RequestBody(req.request_body.body, req.request_body.end_of_stream))
+                elif kind == "response_headers":
+                    m = req.response_headers
+                    d = await ex.handle(ResponseHeaders(headers_of(m.headers), m.end_of_stream))
+                elif kind == "response_body":
+                    d = await ex.handle(ResponseBody(req.response_body.body, req.response_body.end_of_stream))
+                elif kind in ("request_trailers", "response_trailers"):
+                    yield ep.ProcessingResponse(**{kind: ep.TrailersResponse()})
+                    continue
+                else:
+                    continue
+                if d is CONTINUE:
+                    yield _EMPTY[kind]
+                elif d is SKIP:
+                    yield _SKIP_RESPONSE
+                else:
+                    yield to_proto(kind, d)
+        except PhaseError as e:
+            log.error("ext_proc protocol error: %s", e)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        finally:
+            ex.close()
+
