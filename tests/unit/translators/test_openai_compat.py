@@ -144,7 +144,10 @@ def test_embeddings_passthrough() -> None:
     req = tr.embeddings_request({"model": "x", "input": "hi"}, _t("mistral", model="mistral-embed"))
     assert req.path == "/v1/embeddings"
     assert orjson.loads(req.body) == {"model": "mistral-embed", "input": "hi"}
-    body = b'{"object":"list","data":[],"model":"mistral-embed","usage":{"prompt_tokens":3,"total_tokens":3}}'
+    body = (
+        b'{"object":"list","data":[],"model":"mistral-embed",'
+        b'"usage":{"prompt_tokens":3,"total_tokens":3}}'
+    )
     res = tr.embeddings_response(200, body, _t("mistral"))
     assert res.usage == Usage(3, 0, 3)
     assert res.body == body
