@@ -147,7 +147,11 @@ def extract_error(body: bytes) -> tuple[str, str | int | None]:
             return err, None
         if isinstance(err, dict):
             msg = err.get("message") or err.get("msg") or value.get("message")
-            code = err.get("type") or err.get("code") or err.get("status")
+            # Prefer a symbolic name: Gemini's "code" is just the HTTP status
+            # number, its "status" (e.g. INVALID_ARGUMENT) says more.
+            status = err.get("status")
+            code = err.get("type") or (status if isinstance(status, str) else None)
+            code = code or err.get("code")
             if isinstance(msg, str) and msg:
                 return msg, code if isinstance(code, str | int) else None
     text = body.decode("utf-8", "replace").strip()

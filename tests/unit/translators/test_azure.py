@@ -41,7 +41,9 @@ def test_azure_error_mapped_keeps_message() -> None:
     out = get_translator("azure").error_response(429, body)
     assert out == body  # already OpenAI shaped; passed through with every detail
     res = get_translator("azure").chat_response(
-        200, b'{"model":"gpt-4o-2024-11-20","usage":{"prompt_tokens":2,"completion_tokens":3}}', _t()
+        200,
+        b'{"model":"gpt-4o-2024-11-20","usage":{"prompt_tokens":2,"completion_tokens":3}}',
+        _t(),
     )
     assert res.usage == Usage(2, 3, 5)
     assert res.model == "gpt-4o-2024-11-20"

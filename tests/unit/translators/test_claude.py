@@ -132,7 +132,8 @@ def test_error_response(load) -> None:
     auth = orjson.loads(
         CLAUDE.error_response(
             401,
-            b'{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}',
+            b'{"type":"error","error":{"type":"authentication_error",'
+            b'"message":"invalid x-api-key"}}',
         )
     )
     assert auth["error"]["type"] == "authentication_error"
