@@ -183,9 +183,10 @@ async def test_concurrency_bound_with_shared_timeout(fake_llm: FakeLLM) -> None:
         started = loop.time()
         verdicts = await asyncio.gather(client.judge("a"), client.judge("b"))
         elapsed = loop.time() - started
+    # Both fail: the first times out upstream; the waiter either times out waiting for the
+    # slot or gets it with only a sliver of its budget left (its wait counts against it).
     assert [v.kind for v in verdicts] == ["error", "error"]
-    assert elapsed < 1.0  # the waiter's wait counts against its own timeout
-    assert len(fake_llm.requests) == 1
+    assert elapsed < 1.0
 
 
 async def test_slots_are_released(fake_llm: FakeLLM) -> None:
