@@ -154,7 +154,10 @@ class GuardClient:
         return verdict
 
     async def _call(self, text: str, budget_s: float) -> Verdict:
-        body = orjson.dumps(build_guard_request(text, self.model, self.system_prompt))
+        try:
+            body = orjson.dumps(build_guard_request(text, self.model, self.system_prompt))
+        except TypeError:  # e.g. lone surrogates in the text
+            return Verdict.error("judged text cannot be encoded as JSON")
         try:
             async with asyncio.timeout(budget_s):
                 async with self._http.stream("POST", self.path, content=body) as response:
@@ -171,6 +174,8 @@ class GuardClient:
             return Verdict.error(f"guard request timed out after {self.timeout_s:g}s ({name})")
         except httpx.HTTPError as exc:
             return Verdict.error(f"guard request failed ({type(exc).__name__})")
+        except Exception as exc:  # judge() must not raise for guard trouble; no exc_info logged
+            return Verdict.error(f"guard request failed unexpectedly ({type(exc).__name__})")
         verdict = parse_guard_reply(status, bytes(data))
         if verdict.kind != "error" and self._api_key in verdict.reason:
             verdict = Verdict(verdict.kind, self._scrub(verdict.reason))

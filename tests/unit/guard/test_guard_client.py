@@ -283,3 +283,18 @@ def test_invalid_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError) as info:
         GuardClient(**options)  # type: ignore[arg-type]
     assert GUARD_KEY not in str(info.value)
+
+
+async def test_unencodable_text_is_error(fake_llm: FakeLLM) -> None:
+    async with make_client(fake_llm) as client:
+        verdict = await client.judge("bad \ud800 surrogate")
+    assert verdict == Verdict.error("judged text cannot be encoded as JSON")
+    assert fake_llm.requests == []
+
+
+async def test_judge_after_aclose_is_error(fake_llm: FakeLLM) -> None:
+    client = make_client(fake_llm)
+    await client.aclose()
+    verdict = await client.judge(TEXT)
+    assert verdict.kind == "error"
+    assert GUARD_KEY not in verdict.reason
