@@ -12,6 +12,9 @@ from google.protobuf import json_format
 from extproc.config.errors import ConfigError
 from extproc.config.loader import LoadedConfig
 from extproc.config.runtime import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_STREAM_LINE_BYTES,
     AuthRuntime,
     ConsumerRuntime,
     HeaderMatcher,
@@ -385,9 +388,9 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         consumers=tuple(consumers),
         consumer_keys=tuple(keys),
         limits=Limits(
-            max_request_bytes=lim.max_request_bytes or Limits.max_request_bytes,
-            max_response_bytes=lim.max_response_bytes or Limits.max_response_bytes,
-            max_stream_line_bytes=lim.max_stream_line_bytes or Limits.max_stream_line_bytes,
+            max_request_bytes=lim.max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes=lim.max_response_bytes or DEFAULT_MAX_RESPONSE_BYTES,
+            max_stream_line_bytes=lim.max_stream_line_bytes or DEFAULT_MAX_STREAM_LINE_BYTES,
         ),
         metadata_namespace=native.observability.metadata_namespace or "llm_extproc",
         debug_log_prompts=native.observability.debug_log_prompts,

