@@ -28,12 +28,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"  {path}: {msg}", file=sys.stderr)
         return 1
     routes = rt.routes.routes
-    print(f"{args.config}: OK ({len(routes)} route(s), {len(rt.providers)} provider(s), {len(rt.consumers)} consumer(s))")
+    print(
+        f"{args.config}: OK ({len(routes)} route(s), {len(rt.providers)} provider(s), {len(rt.consumers)} consumer(s))"
+    )
     for r in routes:
         hosts = ", ".join([*r.hosts, *("*" + s for s in r.host_suffixes)]) or "*"
         procs = ", ".join(p.name for p in r.processors) or "none"
         provs = ", ".join(p.name for p in r.providers)
-        print(f"  route {r.name}: hosts [{hosts}] prefix {r.path_prefix or '/'} -> {provs}; processors: {procs}")
+        print(
+            f"  route {r.name}: hosts [{hosts}] prefix {r.path_prefix or '/'} -> {provs}; processors: {procs}"
+        )
     return 0
 
 
@@ -47,14 +51,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             _load(args.config)
         except ConfigError as e:
-            log.error("invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}})
+            log.error(
+                "invalid config",
+                extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}},
+            )
             return 1
         argv = [a for a in sys.argv[1:]] + ["--worker"]
         return run_workers(args.workers, argv)
     try:
         runtime = _load(args.config)
     except ConfigError as e:
-        log.error("invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}})
+        log.error(
+            "invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}}
+        )
         return 1
     if not args.no_uvloop:
         install_uvloop()
@@ -78,21 +87,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the ext_proc gRPC server", description="Run the ext_proc gRPC server.")
-    s.add_argument("--config", "-c", required=True, help="config file (YAML/JSON; plugin, native or ASM documents)")
-    s.add_argument("--host", default="0.0.0.0", help="TCP address to listen on (default 0.0.0.0; '' for none)")
+    s = sub.add_parser(
+        "serve", help="run the ext_proc gRPC server", description="Run the ext_proc gRPC server."
+    )
+    s.add_argument(
+        "--config",
+        "-c",
+        required=True,
+        help="config file (YAML/JSON; plugin, native or ASM documents)",
+    )
+    s.add_argument(
+        "--host", default="0.0.0.0", help="TCP address to listen on (default 0.0.0.0; '' for none)"
+    )
     s.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
     s.add_argument("--unix-socket", default="", help="also listen on this unix socket path")
-    s.add_argument("--metrics-port", type=int, default=9464, help="Prometheus /metrics port (default 9464; 0 disables)")
-    s.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default 1)")
-    s.add_argument("--grace", type=float, default=10.0, help="seconds in-flight streams get on shutdown (default 10)")
+    s.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        help="Prometheus /metrics port (default 9464; 0 disables)",
+    )
+    s.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+    )
+    s.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds in-flight streams get on shutdown (default 10)",
+    )
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("check-config", help="validate a config file and print what it defines",
-                       description="Validate a config file; errors name the field path.")
+    c = sub.add_parser(
+        "check-config",
+        help="validate a config file and print what it defines",
+        description="Validate a config file; errors name the field path.",
+    )
     c.add_argument("config", help="config file")
     c.set_defaults(func=cmd_check_config)
     return p

@@ -38,12 +38,19 @@ class ServeOptions:
 class Server:
     """One process's gRPC server. `start`, then `wait` or `stop`."""
 
-    def __init__(self, runtime: Runtime, opts: ServeOptions, on_done: Callable[[ExchangeRecord], None] | None = None):
+    def __init__(
+        self,
+        runtime: Runtime,
+        opts: ServeOptions,
+        on_done: Callable[[ExchangeRecord], None] | None = None,
+    ):
         self.runtime = runtime
         self.opts = opts
         self.on_done = on_done or log_exchange
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self._health = (
+            health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        )
         self.bound_port = 0
 
     async def start(self) -> None:
@@ -67,7 +74,16 @@ class Server:
         self._server = server
         for svc in ("", EXT_PROC_SERVICE):
             await _maybe_await(self._health.set(svc, health_pb2.HealthCheckResponse.SERVING))
-        log.info("serving", extra={"fields": {"port": self.bound_port, "unix_socket": self.opts.unix_socket, "pid": os.getpid()}})
+        log.info(
+            "serving",
+            extra={
+                "fields": {
+                    "port": self.bound_port,
+                    "unix_socket": self.opts.unix_socket,
+                    "pid": os.getpid(),
+                }
+            },
+        )
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight streams finish within the grace period."""
@@ -92,7 +108,9 @@ async def _maybe_await(x: object) -> None:
         await x
 
 
-async def serve_forever(runtime: Runtime, opts: ServeOptions, on_start: Callable[[Server], None] | None = None) -> None:
+async def serve_forever(
+    runtime: Runtime, opts: ServeOptions, on_start: Callable[[Server], None] | None = None
+) -> None:
     server = Server(runtime, opts)
     await server.start()
     if on_start is not None:

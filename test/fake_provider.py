@@ -127,14 +127,24 @@ class FakeProvider:
             with contextlib.suppress(Exception):
                 w.close()
 
-    async def _send(self, w: asyncio.StreamWriter, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    async def _send(
+        self,
+        w: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         hs = {"content-type": "application/json", **(headers or {})}
-        head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hs.items())
+        head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in hs.items()
+        )
         w.write(head.encode() + b"\r\n" + body)
         await w.drain()
 
     async def _send_stream(self, w: asyncio.StreamWriter, ctype: str, parts: list[bytes]) -> None:
-        w.write(f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n".encode())
+        w.write(
+            f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n\r\n".encode()
+        )
         await w.drain()
         for i, p in enumerate(parts):
             if i and self.drip_s:
@@ -144,7 +154,14 @@ class FakeProvider:
         w.write(b"0\r\n\r\n")
         await w.drain()
 
-    async def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes, w: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        w: asyncio.StreamWriter,
+    ) -> None:
         url = urlsplit(target)
         path, query = url.path, parse_qs(url.query)
         with self._lock:
@@ -162,11 +179,19 @@ class FakeProvider:
         try:
             req = json.loads(body) if body else {}
         except ValueError:
-            await self._send(w, 400, b'{"error":{"message":"fake: body is not JSON","type":"invalid_request_error"}}')
+            await self._send(
+                w,
+                400,
+                b'{"error":{"message":"fake: body is not JSON","type":"invalid_request_error"}}',
+            )
             return
         if path.endswith("/chat/completions") and "/openai/deployments/" in path:
             if not self._check(headers.get("api-key"), "azure"):
-                await self._send(w, 401, b'{"error":{"code":"401","message":"Access denied due to invalid subscription key."}}')
+                await self._send(
+                    w,
+                    401,
+                    b'{"error":{"code":"401","message":"Access denied due to invalid subscription key."}}',
+                )
                 return
             if "api-version" not in query:
                 await self._send(w, 404, b'{"error":{"code":"404","message":"Resource not found"}}')
@@ -175,13 +200,30 @@ class FakeProvider:
         elif path.endswith("/chat/completions"):
             auth = headers.get("authorization", "")
             if not self._check(auth[7:] if auth.startswith("Bearer ") else None, "openai"):
-                await self._send(w, 401, b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}')
+                await self._send(
+                    w,
+                    401,
+                    b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}',
+                )
                 return
             await self._openai_chat(req, w)
         elif path.endswith("/embeddings"):
             n = len(req.get("input")) if isinstance(req.get("input"), list) else 1
-            data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(n)]
-            await self._send(w, 200, _j({"object": "list", "data": data, "model": req.get("model"), "usage": {"prompt_tokens": 4, "total_tokens": 4}}))
+            data = [
+                {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(n)
+            ]
+            await self._send(
+                w,
+                200,
+                _j(
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": req.get("model"),
+                        "usage": {"prompt_tokens": 4, "total_tokens": 4},
+                    }
+                ),
+            )
         elif path == "/v1/messages":
             await self._claude(headers, req, w)
         elif path.startswith("/v1beta/models/"):
@@ -189,9 +231,30 @@ class FakeProvider:
         elif path in ("/api/chat", "/api/generate"):
             await self._ollama(path, req, w)
         elif path == "/api/embed":
-            await self._send(w, 200, _j({"model": req.get("model"), "embeddings": [[0.1, 0.2, 0.3]], "prompt_eval_count": 4}))
+            await self._send(
+                w,
+                200,
+                _j(
+                    {
+                        "model": req.get("model"),
+                        "embeddings": [[0.1, 0.2, 0.3]],
+                        "prompt_eval_count": 4,
+                    }
+                ),
+            )
         else:
-            await self._send(w, 200, _j({"fake": "echo", "method": method, "path": target, "host": headers.get("host", "")}))
+            await self._send(
+                w,
+                200,
+                _j(
+                    {
+                        "fake": "echo",
+                        "method": method,
+                        "path": target,
+                        "host": headers.get("host", ""),
+                    }
+                ),
+            )
 
     def _check(self, given: str | None, kind: str) -> bool:
         want = self.keys.get(kind)
@@ -208,7 +271,9 @@ class FakeProvider:
         last = last if isinstance(last, str) else json.dumps(last)
         if GUARD_MARKER in system:
             if "CONFIDENTIAL" in last:
-                return json.dumps({"result": "deny", "reason": "the text discloses confidential information"})
+                return json.dumps(
+                    {"result": "deny", "reason": "the text discloses confidential information"}
+                )
             return json.dumps({"result": "allow", "reason": "nothing confidential"})
         if REWRITE_MARKER in system:
             return f"REWRITTEN: {last}"
@@ -219,65 +284,208 @@ class FakeProvider:
         model = req.get("model") or "unset"
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
         if not req.get("stream"):
-            await self._send(w, 200, _j({
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": usage,
-            }))
+            await self._send(
+                w,
+                200,
+                _j(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": usage,
+                    }
+                ),
+            )
             return
         pieces = _split(text, self.chunks)
         parts = []
         for i, p in enumerate(pieces):
             delta = {"role": "assistant", "content": p} if i == 0 else {"content": p}
-            parts.append(_sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-                               "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
-        parts.append(_sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-                           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+            parts.append(
+                _sse(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": 1,
+                        "model": model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                    }
+                )
+            )
+        parts.append(
+            _sse(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                }
+            )
+        )
         if (req.get("stream_options") or {}).get("include_usage"):
-            parts.append(_sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-                               "choices": [], "usage": usage}))
+            parts.append(
+                _sse(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "created": 1,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+            )
         parts.append(b"data: [DONE]\n\n")
         await self._send_stream(w, "text/event-stream", parts)
 
-    async def _claude(self, headers: dict[str, str], req: dict[str, Any], w: asyncio.StreamWriter) -> None:
+    async def _claude(
+        self, headers: dict[str, str], req: dict[str, Any], w: asyncio.StreamWriter
+    ) -> None:
         if not self._check(headers.get("x-api-key"), "claude"):
-            await self._send(w, 401, _j({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}))
+            await self._send(
+                w,
+                401,
+                _j(
+                    {
+                        "type": "error",
+                        "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                    }
+                ),
+            )
             return
         if not headers.get("anthropic-version"):
-            await self._send(w, 400, _j({"type": "error", "error": {"type": "invalid_request_error", "message": "anthropic-version header is required"}}))
+            await self._send(
+                w,
+                400,
+                _j(
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": "anthropic-version header is required",
+                        },
+                    }
+                ),
+            )
             return
         if "max_tokens" not in req:
-            await self._send(w, 400, _j({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}}))
+            await self._send(
+                w,
+                400,
+                _j(
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": "invalid_request_error",
+                            "message": "max_tokens: Field required",
+                        },
+                    }
+                ),
+            )
             return
         msgs = req.get("messages") or []
         last = msgs[-1].get("content") if msgs else ""
-        last = last if isinstance(last, str) else " ".join(b.get("text", "") for b in last if isinstance(b, dict))
+        last = (
+            last
+            if isinstance(last, str)
+            else " ".join(b.get("text", "") for b in last if isinstance(b, dict))
+        )
         text = f"Hello from fake Claude. model={req.get('model')} system={req.get('system') is not None} last_user={last[:200]}"
         model = req.get("model")
         if not req.get("stream"):
-            await self._send(w, 200, _j({
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": 12, "output_tokens": 9},
-            }))
+            await self._send(
+                w,
+                200,
+                _j(
+                    {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [{"type": "text", "text": text}],
+                        "stop_reason": "end_turn",
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 12, "output_tokens": 9},
+                    }
+                ),
+            )
             return
         parts = [
-            _sse({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                  "content": [], "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}}, "message_start"),
-            _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}, "content_block_start"),
+            _sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "usage": {"input_tokens": 12, "output_tokens": 1},
+                    },
+                },
+                "message_start",
+            ),
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
         ]
         for p in _split(text, self.chunks):
-            parts.append(_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}, "content_block_delta"))
+            parts.append(
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": p},
+                    },
+                    "content_block_delta",
+                )
+            )
         parts += [
             _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 9}}, "message_delta"),
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 9},
+                },
+                "message_delta",
+            ),
             _sse({"type": "message_stop"}, "message_stop"),
         ]
         await self._send_stream(w, "text/event-stream", parts)
 
-    async def _gemini(self, headers: dict[str, str], path: str, req: dict[str, Any], w: asyncio.StreamWriter) -> None:
+    async def _gemini(
+        self, headers: dict[str, str], path: str, req: dict[str, Any], w: asyncio.StreamWriter
+    ) -> None:
         if not self._check(headers.get("x-goog-api-key"), "gemini"):
-            await self._send(w, 400, _j({"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}}))
+            await self._send(
+                w,
+                400,
+                _j(
+                    {
+                        "error": {
+                            "code": 400,
+                            "message": "API key not valid.",
+                            "status": "INVALID_ARGUMENT",
+                        }
+                    }
+                ),
+            )
             return
         model = path.split("/models/", 1)[1].split(":", 1)[0]
         text = f"Hello from fake Gemini. model={model}"
@@ -296,7 +504,10 @@ class FakeProvider:
             await self._send(w, 200, _j(resp(text, "STOP", True)))
             return
         pieces = _split(text, self.chunks)
-        parts = [_sse(resp(p, "STOP" if i == len(pieces) - 1 else None, i == len(pieces) - 1)) for i, p in enumerate(pieces)]
+        parts = [
+            _sse(resp(p, "STOP" if i == len(pieces) - 1 else None, i == len(pieces) - 1))
+            for i, p in enumerate(pieces)
+        ]
         await self._send_stream(w, "text/event-stream", parts)
 
     async def _ollama(self, path: str, req: dict[str, Any], w: asyncio.StreamWriter) -> None:
@@ -307,8 +518,15 @@ class FakeProvider:
             msgs = req.get("messages") or []
             text = f"Hello from fake Ollama. model={model} last_user={str(msgs[-1].get('content') if msgs else '')[:200]}"
         key = "response" if path == "/api/generate" else "message"
-        final = {"model": model, "created_at": "2026-01-01T00:00:00Z", "done": True, "done_reason": "stop",
-                 "prompt_eval_count": 8, "eval_count": 5, "total_duration": 1000}
+        final = {
+            "model": model,
+            "created_at": "2026-01-01T00:00:00Z",
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 8,
+            "eval_count": 5,
+            "total_duration": 1000,
+        }
         if req.get("stream", True) is False:
             out = dict(final)
             out[key] = text if key == "response" else {"role": "assistant", "content": text}
@@ -316,8 +534,12 @@ class FakeProvider:
             return
         parts = []
         for p in _split(text, self.chunks):
-            c = {"model": model, "created_at": "2026-01-01T00:00:00Z", "done": False,
-                 key: p if key == "response" else {"role": "assistant", "content": p}}
+            c = {
+                "model": model,
+                "created_at": "2026-01-01T00:00:00Z",
+                "done": False,
+                key: p if key == "response" else {"role": "assistant", "content": p},
+            }
             parts.append(_j(c) + b"\n")
         last = dict(final)
         last[key] = "" if key == "response" else {"role": "assistant", "content": ""}

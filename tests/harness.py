@@ -39,14 +39,23 @@ def envoy_binary() -> str:
     return found
 
 
-def render_envoy(listener: int, extproc: int, upstream: int, admin: int, src: Path = ENVOY_DEMO) -> str:
+def render_envoy(
+    listener: int, extproc: int, upstream: int, admin: int, src: Path = ENVOY_DEMO
+) -> str:
     text = src.read_text()
-    for old, new in (("18000", listener), ("50051", extproc), ("18001", upstream), ("19000", admin)):
+    for old, new in (
+        ("18000", listener),
+        ("50051", extproc),
+        ("18001", upstream),
+        ("19000", admin),
+    ):
         text = re.sub(rf"port_value: {old}\b", f"port_value: {new}", text)
     return text
 
 
-def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -83,8 +92,15 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 class Stack:
     """fake provider <- Envoy <- client, with our ext_proc beside Envoy."""
 
-    def __init__(self, tmp: Path, config: str, env: Mapping[str, str] | None = None,
-                 fake_keys: dict[str, str] | None = None, drip_s: float = 0.0, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        tmp: Path,
+        config: str,
+        env: Mapping[str, str] | None = None,
+        fake_keys: dict[str, str] | None = None,
+        drip_s: float = 0.0,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.tmp = tmp
         self.config_text = config
         self.env = dict(env or {})
@@ -110,20 +126,52 @@ class Stack:
         cfg.write_text(self.config_text)
         self.metrics_port = free_port()
         env = {**os.environ, **self.env}
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "extproc.cli", "serve", "--config", str(cfg), "--host", "127.0.0.1",
-             "--port", str(self.extproc_port), "--metrics-port", str(self.metrics_port), *self.extra_args],
-            stdout=subprocess.DEVNULL, stderr=self.extproc_log.open("wb"), env=env, cwd=ROOT,
-        ))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "extproc.cli",
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.extproc_port),
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *self.extra_args,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=self.extproc_log.open("wb"),
+                env=env,
+                cwd=ROOT,
+            )
+        )
         wait_port(self.extproc_port, proc=self.procs[-1])
         wait_healthy(self.extproc_port)
         envoy_cfg = self.tmp / "envoy.yaml"
-        envoy_cfg.write_text(render_envoy(self.listener, self.extproc_port, self.fake.port, self.admin))
-        self.procs.append(subprocess.Popen(
-            [envoy_binary(), "-c", str(envoy_cfg), "--base-id", str(self.listener), "-l", "warning",
-             "--log-path", str(self.envoy_log)],
-            stdout=self.access_log.open("wb"), stderr=subprocess.STDOUT,
-        ))
+        envoy_cfg.write_text(
+            render_envoy(self.listener, self.extproc_port, self.fake.port, self.admin)
+        )
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    envoy_binary(),
+                    "-c",
+                    str(envoy_cfg),
+                    "--base-id",
+                    str(self.listener),
+                    "-l",
+                    "warning",
+                    "--log-path",
+                    str(self.envoy_log),
+                ],
+                stdout=self.access_log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         wait_port(self.listener, proc=self.procs[-1])
 
     def __exit__(self, *exc: object) -> None:
@@ -141,7 +189,11 @@ class Stack:
         return self.extproc_log.read_text(errors="replace") if self.extproc_log.exists() else ""
 
     def access_lines(self) -> list[str]:
-        return self.access_log.read_text(errors="replace").splitlines() if self.access_log.exists() else []
+        return (
+            self.access_log.read_text(errors="replace").splitlines()
+            if self.access_log.exists()
+            else []
+        )
 
 
 @contextlib.contextmanager

@@ -69,8 +69,12 @@ class _Compiler:
     # -- secrets -----------------------------------------------------------
 
     def secret(self, value: str, env: str, file: str, path: str, required: bool = False) -> str:
+        if not (value or env or file):
+            if required:
+                self.err(path, "is required")
+            return ""
         try:
-            out = resolve_secret(value or None, env or None, file or None, path)
+            out = resolve_secret(value or None, env or None, file or None, path, environ=self.env)
         except SecretError as e:
             self.err(path, str(e))
             return ""
@@ -91,12 +95,18 @@ class _Compiler:
             self.err(f"{path}.name", "is required")
             return
         if p.name in self.providers:
-            self.err(f"{path}.name", f"duplicate provider name {p.name!r} (first at {self.provider_where[p.name]})")
+            self.err(
+                f"{path}.name",
+                f"duplicate provider name {p.name!r} (first at {self.provider_where[p.name]})",
+            )
             return
         ptype = p.type or "generic"
         catalog = PROVIDER_CATALOG.get(ptype)
         if catalog is None:
-            self.err(f"{path}.type", f"unknown provider type {ptype!r} (known: {', '.join(sorted(PROVIDER_CATALOG))})")
+            self.err(
+                f"{path}.type",
+                f"unknown provider type {ptype!r} (known: {', '.join(sorted(PROVIDER_CATALOG))})",
+            )
             return
         host, base_path = catalog.host or "", catalog.base_path
         wire = _WIRE.get(ptype, "openai")
@@ -128,7 +138,10 @@ class _Compiler:
                     wire,
                     [
                         CustomSetting(
-                            s.name, json_format.MessageToDict(s.value), s.mode or "auto", s.overwrite
+                            s.name,
+                            json_format.MessageToDict(s.value),
+                            s.mode or "auto",
+                            s.overwrite,
                         )
                         for s in p.custom_settings
                     ],
@@ -173,7 +186,9 @@ class _Compiler:
             if not g.host:
                 self.err(f"{path}.host", "is required (or name a provider)")
             host, port, gpath = g.host, g.port or 443, g.path or DEFAULT_GUARD_PATH
-            key = self.secret(g.api_key, g.api_key_env, g.api_key_file, f"{path}.api_key", required=True)
+            key = self.secret(
+                g.api_key, g.api_key_env, g.api_key_file, f"{path}.api_key", required=True
+            )
         on_error = g.on_error or "deny"
         if on_error not in ("deny", "allow"):
             self.err(f"{path}.on_error", f"must be 'deny' or 'allow', not {on_error!r}")
@@ -203,7 +218,10 @@ class _Compiler:
     def processor(self, p: pb.Processor, path: str) -> Processor | None:
         kind = p.WhichOneof("kind")
         if kind is None:
-            self.err(path, "names no processor (one of regex_guard, llm_guard, prompt_decorator, context, llm_rewrite)")
+            self.err(
+                path,
+                "names no processor (one of regex_guard, llm_guard, prompt_decorator, context, llm_rewrite)",
+            )
             return None
         path = f"{path}.{kind}"
         if kind == "regex_guard":
@@ -215,16 +233,22 @@ class _Compiler:
             for name, msgs in (("prepend", d.prepend), ("append", d.append)):
                 for i, m in enumerate(msgs):
                     if m.role not in ("system", "user", "assistant"):
-                        self.err(f"{path}.{name}[{i}].role", f"must be system, user or assistant, not {m.role!r}")
+                        self.err(
+                            f"{path}.{name}[{i}].role",
+                            f"must be system, user or assistant, not {m.role!r}",
+                        )
             return PromptDecorator(
-                tuple((m.role, m.content) for m in d.prepend), tuple((m.role, m.content) for m in d.append)
+                tuple((m.role, m.content) for m in d.prepend),
+                tuple((m.role, m.content) for m in d.append),
             )
         if kind == "context":
             c = p.context
             if bool(c.file) == bool(c.url):
                 self.err(path, "needs exactly one of file or url")
                 return None
-            return Context(ContextSource(c.file, c.url, c.max_bytes or 256 * 1024), _secs(c.refresh, 30.0))
+            return Context(
+                ContextSource(c.file, c.url, c.max_bytes or 256 * 1024), _secs(c.refresh, 30.0)
+            )
         if kind == "llm_rewrite":
             return self.rewrite(p.llm_rewrite, path)
         raise AssertionError(kind)
@@ -243,7 +267,12 @@ class _Compiler:
             if prov is None:
                 self.err(f"{path}.provider", f"no provider named {r.provider!r}")
                 return None
-            scheme = "http" if prov.type in ("ollama", "vllm", "generic") and prov.host.startswith(("127.", "localhost")) else "https"
+            scheme = (
+                "http"
+                if prov.type in ("ollama", "vllm", "generic")
+                and prov.host.startswith(("127.", "localhost"))
+                else "https"
+            )
             base_url = f"{scheme}://{prov.host}"
             rpath = r.path or prov.base_path + CHAT_SUFFIX
             key = prov.tokens.pick() if prov.tokens else ""
@@ -271,7 +300,9 @@ class _Compiler:
     # -- routes ------------------------------------------------------------
 
     def route(self, r: pb.Route, path: str, default_rewrite: bool = True) -> RouteRuntime | None:
-        refs = [(r.provider, 1)] if r.provider else [(w.provider, w.weight or 1) for w in r.providers]
+        refs = (
+            [(r.provider, 1)] if r.provider else [(w.provider, w.weight or 1) for w in r.providers]
+        )
         if r.provider and r.providers:
             self.err(path, "set provider or providers, not both")
         if not refs:
@@ -280,7 +311,10 @@ class _Compiler:
         for i, (name, _) in enumerate(refs):
             prov = self.providers.get(name)
             if prov is None:
-                self.err(f"{path}.providers[{i}]" if r.providers else f"{path}.provider", f"no provider named {name!r}")
+                self.err(
+                    f"{path}.providers[{i}]" if r.providers else f"{path}.provider",
+                    f"no provider named {name!r}",
+                )
             else:
                 provs.append(prov)
         hosts, suffixes = [], []
@@ -289,19 +323,34 @@ class _Compiler:
             if h.startswith("*."):
                 suffixes.append(h[1:])
             elif "*" in h:
-                self.err(f"{path}.match.hosts[{i}]", f"{h!r}: only a leading '*.' wildcard is supported")
+                self.err(
+                    f"{path}.match.hosts[{i}]", f"{h!r}: only a leading '*.' wildcard is supported"
+                )
             else:
                 hosts.append(h)
-        matchers = [self.header_matcher(name, m, f"{path}.match.headers[{name!r}]") for name, m in sorted(r.match.headers.items())]
+        matchers = [
+            self.header_matcher(name, m, f"{path}.match.headers[{name!r}]")
+            for name, m in sorted(r.match.headers.items())
+        ]
         procs = [self.processor(p, f"{path}.processors[{i}]") for i, p in enumerate(r.processors)]
         client_api = r.client_api or "openai"
         if client_api not in ("openai", "ollama"):
             self.err(f"{path}.client_api", f"must be 'openai' or 'ollama', not {client_api!r}")
+        if client_api == "ollama":
+            for prov in provs:
+                if prov.type != "ollama":
+                    self.err(
+                        f"{path}.client_api",
+                        f"an Ollama-API route needs ollama providers; {prov.name!r} is {prov.type!r}",
+                    )
         rewrite = _bool(r.rewrite, default_rewrite)
         if rewrite:
             for prov in provs:
                 if not prov.host:
-                    self.err(f"{path}.provider", f"provider {prov.name!r} has no host (set host or base_url)")
+                    self.err(
+                        f"{path}.provider",
+                        f"provider {prov.name!r} has no host (set host or base_url)",
+                    )
         auth = None
         if r.HasField("auth"):
             auth = self.auth(r.auth, f"{path}.auth")
@@ -326,8 +375,13 @@ class _Compiler:
     def auth(self, a: pb.RouteAuth, path: str) -> AuthRuntime:
         sources = tuple(a.key_sources) or ("authorization", "x-api-key")
         for i, s in enumerate(sources):
-            if s not in ("authorization", "x-api-key", "body:key") and not (s.startswith("header:") and len(s) > 7):
-                self.err(f"{path}.key_sources[{i}]", f"{s!r}: expected authorization, x-api-key, header:<name> or body:key")
+            if s not in ("authorization", "x-api-key", "body:key") and not (
+                s.startswith("header:") and len(s) > 7
+            ):
+                self.err(
+                    f"{path}.key_sources[{i}]",
+                    f"{s!r}: expected authorization, x-api-key, header:<name> or body:key",
+                )
         return AuthRuntime(a.required, sources, a.forward_consumer_header.lower())
 
     def header_matcher(self, name: str, m: pb.StringMatch, path: str) -> HeaderMatcher | None:
@@ -356,7 +410,9 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     asm_providers: dict[str, str] = {}
     for where, lp in loaded.llm_providers:
         for p, rule in _llm_provider_to_native(lp, where, c):
-            c.provider(p, where if not rule else f"{where}.spec.configs.routeSpecificConfigs[{rule!r}]")
+            c.provider(
+                p, where if not rule else f"{where}.spec.configs.routeSpecificConfigs[{rule!r}]"
+            )
             asm_providers[p.name] = p.name
     for i, p in enumerate(native.providers):
         c.provider(p, f"providers[{i}]")
@@ -400,7 +456,9 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     )
 
 
-def _plugin_route(plugin: pb.PluginConfig, where: str, index: int, c: _Compiler) -> RouteRuntime | None:
+def _plugin_route(
+    plugin: pb.PluginConfig, where: str, index: int, c: _Compiler
+) -> RouteRuntime | None:
     if not plugin.hosts:
         c.err(f"{where}.hosts", "is required: the plugin acts only on these hosts")
     for i, h in enumerate(plugin.hosts):
@@ -408,7 +466,9 @@ def _plugin_route(plugin: pb.PluginConfig, where: str, index: int, c: _Compiler)
             c.err(f"{where}.hosts[{i}]", f"{h!r} is not a host or host:port")
     key = c.secret(plugin.api_key, plugin.api_key_env, plugin.api_key_file, f"{where}.api_key")
     name = f"plugin-{index}"
-    prov = pb.Provider(name=name, type="generic", default_model=plugin.default_model, host="", base_path="")
+    prov = pb.Provider(
+        name=name, type="generic", default_model=plugin.default_model, host="", base_path=""
+    )
     if key:
         prov.api_tokens.append(key)
     # The plugin never rewrote host or path: Envoy's own route picks the upstream.
@@ -436,7 +496,9 @@ def _asm_type(host: str) -> str:
     return "generic"
 
 
-def _llm_provider_to_native(lp: pb.LLMProvider, where: str, c: _Compiler) -> list[tuple[pb.Provider, str]]:
+def _llm_provider_to_native(
+    lp: pb.LLMProvider, where: str, c: _Compiler
+) -> list[tuple[pb.Provider, str]]:
     spec = lp.spec
     if not spec.host:
         c.err(f"{where}.spec.host", "is required")
@@ -449,7 +511,9 @@ def _llm_provider_to_native(lp: pb.LLMProvider, where: str, c: _Compiler) -> lis
     ptype = spec.type or _asm_type(spec.host)
 
     def make(name: str, cfg: pb.OpenAIConfig) -> pb.Provider:
-        p = pb.Provider(name=name, type=ptype, host=spec.host, base_path=base_path, default_model=cfg.model)
+        p = pb.Provider(
+            name=name, type=ptype, host=spec.host, base_path=base_path, default_model=cfg.model
+        )
         p.default_stream.value = cfg.stream
         if cfg.api_key:
             p.api_tokens.append(cfg.api_key)
@@ -478,12 +542,17 @@ def _llm_route_to_native(lr: pb.LLMRoute, where: str, c: _Compiler) -> list[pb.R
                 r.match.headers[hname].CopyFrom(hm)
             for ref in rule.backend_refs:
                 variant = f"{ref.provider_host}@{rule.name}"
-                r.providers.add(provider=variant if variant in c.providers else ref.provider_host, weight=ref.weight or 1)
+                r.providers.add(
+                    provider=variant if variant in c.providers else ref.provider_host,
+                    weight=ref.weight or 1,
+                )
             out.append(r)
     return out
 
 
-def _consumers(consumers: Any, c: _Compiler) -> tuple[list[ConsumerRuntime], list[tuple[bytes, ConsumerRuntime]]]:
+def _consumers(
+    consumers: Any, c: _Compiler
+) -> tuple[list[ConsumerRuntime], list[tuple[bytes, ConsumerRuntime]]]:
     out, keys = [], []
     names: set[str] = set()
     for i, cons in enumerate(consumers):
@@ -494,7 +563,12 @@ def _consumers(consumers: Any, c: _Compiler) -> tuple[list[ConsumerRuntime], lis
         if cons.name in names:
             c.err(f"{path}.name", f"duplicate consumer {cons.name!r}")
         names.add(cons.name)
-        rt = ConsumerRuntime(cons.name, frozenset(cons.allowed_models), frozenset(cons.allowed_routes), cons.token_budget)
+        rt = ConsumerRuntime(
+            cons.name,
+            frozenset(cons.allowed_models),
+            frozenset(cons.allowed_routes),
+            cons.token_budget,
+        )
         ks = [c.secret(v, "", "", f"{path}.keys[{j}]") for j, v in enumerate(cons.keys)]
         ks += [c.secret("", v, "", f"{path}.keys_env[{j}]") for j, v in enumerate(cons.keys_env)]
         ks += [c.secret("", "", v, f"{path}.keys_file[{j}]") for j, v in enumerate(cons.keys_file)]

@@ -17,9 +17,7 @@ from google.protobuf.message import Message
 from extproc.config.errors import ConfigError
 from extproc.config.v1 import config_pb2 as pb
 
-NATIVE_KEYS = frozenset(
-    {"providers", "routes", "consumers", "limits", "observability", "budgets"}
-)
+NATIVE_KEYS = frozenset({"providers", "routes", "consumers", "limits", "observability", "budgets"})
 ASM_KINDS = {"LLMProvider": pb.LLMProvider, "LLMRoute": pb.LLMRoute}
 
 
@@ -97,7 +95,13 @@ def _normalise_native(doc: dict[str, Any]) -> dict[str, Any]:
             for key in ("model_mapping", "modelMapping"):
                 mm = p.get(key)
                 if isinstance(mm, dict):
-                    p = {**p, key: [{"from": str(k), "to": "" if v is None else str(v)} for k, v in mm.items()]}
+                    p = {
+                        **p,
+                        key: [
+                            {"from": str(k), "to": "" if v is None else str(v)}
+                            for k, v in mm.items()
+                        ],
+                    }
         fixed.append(p)
     return {**doc, "providers": fixed}
 

@@ -157,7 +157,11 @@ class RouteTable:
             if base and port in ("80", "443"):
                 cands = self._by_host.get(base)
             if cands is None:
-                cands = tuple(r for r in self._wild if _wild_matches(r, base if port in ("80", "443") and base else host))
+                cands = tuple(
+                    r
+                    for r in self._wild
+                    if _wild_matches(r, base if port in ("80", "443") and base else host)
+                )
         for r in cands:
             if r.matches_rest(path, headers):
                 return r

@@ -18,7 +18,9 @@ _OPENAI_TYPES = {
 
 
 def openai_error_body(status: int, message: str, code: str, type_: str | None = None) -> bytes:
-    etype = type_ or _OPENAI_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    etype = type_ or _OPENAI_TYPES.get(
+        status, "api_error" if status >= 500 else "invalid_request_error"
+    )
     return orjson.dumps({"error": {"message": message, "type": etype, "code": code}})
 
 
@@ -40,4 +42,9 @@ def reject(
         if client_api == "ollama"
         else openai_error_body(status, message, code, type_)
     )
-    return Reject(status=status, body=body, headers=(("content-type", "application/json"), *headers), reason=code)
+    return Reject(
+        status=status,
+        body=body,
+        headers=(("content-type", "application/json"), *headers),
+        reason=code,
+    )

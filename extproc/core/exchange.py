@@ -54,6 +54,7 @@ from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.token_pool import NoTokenAvailable
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import ProviderTarget, StreamTranslator, TranslationError
+from extproc.translators.ollama import NativeStreamTap, native_request, native_response
 
 
 class Phase(Enum):
@@ -125,6 +126,7 @@ class Exchange:
         "_body_parts",
         "_body_size",
         "_include_usage",
+        "_native",
         "_on_done",
         "_phase",
         "_provider",
@@ -158,6 +160,7 @@ class Exchange:
         self._provider: ProviderRuntime | None = None
         self._target: ProviderTarget | None = None
         self._include_usage = False
+        self._native = False
         self._stream_tx: StreamTranslator | None = None
         self._resp_status = 0
         self._resp_parts: list[bytes] = []
@@ -223,7 +226,9 @@ class Exchange:
         route = self.route
         assert route is not None
         if self.endpoint in (CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE):
-            return self._reject(reject(400, "The request body is empty.", "empty_body", route.client_api))
+            return self._reject(
+                reject(400, "The request body is empty.", "empty_body", route.client_api)
+            )
         ctx = RequestContext(route, h, self.endpoint, {})
         if self.authenticate is not None and (rej := self.authenticate(ctx)) is not None:
             return self._reject(rej)
@@ -237,7 +242,12 @@ class Exchange:
         self._body_size += len(ev.body)
         if self._body_size > self.runtime.limits.max_request_bytes:
             return self._reject(
-                reject(413, f"The request body is larger than {self.runtime.limits.max_request_bytes} bytes.", "body_too_large", api)
+                reject(
+                    413,
+                    f"The request body is larger than {self.runtime.limits.max_request_bytes} bytes.",
+                    "body_too_large",
+                    api,
+                )
             )
         if not ev.end_of_stream:
             # Only in streamed request mode: keep the parts until the end.
@@ -249,23 +259,39 @@ class Exchange:
         ctype = h.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
             return self._reject(
-                reject(415, f"Content-Type {ctype!r} is not supported; send application/json.", "unsupported_media_type", api)
+                reject(
+                    415,
+                    f"Content-Type {ctype!r} is not supported; send application/json.",
+                    "unsupported_media_type",
+                    api,
+                )
             )
         if not raw.strip():
             return self._reject(reject(400, "The request body is empty.", "empty_body", api))
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            return self._reject(reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api))
+            return self._reject(
+                reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api)
+            )
         if not isinstance(body, dict):
-            return self._reject(reject(400, "The request body must be a JSON object.", "invalid_body", api))
+            return self._reject(
+                reject(400, "The request body must be a JSON object.", "invalid_body", api)
+            )
         endpoint = self.endpoint
         if endpoint in (CHAT, OLLAMA_CHAT):
             msgs = body.get("messages")
             if msgs is None:
                 return self._reject(reject(400, "'messages' is required.", "missing_messages", api))
             if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
-                return self._reject(reject(400, "'messages' must be an array of message objects.", "invalid_messages", api))
+                return self._reject(
+                    reject(
+                        400,
+                        "'messages' must be an array of message objects.",
+                        "invalid_messages",
+                        api,
+                    )
+                )
         elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
             return self._reject(reject(400, "'prompt' must be a string.", "invalid_prompt", api))
 
@@ -292,8 +318,11 @@ class Exchange:
         except NoTokenAvailable as e:
             assert self.route is not None
             return reject(
-                503, f"No API token of provider {prov.name!r} is available: {e}", "no_token_available",
-                self.route.client_api, headers=(("retry-after", str(max(1, int(e.retry_in_s + 0.999)))),),
+                503,
+                f"No API token of provider {prov.name!r} is available: {e}",
+                "no_token_available",
+                self.route.client_api,
+                headers=(("retry-after", str(max(1, int(e.retry_in_s + 0.999)))),),
             )
 
     def _translate(self, prov: ProviderRuntime, ctx: RequestContext, raw: bytes) -> Decision:
@@ -315,9 +344,23 @@ class Exchange:
         else:
             stream = bool(prov.default_stream)
         if stream and not route.allow_streaming:
-            return self._reject(reject(400, f"Route {route.name!r} does not allow streaming requests; send \"stream\": false.", "streaming_not_allowed", api))
+            return self._reject(
+                reject(
+                    400,
+                    f'Route {route.name!r} does not allow streaming requests; send "stream": false.',
+                    "streaming_not_allowed",
+                    api,
+                )
+            )
         if not stream and not route.allow_non_streaming:
-            return self._reject(reject(400, f"Route {route.name!r} only allows streaming requests; send \"stream\": true.", "non_streaming_not_allowed", api))
+            return self._reject(
+                reject(
+                    400,
+                    f'Route {route.name!r} only allows streaming requests; send "stream": true.',
+                    "non_streaming_not_allowed",
+                    api,
+                )
+            )
         so = body.get("stream_options")
         self._include_usage = isinstance(so, dict) and so.get("include_usage") is True
         token = self._pick_token(prov)
@@ -339,7 +382,16 @@ class Exchange:
         rec.stream = stream
         tx = prov.translator
         try:
-            if self.endpoint == EMBEDDINGS:
+            if api == "ollama":
+                # Ollama-native client and upstream: the client's bytes go on
+                # (only a mapped model is rewritten).
+                self._native = True
+                sent = orjson.dumps(body) if ctx.modified else raw
+                up = native_request(
+                    self.ctx_headers.get(":path", "/").split("?", 1)[0], sent, body, target
+                )
+                new_body = None if up.body is raw else up.body
+            elif self.endpoint == EMBEDDINGS:
                 up = tx.embeddings_request(body, target)
                 new_body: bytes | None = up.body
             elif prov.openai_compatible and self.endpoint == CHAT:
@@ -357,13 +409,19 @@ class Exchange:
                 up = tx.chat_request(body, target)
                 new_body = up.body
                 if prov.custom_settings:
-                    new_body = orjson.dumps(apply_resolved(orjson.loads(new_body), prov.custom_settings))
+                    new_body = orjson.dumps(
+                        apply_resolved(orjson.loads(new_body), prov.custom_settings)
+                    )
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", api))
         if up is not None:
             path, set_h, rm_h = up.path, up.headers, up.remove_headers
         headers = list(set_h)
-        remove = [n for n in _CLIENT_KEY_HEADERS if n in self.ctx_headers and all(n != k for k, _ in set_h)]
+        remove = [
+            n
+            for n in _CLIENT_KEY_HEADERS
+            if n in self.ctx_headers and all(n != k for k, _ in set_h)
+        ]
         remove += [n for n in rm_h if n not in remove]
         if new_body is not None:
             headers.append(("content-length", str(len(new_body))))
@@ -381,12 +439,22 @@ class Exchange:
             clear_route_cache=reroute,
         )
 
-    def _add_consumer_header(self, ctx: RequestContext | None, headers: list[tuple[str, str]]) -> None:
+    def _add_consumer_header(
+        self, ctx: RequestContext | None, headers: list[tuple[str, str]]
+    ) -> None:
         route = self.route
-        if ctx is not None and ctx.consumer and route is not None and route.auth and route.auth.forward_consumer_header:
+        if (
+            ctx is not None
+            and ctx.consumer
+            and route is not None
+            and route.auth
+            and route.auth.forward_consumer_header
+        ):
             headers.append((route.auth.forward_consumer_header, ctx.consumer))
 
-    def _passthrough(self, prov: ProviderRuntime, h: Headers, ctx: RequestContext | None) -> Decision:
+    def _passthrough(
+        self, prov: ProviderRuntime, h: Headers, ctx: RequestContext | None
+    ) -> Decision:
         """Key injection (and host rewrite) without touching the body."""
         route = self.route
         assert route is not None
@@ -395,7 +463,9 @@ class Exchange:
             return self._reject(token)
         self._provider = prov
         self.record.provider, self.record.provider_type = prov.name, prov.type
-        target = ProviderTarget(prov.type, prov.host, prov.base_path, token, "", False, prov.options)
+        target = ProviderTarget(
+            prov.type, prov.host, prov.base_path, token, "", False, prov.options
+        )
         self._target = target
         up = prov.translator.chat_request({}, target)
         headers = list(up.headers)
@@ -410,7 +480,9 @@ class Exchange:
                 if p.startswith("/v1/"):
                     headers.append((":path", prov.base_path + p[3:]))
         return Continue(
-            set_headers=tuple(headers), remove_headers=tuple(remove), clear_route_cache=route.rewrite
+            set_headers=tuple(headers),
+            remove_headers=tuple(remove),
+            clear_route_cache=route.rewrite,
         )
 
     def _reject(self, rej: Reject) -> Reject:
@@ -449,19 +521,28 @@ class Exchange:
             return Continue(set_headers=tuple(headers))
         ctype = h.get("content-type", "")
         if prov.protocol == "original" or self.endpoint == OTHER:
-            return Continue(set_headers=tuple(headers), mode=ModeOverride(response_body=BodyMode.NONE))
-        if status < 300 and target.stream and ("event-stream" in ctype or "ndjson" in ctype or self._is_ollama_native(prov)):
-            self._stream_tx = prov.translator.chat_stream(target, self._include_usage)
+            return Continue(
+                set_headers=tuple(headers), mode=ModeOverride(response_body=BodyMode.NONE)
+            )
+        if (
+            status < 300
+            and target.stream
+            and ("event-stream" in ctype or "ndjson" in ctype or prov.wire == "ollama")
+        ):
+            self._stream_tx = (
+                NativeStreamTap()
+                if self._native
+                else prov.translator.chat_stream(target, self._include_usage)
+            )
             headers.append(("content-type", self._stream_tx.content_type))
             return Continue(
                 set_headers=tuple(headers),
                 remove_headers=("content-length",),
                 mode=ModeOverride(response_body=BodyMode.STREAMED),
             )
-        return Continue(set_headers=tuple(headers), mode=ModeOverride(response_body=BodyMode.BUFFERED))
-
-    def _is_ollama_native(self, prov: ProviderRuntime) -> bool:
-        return prov.wire == "ollama"
+        return Continue(
+            set_headers=tuple(headers), mode=ModeOverride(response_body=BodyMode.BUFFERED)
+        )
 
     def _response_body(self, ev: ResponseBody) -> Decision:
         if self._stream_tx is not None:
@@ -469,8 +550,12 @@ class Exchange:
         self._resp_size += len(ev.body)
         if self._resp_size > self.runtime.limits.max_response_bytes:
             self.close()
-            return reject(502, "The provider's response is larger than the gateway's limit.", "response_too_large",
-                          self.route.client_api if self.route else "openai")
+            return reject(
+                502,
+                "The provider's response is larger than the gateway's limit.",
+                "response_too_large",
+                self.route.client_api if self.route else "openai",
+            )
         if not ev.end_of_stream:
             self._resp_parts.append(ev.body)
             return CONTINUE
@@ -479,7 +564,9 @@ class Exchange:
         assert prov is not None and target is not None
         tx = prov.translator
         status = self._resp_status
-        if self.endpoint == EMBEDDINGS:
+        if self._native:
+            out = native_response(status, raw)
+        elif self.endpoint == EMBEDDINGS:
             out = tx.embeddings_response(status, raw, target)
         else:
             out = tx.chat_response(status, raw, target)
@@ -493,7 +580,10 @@ class Exchange:
             return Continue(metadata=meta)
         return Continue(
             body=out.body,
-            set_headers=(("content-length", str(len(out.body))), ("content-type", out.content_type)),
+            set_headers=(
+                ("content-length", str(len(out.body))),
+                ("content-type", out.content_type),
+            ),
             metadata=meta,
         )
 

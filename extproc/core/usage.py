@@ -14,5 +14,12 @@ class Usage:
     reasoning_tokens: int = 0
 
     @classmethod
-    def of(cls, input_tokens: int, output_tokens: int, total: int | None = None, **extra: int) -> Usage:
-        return cls(input_tokens, output_tokens, total if total is not None else input_tokens + output_tokens, **extra)
+    def of(
+        cls, input_tokens: int, output_tokens: int, total: int | None = None, **extra: int
+    ) -> Usage:
+        return cls(
+            input_tokens,
+            output_tokens,
+            total if total is not None else input_tokens + output_tokens,
+            **extra,
+        )

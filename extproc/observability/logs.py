@@ -57,8 +57,12 @@ def record_fields(rec: ExchangeRecord) -> dict[str, object]:
         "input_tokens": u.input_tokens if u else None,
         "output_tokens": u.output_tokens if u else None,
         "total_tokens": u.total_tokens if u else None,
-        "duration_ms": round((rec.ended - rec.started) * 1000, 3) if rec.ended and rec.started else None,
-        "ttfb_ms": round((rec.first_byte - rec.started) * 1000, 3) if rec.first_byte and rec.started else None,
+        "duration_ms": round((rec.ended - rec.started) * 1000, 3)
+        if rec.ended and rec.started
+        else None,
+        "ttfb_ms": round((rec.first_byte - rec.started) * 1000, 3)
+        if rec.first_byte and rec.started
+        else None,
     }
 
 

@@ -29,7 +29,9 @@ class ChatClient:
     async def complete(self, messages: list[dict[str, str]]) -> str:
         payload = {"model": self._model, "messages": messages, "stream": False, "temperature": 0}
         try:
-            r = await self._client.post(self._path, content=orjson.dumps(payload), headers=self._headers)
+            r = await self._client.post(
+                self._path, content=orjson.dumps(payload), headers=self._headers
+            )
         except httpx.TimeoutException:
             raise ChatCallError("timed out") from None
         except httpx.HTTPError as e:

@@ -47,12 +47,16 @@ class ContextSource:
                     return
                 r.raise_for_status()
                 if len(r.content) > self.max_bytes:
-                    raise ValueError(f"context URL body is larger than max_bytes ({self.max_bytes})")
+                    raise ValueError(
+                        f"context URL body is larger than max_bytes ({self.max_bytes})"
+                    )
                 self.text = r.text
                 self._etag = r.headers.get("etag")
         except (OSError, ValueError, httpx.HTTPError) as e:
             # Keep serving the last good text; without one, requests fail closed.
-            log.warning("context source refresh failed: %s", type(e).__name__ + ": " + str(e).split("\n")[0])
+            log.warning(
+                "context source refresh failed: %s", type(e).__name__ + ": " + str(e).split("\n")[0]
+            )
 
     def _read_file(self) -> str:
         with open(self.file, encoding="utf-8") as f:
@@ -85,7 +89,12 @@ class Context(Processor):
             return None
         text = self.source.text
         if text is None:
-            return reject(503, "The route's context source is not available.", "context_unavailable", ctx.route.client_api)
+            return reject(
+                503,
+                "The route's context source is not available.",
+                "context_unavailable",
+                ctx.route.client_api,
+            )
         msgs = ctx.messages
         i = 0
         while i < len(msgs) and isinstance(msgs[i], dict) and msgs[i].get("role") == "system":

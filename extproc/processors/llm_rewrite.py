@@ -41,7 +41,12 @@ class LlmRewrite(Processor):
             log.warning("llm_rewrite failed: %s", e)
             if self._fail_open:
                 return None
-            return reject(502, "The query rewriter failed; the request was not sent.", "rewrite_failed", ctx.route.client_api)
+            return reject(
+                502,
+                "The query rewriter failed; the request was not sent.",
+                "rewrite_failed",
+                ctx.route.client_api,
+            )
         holder[key] = rewritten
         ctx.modified = True
         ctx.annotations["rewritten"] = True

@@ -19,7 +19,9 @@ _OPTS = re2.Options()
 _OPTS.log_errors = False  # a bad pattern is reported once, as a config error
 
 
-def compile_patterns(patterns: Sequence[str], field_path: str) -> tuple[object | None, list[tuple[str, str]]]:
+def compile_patterns(
+    patterns: Sequence[str], field_path: str
+) -> tuple[object | None, list[tuple[str, str]]]:
     """One RE2 program for all patterns, or the problems naming each bad pattern."""
     problems = []
     for i, p in enumerate(patterns):

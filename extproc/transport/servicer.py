@@ -52,7 +52,10 @@ _ANSWER = {
 
 def headers_of(hm: Any) -> dict[str, str]:
     # Envoy sends raw_value (bytes) by default now; older versions use value.
-    return {h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value) for h in hm.headers}
+    return {
+        h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value)
+        for h in hm.headers
+    }
 
 
 def _mode(m: ModeOverride) -> pm.ProcessingMode:
@@ -67,7 +70,9 @@ def _mode(m: ModeOverride) -> pm.ProcessingMode:
     return mode
 
 
-def _header_mutation(set_headers: tuple[tuple[str, str], ...], remove: tuple[str, ...]) -> ep.HeaderMutation:
+def _header_mutation(
+    set_headers: tuple[tuple[str, str], ...], remove: tuple[str, ...]
+) -> ep.HeaderMutation:
     return ep.HeaderMutation(
         set_headers=[
             base_pb2.HeaderValueOption(
@@ -134,8 +139,10 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
         self.on_done = on_done
         self.authenticate = authenticate
 
-    async def Process(  # noqa: N802 (gRPC method name)
-        self, request_iterator: AsyncIterator[ep.ProcessingRequest], context: grpc.aio.ServicerContext
+    async def Process(
+        self,
+        request_iterator: AsyncIterator[ep.ProcessingRequest],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ep.ProcessingResponse]:
         ex = Exchange(self.runtime, self.on_done, self.authenticate)
         try:
@@ -145,12 +152,16 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
                     m = req.request_headers
                     d = await ex.handle(RequestHeaders(headers_of(m.headers), m.end_of_stream))
                 elif kind == "request_body":
-                    d = await ex.handle(RequestBody(req.request_body.body, req.request_body.end_of_stream))
+                    d = await ex.handle(
+                        RequestBody(req.request_body.body, req.request_body.end_of_stream)
+                    )
                 elif kind == "response_headers":
                     m = req.response_headers
                     d = await ex.handle(ResponseHeaders(headers_of(m.headers), m.end_of_stream))
                 elif kind == "response_body":
-                    d = await ex.handle(ResponseBody(req.response_body.body, req.response_body.end_of_stream))
+                    d = await ex.handle(
+                        ResponseBody(req.response_body.body, req.response_body.end_of_stream)
+                    )
                 elif kind in ("request_trailers", "response_trailers"):
                     yield ep.ProcessingResponse(**{kind: ep.TrailersResponse()})
                     continue
@@ -167,4 +178,3 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         finally:
             ex.close()
-
