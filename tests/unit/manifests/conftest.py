@@ -145,8 +145,9 @@ class IstioSchemas:
     def __init__(self, path: Path) -> None:
         self.by_gvk: dict[tuple[str, str, str], CrdVersion] = {}
         self.storage: dict[tuple[str, str], CrdVersion] = {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # ~1 MB of YAML
         with path.open(encoding="utf-8") as fh:
-            for crd in yaml.safe_load_all(fh):
+            for crd in yaml.load_all(fh, Loader=loader):
                 if not crd or crd.get("kind") != "CustomResourceDefinition":
                     continue
                 spec = crd["spec"]
