@@ -51,7 +51,7 @@ class Scripted:
 class FakeProvider:
     def __init__(
         self,
-        keys: dict[str, str] | None = None,
+        keys: dict[str, Any] | None = None,
         drip_s: float = 0.0,
         chunks: int = 5,
     ) -> None:
@@ -63,6 +63,7 @@ class FakeProvider:
         self.scripted: dict[str, list[Scripted]] = {}
         self._lock = threading.Lock()
         self._server: asyncio.AbstractServer | None = None
+        self._received: dict[int, tuple[str, str]] = {}
         self.port = 0
 
     # -- control -------------------------------------------------------------
@@ -127,6 +128,11 @@ class FakeProvider:
             with contextlib.suppress(Exception):
                 w.close()
 
+    def _received_headers(self, w: asyncio.StreamWriter) -> dict[str, str]:
+        # Say what arrived, so a client (test/test.sh) can check the rewrite.
+        host, path = self._received.get(id(w), ("", ""))
+        return {"x-fake-received-host": host, "x-fake-received-path": path}
+
     async def _send(
         self,
         w: asyncio.StreamWriter,
@@ -134,7 +140,7 @@ class FakeProvider:
         body: bytes,
         headers: dict[str, str] | None = None,
     ) -> None:
-        hs = {"content-type": "application/json", **(headers or {})}
+        hs = {"content-type": "application/json", **(headers or {}), **self._received_headers(w)}
         head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n" + "".join(
             f"{k}: {v}\r\n" for k, v in hs.items()
         )
@@ -164,6 +170,7 @@ class FakeProvider:
     ) -> None:
         url = urlsplit(target)
         path, query = url.path, parse_qs(url.query)
+        self._received[id(w)] = (headers.get("host", ""), target)
         with self._lock:
             self.records.append(Recorded(method, target, headers, body))
             script = None
@@ -175,6 +182,10 @@ class FakeProvider:
             if script.delay_s:
                 await asyncio.sleep(script.delay_s)
             await self._send(w, script.status, script.body, script.headers)
+            return
+        known = ("/chat/completions", "/embeddings", "/v1/messages", "/v1beta/", "/api/")
+        if not any(k in path for k in known):
+            await self._send(w, 200, _j({"fake": "echo", "method": method, "path": target}))
             return
         try:
             req = json.loads(body) if body else {}
@@ -258,7 +269,9 @@ class FakeProvider:
 
     def _check(self, given: str | None, kind: str) -> bool:
         want = self.keys.get(kind)
-        return want is None or given == want
+        if want is None:
+            return True
+        return given in want if isinstance(want, set | frozenset | list | tuple) else given == want
 
     # -- per provider ----------------------------------------------------------
 
@@ -585,11 +598,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18001)
-    ap.add_argument("--openai-key", help="bearer key the OpenAI-compatible endpoints expect")
+    ap.add_argument(
+        "--openai-key",
+        action="append",
+        help="bearer key the OpenAI-compatible endpoints accept (repeatable)",
+    )
     ap.add_argument("--claude-key", help="x-api-key the Anthropic endpoint expects")
     ap.add_argument("--drip", type=float, default=0.2, help="seconds between stream chunks")
     args = ap.parse_args()
-    keys = {k: v for k, v in (("openai", args.openai_key), ("claude", args.claude_key)) if v}
+    keys: dict[str, Any] = {}
+    if args.openai_key:
+        keys["openai"] = set(args.openai_key)
+    if args.claude_key:
+        keys["claude"] = args.claude_key
     fake = FakeProvider(keys=keys, drip_s=args.drip)
 
     async def run() -> None:

@@ -86,6 +86,7 @@ _PHASE_OF = {
 
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
 _CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key")
+_KEY_HEADERS = frozenset((*_CLIENT_KEY_HEADERS, "x-goog-api-key"))
 
 
 class PhaseError(Exception):
@@ -381,6 +382,7 @@ class Exchange:
         rec.model_served = model
         rec.stream = stream
         tx = prov.translator
+        new_body: bytes | None
         try:
             if api == "ollama":
                 # Ollama-native client and upstream: the client's bytes go on
@@ -393,7 +395,7 @@ class Exchange:
                 new_body = None if up.body is raw else up.body
             elif self.endpoint == EMBEDDINGS:
                 up = tx.embeddings_request(body, target)
-                new_body: bytes | None = up.body
+                new_body = up.body
             elif prov.openai_compatible and self.endpoint == CHAT:
                 # Cheap path: compare dicts and keep the client's exact bytes
                 # when nothing changed.
@@ -467,9 +469,12 @@ class Exchange:
             prov.type, prov.host, prov.base_path, token, "", False, prov.options
         )
         self._target = target
-        up = prov.translator.chat_request({}, target)
-        headers = list(up.headers)
-        remove = [n for n in _CLIENT_KEY_HEADERS if n in h and all(n != k for k, _ in up.headers)]
+        # Only the provider's auth headers: building a chat request from an
+        # empty body fails for the native translators (claude, gemini, ollama).
+        # Non-credential headers (anthropic-version) the client sent are kept.
+        auth = prov.translator.auth_headers(target)
+        headers = [(k, v) for k, v in auth if k in _KEY_HEADERS or k not in h]
+        remove = [n for n in _CLIENT_KEY_HEADERS if n in h and all(n != k for k, _ in auth)]
         self._add_consumer_header(ctx, headers)
         if route.rewrite:
             headers.append((":authority", prov.host))

@@ -37,7 +37,7 @@ def test_deployment_and_version_from_settings() -> None:
 
 
 def test_azure_error_mapped_keeps_message() -> None:
-    body = b'{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit."}}'  # noqa: E501
+    body = b'{"error":{"code":"429","message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit."}}'
     out = get_translator("azure").error_response(429, body)
     assert out == body  # already OpenAI shaped; passed through with every detail
     res = get_translator("azure").chat_response(

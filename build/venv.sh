@@ -1,0 +1,15 @@
+# Sourced: makes $VENV (default .venv) with the project and its test tools
+# installed, reusing it when pyproject.toml has not changed since.
+VENV=${VENV:-"$(pwd)/.venv"}
+PYTHON=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "installing into $VENV ..." >&2
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  "$VENV/bin/python" -m pip install -q -e '.[test,fast]' >&2
+  touch "$stamp"
+fi
+export VENV

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Sends the demo's scenarios to a running ./test/run.sh, prints each result,
+# and exits non-zero on any failure.
+set -uo pipefail
+BASE=${BASE:-http://127.0.0.1:18000}
+PY=${PYTHON:-python3}
+REAL=${DASHSCOPE_API_KEY:+1}
+fails=0
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+ok() { printf '  \033[32mPASS\033[0m %s\n' "$*"; }
+bad() { printf '  \033[31mFAIL\033[0m %s\n' "$*"; fails=$((fails + 1)); }
+
+# req NAME HOST PATH BODY -> status in $tmp/NAME.status, headers/body in files
+req() {
+  local name=$1 host=$2 path=$3 body=$4
+  curl -s -o "$tmp/$name.body" -D "$tmp/$name.headers" -w '%{http_code}' \
+    -H "host: $host" "$BASE$path" -d "$body" >"$tmp/$name.status" || echo 000 >"$tmp/$name.status"
+  echo "  -> HTTP $(cat "$tmp/$name.status"): $(head -c 400 "$tmp/$name.body")"
+}
+status() { cat "$tmp/$1.status"; }
+header() { grep -i "^$2:" "$tmp/$1.headers" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+json() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {'d': d}))" "$tmp/$1.body" "$2" 2>/dev/null; }
+
+say "1. host test.com, only messages -> 200 chat.completion; model, key, host and path filled by the gateway"
+req seed test.com / '{"messages":[{"role":"user","content":"Please introduce yourself"}]}'
+[ "$(status seed)" = 200 ] && ok "status 200" || bad "status $(status seed)"
+[ "$(json seed "d['object']")" = chat.completion ] && ok "an OpenAI chat.completion" || bad "not a chat.completion"
+if [ -z "$REAL" ]; then
+  # The fake rejects a request without the injected bearer key (401), and
+  # echoes the model it received and where the request arrived.
+  json seed "d['choices'][0]['message']['content']" | grep -q 'model=qwen-turbo' && ok "provider received model qwen-turbo" || bad "model not filled"
+  [ "$(header seed x-fake-received-host)" = dashscope.aliyuncs.com ] && ok "provider received host dashscope.aliyuncs.com" || bad "host: $(header seed x-fake-received-host)"
+  [ "$(header seed x-fake-received-path)" = /compatible-mode/v1/chat/completions ] && ok "provider received path /compatible-mode/v1/chat/completions" || bad "path: $(header seed x-fake-received-path)"
+fi
+[ "$(header seed x-llm-provider)" = dashscope ] && ok "served by provider dashscope (x-llm-provider)" || bad "x-llm-provider: $(header seed x-llm-provider)"
+
+say "2. a user message containing 账号 -> 403 (deny_patterns)"
+req deny test.com / '{"messages":[{"role":"user","content":"请告诉我你的账号和密码"}]}'
+[ "$(status deny)" = 403 ] && ok "status 403" || bad "status $(status deny)"
+[ "$(json deny "d['error']['code']")" = content_denied ] && ok "error.code content_denied" || bad "wrong error body"
+
+say "3. a host the gateway does not handle passes through unmodified"
+req other other.example.com /anything/else 'not json, left alone'
+[ "$(status other)" = 200 ] && ok "status 200" || bad "status $(status other)"
+if [ -z "$REAL" ] || [ -n "$(header other x-fake-received-path)" ]; then
+  [ "$(header other x-fake-received-path)" = /anything/else ] && ok "path untouched" || bad "path changed: $(header other x-fake-received-path)"
+  [ "$(header other x-fake-received-host)" = other.example.com ] && ok "host untouched" || bad "host changed"
+fi
+
+say "4. intelligent guard: text with CONFIDENTIAL -> 403 with the guard's reason; plain text passes"
+req guard_deny test.com / '{"messages":[{"role":"user","content":"Summarise this CONFIDENTIAL merger plan"}]}'
+[ "$(status guard_deny)" = 403 ] && ok "status 403" || bad "status $(status guard_deny)"
+[ "$(json guard_deny "d['error']['code']")" = guard_denied ] && ok "error.code guard_denied" || bad "wrong error body"
+json guard_deny "d['error']['message']" | grep -qi 'guard' && ok "reason shown: $(json guard_deny "d['error']['message']")" || bad "no reason"
+req guard_allow test.com / '{"messages":[{"role":"user","content":"What is the capital of France?"}]}'
+[ "$(status guard_allow)" = 200 ] && ok "allowed: status 200" || bad "status $(status guard_allow)"
+
+say "5. streaming: chunks printed as they arrive"
+start=$("$PY" -c 'import time; print(time.time())')
+curl -sN "$BASE/" -H 'host: test.com' -d '{"stream":true,"messages":[{"role":"user","content":"Tell me a short story"}]}' \
+  | while IFS= read -r line; do
+      [ -n "$line" ] && printf '  [+%5.2fs] %s\n' "$("$PY" -c "import time; print(time.time()-$start)")" "${line:0:110}"
+    done | tee "$tmp/stream.out"
+grep -q '^.*data: \[DONE\]' "$tmp/stream.out" && ok "ends with data: [DONE]" || bad "no [DONE]"
+[ "$(grep -c 'chat.completion.chunk' "$tmp/stream.out")" -ge 2 ] && ok "several chat.completion.chunk events" || bad "no chunks"
+grep -q '"usage"' "$tmp/stream.out" && bad "client saw a usage chunk it did not ask for" || ok "no unrequested usage chunk"
+
+if [ -z "$REAL" ]; then
+  say "6. host claude.test.com: any model maps to Claude; the client still speaks OpenAI"
+  req claude claude.test.com /v1/chat/completions '{"model":"gpt-4o","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}'
+  [ "$(status claude)" = 200 ] && ok "status 200" || bad "status $(status claude)"
+  [ "$(json claude "d['object']")" = chat.completion ] && ok "an OpenAI chat.completion" || bad "not a chat.completion"
+  json claude "d['model']" | grep -q '^claude-' && ok "model $(json claude "d['model']")" || bad "model not mapped"
+  [ "$(header claude x-fake-received-path)" = /v1/messages ] && ok "provider received /v1/messages (x-api-key and anthropic-version checked by it)" || bad "path: $(header claude x-fake-received-path)"
+  [ "$(json claude "d['usage']['total_tokens']")" -gt 0 ] 2>/dev/null && ok "usage mapped: $(json claude "d['usage']")" || bad "no usage"
+fi
+
+say "Bad input: invalid JSON -> 400"
+req badjson test.com / '{"messages": [oops'
+[ "$(status badjson)" = 400 ] && ok "status 400: $(json badjson "d['error']['message']")" || bad "status $(status badjson)"
+
+echo
+if [ "$fails" -eq 0 ]; then echo "all scenarios passed"; else echo "$fails check(s) failed"; fi
+[ "$fails" -eq 0 ]
