@@ -534,10 +534,11 @@ class Exchange:
             and target.stream
             and ("event-stream" in ctype or "ndjson" in ctype or prov.wire == "ollama")
         ):
+            max_line = self.runtime.limits.max_stream_line_bytes
             self._stream_tx = (
-                NativeStreamTap()
+                NativeStreamTap(max_line)
                 if self._native
-                else prov.translator.chat_stream(target, self._include_usage)
+                else prov.translator.chat_stream(target, self._include_usage, max_line)
             )
             headers.append(("content-type", self._stream_tx.content_type))
             return Continue(

@@ -70,13 +70,20 @@ class StreamTranslator(Protocol):
 class Translator(Protocol):
     name: str
 
+    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
+        """The key (and other always-needed headers) for any request to this provider,
+        including bodies passed through untouched (``protocol: original``, GET requests)."""
+
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest: ...
 
     def chat_response(
         self, status: int, body: bytes, target: ProviderTarget
     ) -> TranslatedResponse: ...
 
-    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> StreamTranslator: ...
+    def chat_stream(
+        self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
+    ) -> StreamTranslator:
+        """A stream translator; ``max_line_bytes`` bounds the line its decoder holds."""
 
     def embeddings_request(
         self, body: dict[str, Any], target: ProviderTarget

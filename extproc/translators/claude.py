@@ -213,15 +213,19 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
 class ClaudeTranslator:
     name = "claude"
 
-    def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
+        """Headers every upstream request needs (also for bodies passed through untouched)."""
         version = str(target.settings.get("anthropic_version") or DEFAULT_VERSION)
         headers = [("anthropic-version", version)]
         if target.api_key:
             headers.append(("x-api-key", target.api_key))
+        return tuple(headers)
+
+    def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         return json_request(
             join_path(target.base_path, "/v1/messages"),
             build_body(body, target),
-            headers,
+            self.auth_headers(target),
             ("authorization",),
         )
 
@@ -273,8 +277,10 @@ class ClaudeTranslator:
             model,
         )
 
-    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> ClaudeStream:
-        return ClaudeStream(target.model, include_usage)
+    def chat_stream(
+        self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
+    ) -> ClaudeStream:
+        return ClaudeStream(target.model, include_usage, max_line_bytes)
 
     def embeddings_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         raise TranslationError("claude does not offer an embeddings API")
@@ -299,8 +305,8 @@ class ClaudeStream:
 
     content_type = SSE
 
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self._decoder = SSEDecoder()
+    def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
+        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
         self._out = ChunkWriter(model)
         self._include_usage = include_usage
         self._usage_fields: dict[str, int] = {}

@@ -251,6 +251,9 @@ def _finish(reason: Any, has_calls: bool) -> str | None:
 class GeminiTranslator:
     name = "gemini"
 
+    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
+        return tuple(_auth(target))
+
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         model = quote(_model_name(body, target), safe="")
         op = ":streamGenerateContent?alt=sse" if target.stream else ":generateContent"
@@ -306,8 +309,10 @@ class GeminiTranslator:
             model,
         )
 
-    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> GeminiStream:
-        return GeminiStream(target.model, include_usage)
+    def chat_stream(
+        self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
+    ) -> GeminiStream:
+        return GeminiStream(target.model, include_usage, max_line_bytes)
 
     def embeddings_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         model = _model_name(body, target)
@@ -356,8 +361,8 @@ class GeminiStream:
 
     content_type = SSE
 
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self._decoder = SSEDecoder()
+    def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
+        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
         self._out = ChunkWriter(model)
         self._include_usage = include_usage
         self._usage: Usage | None = None

@@ -168,6 +168,9 @@ def _finish(obj: dict[str, Any], has_calls: bool) -> str:
 class OllamaTranslator:
     name = "ollama"
 
+    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
+        return bearer(target.api_key)
+
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         return json_request(
             join_path(target.base_path, "/api/chat"),
@@ -207,8 +210,10 @@ class OllamaTranslator:
             model,
         )
 
-    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> OllamaStream:
-        return OllamaStream(target.model, include_usage)
+    def chat_stream(
+        self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
+    ) -> OllamaStream:
+        return OllamaStream(target.model, include_usage, max_line_bytes)
 
     def embeddings_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         out: dict[str, Any] = {
@@ -250,8 +255,8 @@ class OllamaStream:
 
     content_type = SSE
 
-    def __init__(self, model: str, include_usage: bool) -> None:
-        self._decoder = NDJSONDecoder()
+    def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
+        self._decoder = NDJSONDecoder(max_line_bytes) if max_line_bytes else NDJSONDecoder()
         self._out = ChunkWriter(model)
         self._include_usage = include_usage
         self._usage: Usage | None = None
@@ -377,8 +382,8 @@ class NativeStreamTap:
 
     content_type = NDJSON
 
-    def __init__(self) -> None:
-        self._decoder = NDJSONDecoder()
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self._decoder = NDJSONDecoder(max_line_bytes) if max_line_bytes else NDJSONDecoder()
         self._usage: Usage | None = None
         self._model: str | None = None
 

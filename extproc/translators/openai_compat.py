@@ -104,11 +104,13 @@ class OpenAICompatTranslator:
     ) -> TranslatedResponse:
         return self.chat_response(status, body, target)
 
-    def chat_stream(self, target: ProviderTarget, include_usage: bool) -> OpenAIStreamTap:
+    def chat_stream(
+        self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
+    ) -> OpenAIStreamTap:
         # We only need to hide the usage chunk when *we* asked for it and the
         # client did not; otherwise the client gets the upstream bytes as-is.
         drop = target.stream and wants_upstream_usage(target) and not include_usage
-        return OpenAIStreamTap(drop_usage_chunk=drop)
+        return OpenAIStreamTap(drop_usage_chunk=drop, max_line_bytes=max_line_bytes)
 
     def error_response(self, status: int, body: bytes) -> bytes:
         obj = loads_object(body)
@@ -130,9 +132,9 @@ class OpenAIStreamTap:
 
     content_type = SSE
 
-    def __init__(self, drop_usage_chunk: bool) -> None:
+    def __init__(self, drop_usage_chunk: bool, max_line_bytes: int | None = None) -> None:
         self._drop = drop_usage_chunk
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
         self._usage: Usage | None = None
         self._model: str | None = None
 
