@@ -15,8 +15,9 @@ tap it for usage, and emit dynamic metadata for Envoy at the end.
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -89,6 +90,14 @@ _CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key")
 _KEY_HEADERS = frozenset((*_CLIENT_KEY_HEADERS, "x-goog-api-key"))
 
 
+def _client_key_headers(route: RouteRuntime) -> tuple[str, ...]:
+    """Headers holding the client's key: the usual ones and the route's `header:<name>` sources."""
+    if route.auth is None:
+        return _CLIENT_KEY_HEADERS
+    extra = tuple(s[7:].lower() for s in route.auth.key_sources if s.startswith("header:"))
+    return (*_CLIENT_KEY_HEADERS, *extra)
+
+
 class PhaseError(Exception):
     """Envoy sent a message the exchange cannot take in its current phase."""
 
@@ -148,7 +157,9 @@ class Exchange:
         self,
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
-        authenticate: Callable[[RequestContext], Reject | None] | None = None,
+        # May return an awaitable (e.g. a budget store lookup); it is awaited.
+        authenticate: Callable[[RequestContext], Reject | Awaitable[Reject | None] | None]
+        | None = None,
     ) -> None:
         self.runtime = runtime
         self._phase = Phase.START
@@ -184,7 +195,8 @@ class Exchange:
         """Any event, in order. Async only because processors may call out."""
         self._advance(_PHASE_OF[type(event)])
         if isinstance(event, RequestHeaders):
-            return self._request_headers(event)
+            d = self._request_headers(event)
+            return await d if inspect.isawaitable(d) else d
         if isinstance(event, RequestBody):
             return await self._request_body(event)
         if isinstance(event, ResponseHeaders):
@@ -203,7 +215,7 @@ class Exchange:
 
     # -- request -----------------------------------------------------------
 
-    def _request_headers(self, ev: RequestHeaders) -> Decision:
+    def _request_headers(self, ev: RequestHeaders) -> Decision | Awaitable[Decision]:
         h = ev.headers
         path = h.get(":path", "/")
         route = self.runtime.routes.match(h.get(":authority") or h.get("host", ""), path, h)
@@ -222,7 +234,7 @@ class Exchange:
             return self._bodyless(h)
         return CONTINUE
 
-    def _bodyless(self, h: Headers) -> Decision:
+    async def _bodyless(self, h: Headers) -> Decision:
         """A request without a body (GET /v1/models, ...): auth and key only."""
         route = self.route
         assert route is not None
@@ -231,10 +243,17 @@ class Exchange:
                 reject(400, "The request body is empty.", "empty_body", route.client_api)
             )
         ctx = RequestContext(route, h, self.endpoint, {})
-        if self.authenticate is not None and (rej := self.authenticate(ctx)) is not None:
+        if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
+        self.record.consumer = ctx.consumer or ""
         prov = route.pick_provider()
-        return self._passthrough(prov, h, None)
+        return self._passthrough(prov, h, ctx)
+
+    async def _authenticate(self, ctx: RequestContext) -> Reject | None:
+        if self.authenticate is None:
+            return None
+        rej = self.authenticate(ctx)
+        return await rej if inspect.isawaitable(rej) else rej
 
     async def _request_body(self, ev: RequestBody) -> Decision:
         route = self.route
@@ -297,7 +316,7 @@ class Exchange:
             return self._reject(reject(400, "'prompt' must be a string.", "invalid_prompt", api))
 
         ctx = RequestContext(route, h, endpoint, body)
-        if self.authenticate is not None and (rej := self.authenticate(ctx)) is not None:
+        if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
         for p in route.processors:
@@ -421,7 +440,7 @@ class Exchange:
         headers = list(set_h)
         remove = [
             n
-            for n in _CLIENT_KEY_HEADERS
+            for n in _client_key_headers(route)
             if n in self.ctx_headers and all(n != k for k, _ in set_h)
         ]
         remove += [n for n in rm_h if n not in remove]
@@ -474,8 +493,13 @@ class Exchange:
         # Non-credential headers (anthropic-version) the client sent are kept.
         auth = prov.translator.auth_headers(target)
         headers = [(k, v) for k, v in auth if k in _KEY_HEADERS or k not in h]
-        remove = [n for n in _CLIENT_KEY_HEADERS if n in h and all(n != k for k, _ in auth)]
+        remove = [n for n in _client_key_headers(route) if n in h and all(n != k for k, _ in auth)]
         self._add_consumer_header(ctx, headers)
+        body = None
+        if ctx is not None and ctx.modified:
+            # The authenticator removed the client's body key: send the rest.
+            body = orjson.dumps(ctx.body)
+            headers.append(("content-length", str(len(body))))
         if route.rewrite:
             headers.append((":authority", prov.host))
             if not prov.openai_compatible or not prov.base_path:
@@ -487,6 +511,7 @@ class Exchange:
         return Continue(
             set_headers=tuple(headers),
             remove_headers=tuple(remove),
+            body=body,
             clear_route_cache=route.rewrite,
         )
 

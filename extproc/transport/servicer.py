@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -133,7 +133,8 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
         self,
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
-        authenticate: Callable[[RequestContext], Reject | None] | None = None,
+        authenticate: Callable[[RequestContext], Reject | Awaitable[Reject | None] | None]
+        | None = None,
     ) -> None:
         self.runtime = runtime
         self.on_done = on_done
