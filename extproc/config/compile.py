@@ -299,7 +299,13 @@ class _Compiler:
 
     # -- routes ------------------------------------------------------------
 
-    def route(self, r: pb.Route, path: str, default_rewrite: bool = True) -> RouteRuntime | None:
+    def route(
+        self,
+        r: pb.Route,
+        path: str,
+        default_rewrite: bool = True,
+        extra_processors: list[Processor | None] | None = None,
+    ) -> RouteRuntime | None:
         refs = (
             [(r.provider, 1)] if r.provider else [(w.provider, w.weight or 1) for w in r.providers]
         )
@@ -332,7 +338,8 @@ class _Compiler:
             self.header_matcher(name, m, f"{path}.match.headers[{name!r}]")
             for name, m in sorted(r.match.headers.items())
         ]
-        procs = [self.processor(p, f"{path}.processors[{i}]") for i, p in enumerate(r.processors)]
+        procs = list(extra_processors or [])
+        procs += [self.processor(p, f"{path}.processors[{i}]") for i, p in enumerate(r.processors)]
         client_api = r.client_api or "openai"
         if client_api not in ("openai", "ollama"):
             self.err(f"{path}.client_api", f"must be 'openai' or 'ollama', not {client_api!r}")
@@ -476,17 +483,16 @@ def _plugin_route(
     route = pb.Route(name=name, provider=name)
     route.match.hosts.extend(plugin.hosts)
     route.rewrite.value = False
+    # The plugin's own checks come first; errors point at the plugin's fields.
+    procs: list[Processor | None] = []
     if plugin.allow_patterns or plugin.deny_patterns:
-        rg = route.processors.add().regex_guard
-        rg.allow_patterns.extend(plugin.allow_patterns)
-        rg.deny_patterns.extend(plugin.deny_patterns)
+        procs.append(c.regex_guard(plugin.allow_patterns, plugin.deny_patterns, where))
     if plugin.HasField("intelligent_guard"):
-        route.processors.add().llm_guard.CopyFrom(plugin.intelligent_guard)
-    route.processors.extend(plugin.processors)
+        procs.append(c.guard(plugin.intelligent_guard, f"{where}.intelligent_guard"))
+    procs += [c.processor(p, f"{where}.processors[{i}]") for i, p in enumerate(plugin.processors)]
     if plugin.HasField("auth"):
         route.auth.CopyFrom(plugin.auth)
-    # Paths of processors point into the plugin document's own fields.
-    return c.route(route, where, default_rewrite=False)
+    return c.route(route, where, default_rewrite=False, extra_processors=procs)
 
 
 def _asm_type(host: str) -> str:

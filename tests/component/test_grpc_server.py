@@ -1,0 +1,140 @@
+"""The real grpc.aio server on loopback, driven by a gRPC client as Envoy would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+import orjson
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from extproc.config.compile import compile_config
+from extproc.config.loader import load_text
+from extproc.server import ServeOptions, Server
+
+KEY = "sk-component-SECRET"
+CONFIG = f'hosts: ["api.test"]\napi_key: "{KEY}"\ndeny_patterns: ["forbidden"]\ndefault_model: m1\n'
+
+
+def hdrs(**h: str) -> ep.HttpHeaders:
+    return ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in h.items()]
+        )
+    )
+
+
+def req_headers(host: str, eos: bool = False) -> ep.ProcessingRequest:
+    h = {
+        ":authority": host,
+        ":path": "/v1/chat/completions",
+        ":method": "POST",
+        "content-type": "application/json",
+    }
+    m = hdrs(**h)
+    m.end_of_stream = eos
+    return ep.ProcessingRequest(request_headers=m)
+
+
+def req_body(body: bytes) -> ep.ProcessingRequest:
+    return ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    rt = compile_config(load_text(CONFIG), {})
+    s = Server(rt, ServeOptions(host="127.0.0.1", port=0, grace_s=1))
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.stop()
+
+
+async def exchange(port: int, *msgs: ep.ProcessingRequest) -> list[ep.ProcessingResponse]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = ep_grpc.ExternalProcessorStub(ch)
+        call = stub.Process()
+        out = []
+        for m in msgs:
+            await call.write(m)
+            out.append(await call.read())
+        await call.done_writing()
+        return out
+
+
+async def test_health_service_reports_serving(server: Server) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        for svc in ("", "envoy.service.ext_proc.v3.ExternalProcessor"):
+            r = await stub.Check(health_pb2.HealthCheckRequest(service=svc))
+            assert r.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_unmatched_host_gets_a_mode_override_that_skips_the_rest(server: Server) -> None:
+    (r,) = await exchange(server.bound_port, req_headers("elsewhere.test"))
+    assert r.WhichOneof("response") == "request_headers"
+    assert not r.request_headers.response.HasField("header_mutation")
+    assert r.mode_override.response_header_mode == pm.ProcessingMode.SKIP
+    assert r.mode_override.request_body_mode == pm.ProcessingMode.NONE
+    assert r.mode_override.response_body_mode == pm.ProcessingMode.NONE
+
+
+async def test_matched_request_gets_key_model_and_body_mutation(server: Server) -> None:
+    body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}]})
+    r1, r2 = await exchange(server.bound_port, req_headers("api.test"), req_body(body))
+    assert r1.WhichOneof("response") == "request_headers"
+    assert r2.WhichOneof("response") == "request_body"
+    common = r2.request_body.response
+    set_h = {h.header.key: h.header.raw_value.decode() for h in common.header_mutation.set_headers}
+    assert set_h["authorization"] == f"Bearer {KEY}"
+    assert all(
+        h.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+        for h in common.header_mutation.set_headers
+    )
+    assert orjson.loads(common.body_mutation.body)["model"] == "m1"
+
+
+async def test_blocked_request_gets_an_immediate_403(server: Server) -> None:
+    body = orjson.dumps({"messages": [{"role": "user", "content": "this is forbidden"}]})
+    _, r = await exchange(server.bound_port, req_headers("api.test"), req_body(body))
+    assert r.WhichOneof("response") == "immediate_response"
+    imm = r.immediate_response
+    assert imm.status.code == 403
+    assert orjson.loads(imm.body)["error"]["code"] == "content_denied"
+    assert imm.details == "content_denied"
+    assert KEY.encode() not in imm.body
+
+
+async def test_out_of_order_message_fails_the_stream_not_hangs(server: Server) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as ch:
+        call = ep_grpc.ExternalProcessorStub(ch).Process()
+        await call.write(req_body(b"{}"))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await asyncio.wait_for(call.read(), 5)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "unexpected request_body" in (e.value.details() or "")
+
+
+async def test_graceful_stop_lets_in_flight_stream_finish() -> None:
+    rt = compile_config(load_text(CONFIG), {})
+    s = Server(rt, ServeOptions(host="127.0.0.1", port=0, grace_s=5))
+    await s.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+        call = ep_grpc.ExternalProcessorStub(ch).Process()
+        await call.write(req_headers("api.test"))
+        await call.read()
+        stopping = asyncio.create_task(s.stop())
+        await asyncio.sleep(0.2)
+        # The open stream still works during the grace period.
+        await call.write(req_body(orjson.dumps({"messages": [{"role": "user", "content": "hi"}]})))
+        r = await call.read()
+        assert r.WhichOneof("response") == "request_body"
+        await call.done_writing()
+        await stopping

@@ -1,0 +1,205 @@
+import pytest
+
+from extproc.config.compile import compile_config
+from extproc.config.errors import ConfigError
+from extproc.config.loader import load_text
+
+PLUGIN_YAML = """
+hosts: ["dashscope.aliyuncs.com", "127.0.0.1:18000"]
+api_key: "sk-plugin-secret"
+allow_patterns: []
+deny_patterns: [".*账号.*"]
+intelligent_guard:
+  host: dashscope.aliyuncs.com
+  port: 443
+  path: /compatible-mode/v1/chat/completions
+  model: qwen-turbo
+  api_key: "guard-secret"
+"""
+
+PLUGIN_JSON = (
+    '{"hosts": ["dashscope.aliyuncs.com"], "api_key": "k", "allow_patterns": [], '
+    '"deny_patterns": [".*账号.*"], "intelligent_guard": {"host": "h", "port": 443, '
+    '"path": "/p", "model": "qwen-turbo", "api_key": "g"}}'
+)
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as e:
+        compile_config(load_text(text, "cfg"), env or {})
+    return e.value.problems
+
+
+def test_plugin_config_is_accepted_verbatim() -> None:
+    loaded = load_text(PLUGIN_YAML)
+    assert len(loaded.plugins) == 1
+    rt = compile_config(loaded, {})
+    (route,) = rt.routes.routes
+    assert route.hosts == ("dashscope.aliyuncs.com", "127.0.0.1:18000")
+    assert [p.name for p in route.processors] == ["regex_guard", "llm_guard"]
+    assert route.rewrite is False
+
+
+def test_plugin_config_as_json_document() -> None:
+    rt = compile_config(load_text(PLUGIN_JSON), {})
+    assert rt.routes.routes[0].hosts == ("dashscope.aliyuncs.com",)
+
+
+def test_camel_case_keys_work_like_snake_case() -> None:
+    rt = compile_config(load_text('hosts: [a.com]\napiKey: k\ndenyPatterns: ["x"]\n'), {})
+    assert [p.name for p in rt.routes.routes[0].processors] == ["regex_guard"]
+
+
+def test_unknown_field_is_an_error_naming_it() -> None:
+    ((path, msg),) = problems("hosts: [a.com]\napi_key: k\ndeny_pattern: [x]\n")
+    assert path == "cfg"
+    assert "deny_pattern" in msg
+
+
+def test_unknown_nested_field_names_its_place() -> None:
+    ((_, msg),) = problems("hosts: [a.com]\nintelligent_guard: {host: h, api_key: k, modle: x}\n")
+    assert "modle" in msg and "IntelligentGuard" in msg
+
+
+def test_bad_regex_is_an_error_naming_the_pattern_and_field() -> None:
+    ((path, msg),) = problems('hosts: [a.com]\ndeny_patterns: ["ok", "(?<=a)b"]\n')
+    assert path == "cfg.deny_patterns[1]"
+    assert "(?<=a)b" in msg
+
+
+def test_guard_without_key_is_an_error() -> None:
+    ((path, msg),) = problems("hosts: [a.com]\nintelligent_guard: {host: h, port: 443}\n")
+    assert path == "cfg.intelligent_guard.api_key"
+    assert "required" in msg
+
+
+def test_every_error_is_reported_at_once() -> None:
+    found = problems('hosts: ["a b"]\ndeny_patterns: ["("]\nallow_patterns: ["["]\n')
+    assert len(found) == 3
+
+
+def test_invalid_yaml_reports_line() -> None:
+    ((_, msg),) = problems("hosts: [a.com\n")
+    assert "line" in msg
+
+
+def test_durations_are_strings_like_envoy() -> None:
+    text = "hosts: [a.com]\nintelligent_guard: {host: h, api_key: k, timeout: 2.5s}\n"
+    rt = compile_config(load_text(text), {})
+    guard = rt.routes.routes[0].processors[0]
+    assert guard.client is not None  # type: ignore[attr-defined]
+    ((_, msg),) = problems(
+        "hosts: [a.com]\nintelligent_guard: {host: h, api_key: k, timeout: 10}\n"
+    )
+    assert "timeout" in msg or "Duration" in msg
+
+
+def test_secret_from_environment_and_missing_variable() -> None:
+    rt = compile_config(load_text('hosts: [a.com]\napi_key: "${KEY}"\n'), {"KEY": "from-env"})
+    assert rt.providers["plugin-0"].tokens is not None
+    assert rt.providers["plugin-0"].tokens.pick() == "from-env"
+    ((path, msg),) = problems('hosts: [a.com]\napi_key: "${NOPE}"\n')
+    assert path == "cfg.api_key" and "NOPE" in msg
+
+
+def test_errors_never_echo_secret_values() -> None:
+    found = problems(
+        'hosts: [a.com]\napi_key: "sk-VERYSECRET"\nintelligent_guard: {api_key: "g-SECRET2"}\n'
+    )
+    text = str(found)
+    assert "VERYSECRET" not in text and "SECRET2" not in text
+
+
+def test_unknown_kind_is_an_error() -> None:
+    ((path, msg),) = problems("kind: WasmPlugin\nspec: {}\n")
+    assert path == "cfg.kind" and "WasmPlugin" in msg
+
+
+LLM_DOCS = """
+apiVersion: istio.alibabacloud.com/v1beta1
+kind: LLMProvider
+metadata: {name: dashscope-qwen}
+spec:
+  host: dashscope.aliyuncs.com
+  path: /compatible-mode/v1/chat/completions
+  configs:
+    defaultConfig:
+      openAIConfig: {model: qwen-1.8b-chat, stream: false, apiKey: "${API_KEY}"}
+    routeSpecificConfigs:
+      vip-route:
+        openAIConfig: {model: qwen-turbo, stream: true, apiKey: "${API_KEY}"}
+---
+apiVersion: istio.alibabacloud.com/v1beta1
+kind: LLMRoute
+metadata: {name: dashscope-route}
+spec:
+  host: test.com
+  rules:
+  - name: vip-route
+    matches:
+    - headers:
+        user-type: {exact: subscriber}
+    backendRefs:
+    - providerHost: dashscope.aliyuncs.com
+  - backendRefs:
+    - providerHost: dashscope.aliyuncs.com
+"""
+
+
+def test_asm_llm_provider_and_route() -> None:
+    rt = compile_config(load_text(LLM_DOCS), {"API_KEY": "k"})
+    vip, default = rt.routes.routes
+    assert vip.name == "vip-route"
+    assert vip.providers[0].name == "dashscope.aliyuncs.com@vip-route"
+    assert vip.providers[0].default_model == "qwen-turbo"
+    assert vip.providers[0].default_stream is True
+    assert default.providers[0].default_model == "qwen-1.8b-chat"
+    assert default.providers[0].type == "qwen"  # derived from the host
+    assert default.providers[0].base_path == "/compatible-mode/v1"
+    assert rt.routes.match("test.com", "/", {"user-type": "subscriber"}) is vip
+    assert rt.routes.match("test.com", "/", {"user-type": "free"}) is default
+    assert rt.routes.match("other.com", "/", {}) is None
+
+
+def test_llm_provider_path_must_be_chat_completions() -> None:
+    doc = "kind: LLMProvider\nspec: {host: h.com, path: /v1/foo, configs: {defaultConfig: {openAIConfig: {apiKey: k}}}}\n"
+    found = problems(doc)
+    assert any(p.endswith("spec.path") for p, _ in found)
+
+
+def test_native_route_references_are_checked() -> None:
+    text = """
+providers:
+- {name: a, type: qwen, api_tokens: [k]}
+- {name: a, type: qwen, api_tokens: [k]}
+- {name: b, type: nosuch}
+routes:
+- {name: r, match: {hosts: [x.com]}, provider: missing}
+"""
+    found = dict(problems(text))
+    assert "duplicate" in found["providers[1].name"]
+    assert "nosuch" in found["providers[2].type"]
+    assert "missing" in found["routes[0].provider"]
+
+
+def test_model_mapping_mapping_form_keeps_order() -> None:
+    text = """
+providers:
+- name: p
+  type: qwen
+  api_tokens: [k]
+  model_mapping:
+    "gpt-4*": qwen-max
+    "gpt-*": qwen-plus
+    "*": qwen-turbo
+routes:
+- {name: r, match: {hosts: [x.com]}, provider: p}
+"""
+    rt = compile_config(load_text(text), {})
+    m = rt.providers["p"].mapper
+    assert m is not None
+    assert (m.map("gpt-4o"), m.map("gpt-3.5"), m.map("llama")) == (
+        "qwen-max",
+        "qwen-plus",
+        "qwen-turbo",
+    )
