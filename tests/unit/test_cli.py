@@ -1,0 +1,113 @@
+"""The llm-extproc command: help, check-config, serve lifecycle."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import free_port, wait_healthy, wait_port
+
+from extproc.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "serve" in out and "check-config" in out and "ext_proc" in out
+
+
+def test_check_config_ok_prints_routes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text('hosts: ["a.com"]\napi_key: "sk-x"\ndeny_patterns: ["bad"]\n')
+    assert main(["check-config", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "a.com" in out and "regex_guard" in out
+    assert "sk-x" not in out
+
+
+def test_check_config_errors_name_field_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        'hosts: ["a.com"]\napi_key: "sk-SECRET"\ndeny_patterns: ["("]\nintelligent_guard: {host: h}\n'
+    )
+    assert main(["check-config", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert f"{f}.deny_patterns[0]" in err
+    assert f"{f}.intelligent_guard.api_key: is required" in err
+    assert "sk-SECRET" not in err
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(tmp_path / "nope.yaml")]) == 1
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("hosts: [a.com]\nbogus: 1\n")
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "extproc.cli",
+            "serve",
+            "--config",
+            str(f),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+        ],
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert p.returncode == 1
+    assert b"bogus" in p.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("hosts: [a.com]\napi_key: k\n")
+    port = free_port()
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "extproc.cli",
+            "serve",
+            "--config",
+            str(f),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            "0",
+            "--workers",
+            str(workers),
+        ],
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        wait_port(port, proc=p)
+        wait_healthy(port)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+        log = p.stderr.read().decode() if p.stderr else ""
+        assert log.count('"msg":"stopped"') == workers
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
