@@ -15,9 +15,18 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
 from extproc.config.runtime import Runtime
+from extproc.consumers.auth import AuthResult, make_authenticator
 from extproc.core.exchange import ExchangeRecord
-from extproc.observability.logs import log_exchange
+from extproc.core.request import RequestContext
+from extproc.observability.logs import PromptCapture, log_exchange
+from extproc.observability.metrics import (
+    Metrics,
+    MetricsEndpoint,
+    multiprocess_dir,
+    multiprocess_registry,
+)
 from extproc.transport.servicer import ExternalProcessor
 
 log = logging.getLogger("extproc.server")
@@ -36,22 +45,86 @@ class ServeOptions:
 
 
 class Server:
-    """One process's gRPC server. `start`, then `wait` or `stop`."""
+    """One process's gRPC server. `start`, then `wait` or `stop`.
+
+    Wires the exchange's hooks: `authenticate` (consumer keys, then the token
+    budget) and `on_done` (the request's log line, metrics, budget charge)."""
 
     def __init__(
         self,
         runtime: Runtime,
         opts: ServeOptions,
         on_done: Callable[[ExchangeRecord], None] | None = None,
+        budget: Budget | None = None,
     ):
         self.runtime = runtime
         self.opts = opts
-        self.on_done = on_done or log_exchange
+        self.budget = budget if budget is not None else make_budget(runtime)
+        self.metrics = Metrics(runtime)
+        self._metrics_endpoint: MetricsEndpoint | None = None
+        self.metrics_port = 0
+        self._authenticator = make_authenticator(runtime, self.budget)
+        self._prompts = (
+            PromptCapture(k for k, _ in runtime.consumer_keys)
+            if runtime.debug_log_prompts
+            else None
+        )
+        self.authenticate: Callable[[RequestContext], AuthResult] | None = (
+            self._authenticate
+            if self._authenticator is not None or self._prompts is not None
+            else None
+        )
+        self.on_done = on_done or self._on_done
+        self._charges: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
         self._health = (
             health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         )
         self.bound_port = 0
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _authenticate(self, ctx: RequestContext) -> AuthResult:
+        if self._prompts is not None:
+            # Before the authenticator: it removes a body key, never a user text.
+            self._prompts.capture(ctx)
+        return self._authenticator(ctx) if self._authenticator is not None else None
+
+    def _on_done(self, rec: ExchangeRecord) -> None:
+        """Once per exchange: log line, metrics, budget charge. Never raises."""
+        try:
+            log_exchange(rec, self._prompts.pop(rec) if self._prompts is not None else None)
+        except Exception:
+            log.exception("request log failed")
+        try:
+            self.metrics.observe(rec)
+        except Exception:
+            log.exception("metrics failed")
+        self._charge(rec)
+
+    def _charge(self, rec: ExchangeRecord) -> None:
+        budget = self.budget
+        tokens = rec.usage.total_tokens if rec.usage is not None else 0
+        if budget is None or not rec.consumer or tokens <= 0:
+            return
+        if isinstance(budget, MemoryBudget):
+            budget.charge(rec.consumer, tokens)
+            return
+        task = asyncio.get_running_loop().create_task(self._charge_async(rec.consumer, tokens))
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
+
+    async def _charge_async(self, consumer: str, tokens: int) -> None:
+        assert self.budget is not None
+        try:
+            await self.budget.charge(consumer, tokens)  # type: ignore[misc]
+        except BudgetUnavailable as e:
+            log.warning(
+                "budget charge lost",
+                extra={"fields": {"consumer": consumer, "tokens": tokens, "error": str(e)}},
+            )
+
+    # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         options = [
@@ -61,7 +134,7 @@ class Server:
         ]
         server = grpc.aio.server(options=options)
         ep_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessor(self.runtime, self.on_done), server
+            ExternalProcessor(self.runtime, self.on_done, self.authenticate), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if self.opts.port >= 0 and self.opts.host:
@@ -70,6 +143,13 @@ class Server:
             server.add_insecure_port(f"unix:{self.opts.unix_socket}")
         for p in self.runtime.processors:
             await p.start()
+        if self.opts.metrics_port > 0 and not multiprocess_dir():
+            # With --workers the parent serves every worker's metrics.
+            ep = MetricsEndpoint(
+                self.metrics.registry, self.opts.host or "0.0.0.0", self.opts.metrics_port
+            )
+            ep.start()
+            self._metrics_endpoint, self.metrics_port = ep, ep.bound_port
         await server.start()
         self._server = server
         for svc in ("", EXT_PROC_SERVICE):
@@ -80,6 +160,7 @@ class Server:
                 "fields": {
                     "port": self.bound_port,
                     "unix_socket": self.opts.unix_socket,
+                    "metrics_port": self.metrics_port,
                     "pid": os.getpid(),
                 }
             },
@@ -95,6 +176,14 @@ class Server:
         for p in self.runtime.processors:
             with contextlib.suppress(Exception):
                 await p.aclose()
+        if self._charges:
+            await asyncio.wait(set(self._charges), timeout=self.opts.grace_s or None)
+        if self.budget is not None:
+            with contextlib.suppress(Exception):
+                await self.budget.aclose()
+        if self._metrics_endpoint is not None:
+            self._metrics_endpoint.stop()
+            self._metrics_endpoint = None
         self._server = None
         log.info("stopped")
 
@@ -136,23 +225,34 @@ def install_uvloop() -> bool:
 def run_workers(n: int, argv: list[str]) -> int:
     """Start n worker processes sharing the port (SO_REUSEPORT), forward
     SIGTERM/SIGINT to them, and wait. Processes, not forks: gRPC's core must
-    not be shared across a fork."""
+    not be shared across a fork. A worker that dies on its own takes the
+    others down and the parent exits non-zero, so the orchestrator restarts
+    the whole pod instead of running with fewer workers than configured."""
     import subprocess
+    import time
 
     procs = [subprocess.Popen([sys.executable, "-m", "extproc.cli", *argv]) for _ in range(n)]
+    stopping = False
 
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    if not stopping:
+        log.error("a worker exited unexpectedly; stopping the others")
+        forward(signal.SIGTERM, None)
     status = 0
     for p in procs:
         code = p.wait()
         status = status or code
-    return status
+    return status if stopping else (status or 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -123,7 +123,8 @@ class Stack:
         self.fake.__enter__()
         self.listener, self.extproc_port, self.admin = free_port(), free_port(), free_port()
         cfg = self.tmp / "config.yaml"
-        cfg.write_text(self.config_text)
+        # "@FAKE_PORT@" in the config: the fake provider's port, known only now.
+        cfg.write_text(self.config_text.replace("@FAKE_PORT@", str(self.fake.port)))
         self.metrics_port = free_port()
         env = {**os.environ, **self.env}
         self.procs.append(
@@ -167,6 +168,9 @@ class Stack:
                     "warning",
                     "--log-path",
                     str(self.envoy_log),
+                    # Access log lines reach the file within 100ms, not 10s.
+                    "--file-flush-interval-msec",
+                    "100",
                 ],
                 stdout=self.access_log.open("wb"),
                 stderr=subprocess.STDOUT,

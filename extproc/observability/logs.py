@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Iterable
 
 import orjson
 
 from extproc.core.exchange import ExchangeRecord
+from extproc.core.request import RequestContext
 
 request_log = logging.getLogger("extproc.requests")
 
@@ -66,9 +69,44 @@ def record_fields(rec: ExchangeRecord) -> dict[str, object]:
     }
 
 
-def log_exchange(rec: ExchangeRecord) -> None:
+def log_exchange(rec: ExchangeRecord, prompts: list[str] | None = None) -> None:
+    """The request's one log line. `prompts` only with observability.debug_log_prompts."""
     if request_log.isEnabledFor(logging.INFO):
-        request_log.info("request", extra={"fields": record_fields(rec)})
+        fields = record_fields(rec)
+        if prompts is not None:
+            fields["prompts"] = prompts
+        request_log.info("request", extra={"fields": fields})
+
+
+class PromptCapture:
+    """observability.debug_log_prompts: keeps each request's user texts until
+    its log line is written. Configured consumer keys are masked out of the
+    texts (a key pasted into a prompt is still a key); the `key` body field is
+    never a user text. Bounded: the oldest entries go first."""
+
+    def __init__(self, secrets: Iterable[bytes] = (), max_pending: int = 10_000) -> None:
+        self._secrets = tuple(
+            sorted({s.decode("utf-8", "replace") for s in secrets if s}, key=len, reverse=True)
+        )
+        self._pending: OrderedDict[str, list[str]] = OrderedDict()
+        self._max = max_pending
+
+    def mask(self, text: str) -> str:
+        for s in self._secrets:
+            if s in text:
+                text = text.replace(s, "[redacted]")
+        return text
+
+    def capture(self, ctx: RequestContext) -> None:
+        rid = ctx.headers.get("x-request-id", "")
+        if not rid:
+            return
+        self._pending[rid] = [self.mask(t) for t in ctx.user_texts()]
+        while len(self._pending) > self._max:
+            self._pending.popitem(last=False)
+
+    def pop(self, rec: ExchangeRecord) -> list[str] | None:
+        return self._pending.pop(rec.request_id, None) if rec.request_id else None
 
 
 def monotonic_ms() -> float:

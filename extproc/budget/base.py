@@ -1,0 +1,60 @@
+"""What every budget backend shares: windows, usage, and the client's answers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from extproc.core.errors import reject
+from extproc.core.events import Reject
+
+
+class BudgetUnavailable(Exception):
+    """The budget store cannot be reached (the message names no secret)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUsage:
+    used: int  # tokens charged in the current window
+    reset_in_s: float  # seconds until the window ends
+
+
+def window_of(now: float, window_s: float) -> tuple[float, float]:
+    """(start, end) of the fixed window holding `now` (wall-clock seconds).
+
+    Windows are aligned to the epoch, so every process and replica agrees on
+    them without talking to each other."""
+    start = math.floor(now / window_s) * window_s
+    return start, start + window_s
+
+
+def window_label(start: float) -> str:
+    return str(int(start)) if start == int(start) else f"{start:.3f}"
+
+
+def retry_after(reset_in_s: float) -> int:
+    return max(1, math.ceil(reset_in_s))
+
+
+def budget_reject(
+    consumer: str, limit: int, window_s: float, usage: BudgetUsage, client_api: str
+) -> Reject:
+    secs = retry_after(usage.reset_in_s)
+    return reject(
+        429,
+        f"Consumer {consumer!r} has used its token budget of {limit} tokens per "
+        f"{window_s:g}s window; retry in {secs}s.",
+        "token_budget_exceeded",
+        client_api,
+        headers=(("retry-after", str(secs)),),
+    )
+
+
+def unavailable_reject(client_api: str) -> Reject:
+    return reject(
+        503,
+        "The token budget store is unreachable, so the request was not sent upstream; retry later.",
+        "budget_unavailable",
+        client_api,
+        headers=(("retry-after", "1"),),
+    )

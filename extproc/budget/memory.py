@@ -1,0 +1,39 @@
+"""In-process fixed-window token budgets (one process; the default)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from extproc.budget.base import BudgetUsage, window_of
+
+
+class MemoryBudget:
+    """Tokens used per consumer in the current fixed window."""
+
+    is_async = False
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.time) -> None:
+        if window_s <= 0:
+            raise ValueError("the budget window must be positive")
+        self.window_s = float(window_s)
+        self._clock = clock
+        self._used: dict[str, tuple[float, int]] = {}  # consumer -> (window start, tokens)
+
+    def usage(self, consumer: str) -> BudgetUsage:
+        now = self._clock()
+        start, end = window_of(now, self.window_s)
+        got = self._used.get(consumer)
+        used = got[1] if got is not None and got[0] == start else 0
+        return BudgetUsage(used, end - now)
+
+    def charge(self, consumer: str, tokens: int) -> int:
+        """Add tokens to the consumer's current window; the window's new total."""
+        start, _ = window_of(self._clock(), self.window_s)
+        got = self._used.get(consumer)
+        used = (got[1] if got is not None and got[0] == start else 0) + max(0, tokens)
+        self._used[consumer] = (start, used)
+        return used
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,85 @@
+"""Token budgets shared through Redis by every process and replica.
+
+One key per consumer and window: `llm_extproc:budget:<consumer>:<window_start>`
+(window_start in Unix seconds, windows aligned to the epoch). The check is a
+GET; the charge is INCRBY plus EXPIRE (the key outlives its window a little)
+in one MULTI/EXEC pipeline. When Redis cannot be reached the check raises
+`BudgetUnavailable`; the authenticator turns that into 503 (fail closed)
+unless `fail_open` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from extproc.budget.base import BudgetUnavailable, BudgetUsage, window_label, window_of
+
+log = logging.getLogger("extproc.budget")
+
+KEY_PREFIX = "llm_extproc:budget:"
+
+
+class RedisBudget:
+    is_async = True
+
+    def __init__(
+        self,
+        url: str,
+        window_s: float,
+        clock: Callable[[], float] = time.time,
+        fail_open: bool = False,
+        timeout_s: float = 1.0,
+        client: Any = None,
+    ) -> None:
+        if window_s <= 0:
+            raise ValueError("the budget window must be positive")
+        self.window_s = float(window_s)
+        self.fail_open = fail_open
+        self._clock = clock
+        if client is None:
+            import redis.asyncio as aioredis
+
+            client = aioredis.from_url(
+                url,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry_on_timeout=False,
+            )
+        self._redis = client
+
+    def key(self, consumer: str, start: float) -> str:
+        return f"{KEY_PREFIX}{consumer}:{window_label(start)}"
+
+    async def usage(self, consumer: str) -> BudgetUsage:
+        now = self._clock()
+        start, end = window_of(now, self.window_s)
+        try:
+            raw = await self._redis.get(self.key(consumer, start))
+        except Exception as e:  # redis errors, OSError, timeouts
+            # The URL may hold a password: name the error type only.
+            raise BudgetUnavailable(f"budget store unreachable ({type(e).__name__})") from None
+        return BudgetUsage(int(raw) if raw else 0, end - now)
+
+    async def charge(self, consumer: str, tokens: int) -> int:
+        start, end = window_of(self._clock(), self.window_s)
+        key = self.key(consumer, start)
+        ttl = max(1, math.ceil(end - self._clock() + self.window_s))
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incrby(key, max(0, int(tokens)))
+                pipe.expire(key, ttl)
+                total, _ = await pipe.execute()
+        except Exception as e:
+            raise BudgetUnavailable(f"budget store unreachable ({type(e).__name__})") from None
+        return int(total)
+
+    async def aclose(self) -> None:
+        close = getattr(self._redis, "aclose", None) or self._redis.close
+        try:
+            await close()
+        except Exception as e:  # pragma: no cover - best effort on shutdown
+            log.warning("closing the budget store failed: %s", type(e).__name__)

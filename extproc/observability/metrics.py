@@ -1,0 +1,259 @@
+"""Prometheus metrics, named after the OpenTelemetry GenAI semantic conventions.
+
+Metrics (Prometheus names; the OTel name is the same with dots):
+
+* `gen_ai_client_token_usage` histogram of tokens per request; labels
+  `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`,
+  `gen_ai_response_model`, `consumer`, `gen_ai_token_type`
+  (input | output | cached | reasoning).
+* `gen_ai_server_request_duration_seconds` histogram (whole exchange);
+  labels operation, provider, request/response model, `error_type`
+  (empty, or the status class of a failed request).
+* `gen_ai_server_time_to_first_token_seconds` histogram, streaming
+  requests answered with 2xx (the upstream's first response bytes).
+* `llm_extproc_requests_total` (route, provider, status_class),
+  `llm_extproc_guard_decisions_total` (result),
+  `llm_extproc_blocked_requests_total` (reason),
+  `llm_extproc_upstream_errors_total` (provider, status).
+
+Label values stay bounded: route, provider and consumer names come from the
+config; reasons, guard results and statuses from the code. Model names may
+come from the client, so each model label keeps the models named in the
+config (provider default models, consumers' allowed models, model-mapping
+targets) plus the first `max_models` other names it sees; any further name
+(and any name longer than 128 characters) is recorded as "other". No prompt,
+request id or key is ever a label.
+
+Several worker processes (`--workers N`) use prometheus_client's
+multiprocess mode: the parent process serves one /metrics for all workers
+(see `extproc.server.run_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from extproc.config.runtime import Runtime
+from extproc.core.exchange import ExchangeRecord
+
+OTHER = "other"
+MAX_LABEL_LEN = 128
+
+TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+
+# GenAI operation names per endpoint.
+_OPERATION = {
+    "chat": "chat",
+    "ollama_chat": "chat",
+    "embeddings": "embeddings",
+    "ollama_generate": "text_completion",
+}
+
+
+class BoundedLabel:
+    """Maps arbitrary strings to a bounded set of label values."""
+
+    def __init__(self, known: Iterable[str], cap: int, other: str = OTHER) -> None:
+        self._known = frozenset(k for k in known if k)
+        self._seen: set[str] = set()
+        self._cap = cap
+        self._other = other
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if not value or value in self._known or value in self._seen:
+            return value
+        if len(value) > MAX_LABEL_LEN:
+            return self._other
+        with self._lock:
+            if len(self._seen) < self._cap:
+                self._seen.add(value)
+                return value
+        return self._other
+
+    @property
+    def size(self) -> int:
+        return len(self._known) + len(self._seen) + 1
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "none"
+
+
+def _known_models(runtime: Runtime) -> set[str]:
+    known: set[str] = set()
+    for c in runtime.consumers:
+        known.update(c.allowed_models)
+    for p in runtime.providers.values():
+        known.add(p.default_model)
+        exact = getattr(p.mapper, "_exact", None)  # exact mapping entries, if any
+        if isinstance(exact, dict):
+            known.update(k for k in exact if isinstance(k, str))
+            known.update(v for v in exact.values() if isinstance(v, str))
+    return known
+
+
+class Metrics:
+    """The service's metrics in their own registry (several per process in tests)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        registry: CollectorRegistry | None = None,
+        max_models: int = 100,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        models = _known_models(runtime)
+        self.request_model = BoundedLabel(models, max_models)
+        self.response_model = BoundedLabel(models, max_models)
+        self.reason = BoundedLabel((), 64)
+        self.guard = BoundedLabel(("allow", "deny", "error"), 16)
+        self._routes = frozenset(r.name for r in runtime.routes.routes)
+        self._providers = frozenset(runtime.providers)
+        self._consumers = frozenset(c.name for c in runtime.consumers)
+        r = self.registry
+        genai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+        self.tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per request (OTel gen_ai.client.token.usage)",
+            [*genai, "gen_ai_response_model", "consumer", "gen_ai_token_type"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gen_ai_server_request_duration_seconds",
+            "Time from request headers to the end of the response",
+            [*genai, "gen_ai_response_model", "error_type"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first response bytes of a streamed generation",
+            [*genai, "gen_ai_response_model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "llm_extproc_requests",
+            "Requests handled, by route, provider and status class",
+            ["route", "provider", "status_class"],
+            registry=r,
+        )
+        self.guard_decisions = Counter(
+            "llm_extproc_guard_decisions",
+            "LLM guard verdicts",
+            ["result"],
+            registry=r,
+        )
+        self.blocked = Counter(
+            "llm_extproc_blocked_requests",
+            "Requests answered by the gateway instead of the provider, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "llm_extproc_upstream_errors",
+            "Provider responses with an error status (or a broken stream)",
+            ["gen_ai_provider_name", "status"],
+            registry=r,
+        )
+
+    def _name(self, value: str, allowed: frozenset[str]) -> str:
+        return value if not value or value in allowed else OTHER
+
+    def observe(self, rec: ExchangeRecord) -> None:
+        route = self._name(rec.route, self._routes)
+        provider = self._name(rec.provider, self._providers)
+        consumer = self._name(rec.consumer, self._consumers)
+        op = _OPERATION.get(rec.endpoint, OTHER)
+        req_model = self.request_model(rec.model_requested)
+        resp_model = self.response_model(rec.model_served)
+        self.requests.labels(route, provider, status_class(rec.status)).inc()
+        if rec.guard:
+            self.guard_decisions.labels(self.guard(rec.guard)).inc()
+        if rec.blocked_reason:
+            self.blocked.labels(self.reason(rec.blocked_reason)).inc()
+        if rec.upstream_error:
+            status = str(rec.status) if 100 <= rec.status <= 599 else "none"
+            self.upstream_errors.labels(provider, status).inc()
+        u = rec.usage
+        if u is not None:
+            for kind, n in (
+                ("input", u.input_tokens),
+                ("output", u.output_tokens),
+                ("cached", u.cached_tokens),
+                ("reasoning", u.reasoning_tokens),
+            ):
+                if n or kind in ("input", "output"):
+                    self.tokens.labels(op, provider, req_model, resp_model, consumer, kind).observe(
+                        n
+                    )
+        if rec.started and rec.ended and rec.ended >= rec.started:
+            failed = rec.status >= 400 or rec.upstream_error or not rec.status
+            err = status_class(rec.status) if failed else ""
+            self.duration.labels(op, provider, req_model, resp_model, err).observe(
+                rec.ended - rec.started
+            )
+        if (
+            rec.stream
+            and rec.first_byte
+            and rec.started
+            and 200 <= rec.status < 300
+            and rec.first_byte >= rec.started
+        ):
+            self.ttft.labels(op, provider, req_model, resp_model).observe(
+                rec.first_byte - rec.started
+            )
+
+
+def multiprocess_dir() -> str:
+    """PROMETHEUS_MULTIPROC_DIR when this process is one of several workers."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+
+class MetricsEndpoint:
+    """GET /metrics on host:port in a background thread; `stop` ends it."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.registry, self.host, self.port = registry, host, port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.bound_port = 0
+
+    def start(self) -> None:
+        from prometheus_client import start_http_server
+
+        server, thread = start_http_server(self.port, self.host, self.registry)
+        self._server, self._thread = server, thread
+        self.bound_port = int(server.server_address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    from prometheus_client import multiprocess
+
+    reg = CollectorRegistry()
+    multiprocess.MultiProcessCollector(reg, path=path)
+    return reg
