@@ -251,6 +251,9 @@ def run_workers(n: int, argv: list[str]) -> int:
     status = 0
     for p in procs:
         code = p.wait()
+        # A worker still starting up dies of the signal we forwarded: a clean stop.
+        if code in (-signal.SIGTERM, -signal.SIGINT):
+            code = 0
         status = status or code
     return status if stopping else (status or 1)
 

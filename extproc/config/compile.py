@@ -52,8 +52,9 @@ def _secs(d: Any, default: float) -> float:
     return d.ToTimedelta().total_seconds() if d.ByteSize() else default
 
 
-def _bool(w: Any, default: bool) -> bool:
-    return w.value if w.ByteSize() or w.value else default
+def _bool(msg: Any, field: str, default: bool) -> bool:
+    """A google.protobuf.BoolValue field: its value when set (false included)."""
+    return bool(getattr(msg, field).value) if msg.HasField(field) else default
 
 
 class _Compiler:
@@ -141,7 +142,7 @@ class _Compiler:
                             s.name,
                             json_format.MessageToDict(s.value),
                             s.mode or "auto",
-                            s.overwrite,
+                            _bool(s, "overwrite", True),
                         )
                         for s in p.custom_settings
                     ],
@@ -165,7 +166,7 @@ class _Compiler:
             default_stream=p.default_stream.value if p.HasField("default_stream") else None,
             options={
                 **json_format.MessageToDict(p.options),
-                "include_usage": _bool(p.stream_usage, True),
+                "include_usage": _bool(p, "stream_usage", True),
             },
             openai_compatible=isinstance(catalog.translator, OpenAICompatTranslator),
         )
@@ -213,7 +214,7 @@ class _Compiler:
             max_concurrency=g.max_concurrency or 32,
             cache=cache,
         )
-        return LlmGuard(client, on_error, judge, _bool(g.show_reason, True))
+        return LlmGuard(client, on_error, judge, _bool(g, "show_reason", True))
 
     def processor(self, p: pb.Processor, path: str) -> Processor | None:
         kind = p.WhichOneof("kind")
@@ -350,7 +351,7 @@ class _Compiler:
                         f"{path}.client_api",
                         f"an Ollama-API route needs ollama providers; {prov.name!r} is {prov.type!r}",
                     )
-        rewrite = _bool(r.rewrite, default_rewrite)
+        rewrite = _bool(r, "rewrite", default_rewrite)
         if rewrite:
             for prov in provs:
                 if not prov.host:
@@ -372,8 +373,8 @@ class _Compiler:
             providers=tuple(provs),
             weights=tuple(w for _, w in refs),
             processors=tuple(p for p in procs if p is not None),
-            allow_streaming=_bool(r.allow_streaming, True),
-            allow_non_streaming=_bool(r.allow_non_streaming, True),
+            allow_streaming=_bool(r, "allow_streaming", True),
+            allow_non_streaming=_bool(r, "allow_non_streaming", True),
             client_api=client_api,
             auth=auth,
             rewrite=rewrite,

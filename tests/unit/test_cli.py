@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) ->
     f = tmp_path / "c.yaml"
     f.write_text("hosts: [a.com]\napi_key: k\n")
     port = free_port()
+    log = tmp_path / "serve.log"
     p = subprocess.Popen(
         [
             sys.executable,
@@ -97,16 +99,18 @@ def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) ->
             "--workers",
             str(workers),
         ],
-        stderr=subprocess.PIPE,
+        stderr=log.open("wb"),
         cwd=ROOT,
     )
     try:
         wait_port(port, proc=p)
         wait_healthy(port)
+        deadline = time.monotonic() + 30
+        while log.read_text().count('"msg":"serving"') < workers and time.monotonic() < deadline:
+            time.sleep(0.05)
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
-        log = p.stderr.read().decode() if p.stderr else ""
-        assert log.count('"msg":"stopped"') == workers
+        assert log.read_text().count('"msg":"stopped"') == workers
     finally:
         if p.poll() is None:
             p.kill()

@@ -161,8 +161,8 @@ class CustomSetting(_message.Message):
     name: str
     value: _struct_pb2.Value
     mode: str
-    overwrite: bool
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., mode: _Optional[str] = ..., overwrite: _Optional[bool] = ...) -> None: ...
+    overwrite: _wrappers_pb2.BoolValue
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., mode: _Optional[str] = ..., overwrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
     __slots__ = ("name", "match", "provider", "providers", "processors", "allow_streaming", "allow_non_streaming", "client_api", "auth", "rewrite")

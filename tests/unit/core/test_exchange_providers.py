@@ -731,11 +731,6 @@ async def test_provider_default_stream_counts_for_the_policy() -> None:
     assert isinstance(d, Reject) and d.status == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in extproc/config/compile.py _bool(): an explicit false in a BoolValue "
-    "(allow_streaming, allow_non_streaming, stream_usage, show_reason, rewrite) is ignored",
-)
 def test_config_allow_streaming_false() -> None:
     rt = runtime(
         """
@@ -747,11 +742,6 @@ routes: [{name: r, provider: q, allow_streaming: false, allow_non_streaming: fal
     assert (r.allow_streaming, r.allow_non_streaming) == (False, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in extproc/config/compile.py: custom_settings overwrite defaults to the "
-    "proto's false, while custom_settings.py and Higress document true",
-)
 async def test_custom_settings_overwrite_defaults_true() -> None:
     rt = runtime(
         """
