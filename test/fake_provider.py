@@ -46,6 +46,10 @@ class Scripted:
     body: bytes
     headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
     delay_s: float = 0.0
+    # A hostile upstream: after `body`, keep sending `endless` (chunked, 200)
+    # until the peer goes away or `endless_max` bytes were sent.
+    endless: bytes = b""
+    endless_max: int = 256 << 20
 
 
 class FakeProvider:
@@ -64,6 +68,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._server: asyncio.AbstractServer | None = None
         self._received: dict[int, tuple[str, str]] = {}
+        self.endless_sent = 0  # bytes the last endless script sent before it stopped
         self.port = 0
 
     # -- control -------------------------------------------------------------
@@ -160,6 +165,20 @@ class FakeProvider:
         w.write(b"0\r\n\r\n")
         await w.drain()
 
+    async def _send_endless(self, w: asyncio.StreamWriter, script: Scripted) -> None:
+        head = f"HTTP/1.1 {script.status} X\r\ntransfer-encoding: chunked\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in script.headers.items()
+        )
+        w.write(head.encode() + b"\r\n")
+        self.endless_sent = 0
+        part = script.body
+        while self.endless_sent < script.endless_max and not w.is_closing():
+            w.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            await w.drain()  # raises ConnectionError once the peer is gone
+            self.endless_sent += len(part)
+            part = script.endless
+            await asyncio.sleep(0.001)
+
     async def _handle(
         self,
         method: str,
@@ -181,7 +200,10 @@ class FakeProvider:
         if script is not None:
             if script.delay_s:
                 await asyncio.sleep(script.delay_s)
-            await self._send(w, script.status, script.body, script.headers)
+            if script.endless:
+                await self._send_endless(w, script)
+            else:
+                await self._send(w, script.status, script.body, script.headers)
             return
         known = ("/chat/completions", "/embeddings", "/v1/messages", "/v1beta/", "/api/")
         if not any(k in path for k in known):

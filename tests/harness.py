@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -95,7 +95,7 @@ class Stack:
     def __init__(
         self,
         tmp: Path,
-        config: str,
+        config: str | Callable[[int], str],
         env: Mapping[str, str] | None = None,
         fake_keys: dict[str, str] | None = None,
         drip_s: float = 0.0,
@@ -123,8 +123,14 @@ class Stack:
         self.fake.__enter__()
         self.listener, self.extproc_port, self.admin = free_port(), free_port(), free_port()
         cfg = self.tmp / "config.yaml"
-        # "@FAKE_PORT@" in the config: the fake provider's port, known only now.
-        cfg.write_text(self.config_text.replace("@FAKE_PORT@", str(self.fake.port)))
+        # The fake provider's port is known only now: the config may be a
+        # callable taking it, or text with "@FAKE_PORT@" in it.
+        text = (
+            self.config_text(self.fake.port)
+            if callable(self.config_text)
+            else self.config_text.replace("@FAKE_PORT@", str(self.fake.port))
+        )
+        cfg.write_text(text)
         self.metrics_port = free_port()
         env = {**os.environ, **self.env}
         self.procs.append(
@@ -201,7 +207,7 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stack(tmp: Path, config: str, **kw: object) -> Iterator[Stack]:
+def stack(tmp: Path, config: str | Callable[[int], str], **kw: object) -> Iterator[Stack]:
     s = Stack(tmp, config, **kw)  # type: ignore[arg-type]
     with s:
         yield s

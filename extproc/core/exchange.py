@@ -16,6 +16,7 @@ tap it for usage, and emit dynamic metadata for Envoy at the end.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from extproc.providers.token_pool import NoTokenAvailable
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import ProviderTarget, StreamTranslator, TranslationError
 from extproc.translators.ollama import NativeStreamTap, native_request, native_response
+
+log = logging.getLogger("extproc.exchange")
 
 
 class Phase(Enum):
@@ -626,13 +629,27 @@ class Exchange:
             if ev.end_of_stream:
                 tail = st.finish()
                 out = out + tail if tail else out
-        except StreamLimitError:
+        except StreamLimitError as e:
             # A hostile or broken upstream: end the client's stream instead of
-            # buffering without bound. The error is logged by the observer.
+            # buffering without bound. An immediate response this late makes
+            # Envoy reset the stream (the headers are gone already), so the
+            # client's stream ends now and no further chunk reaches us; a
+            # Continue would leave Envoy sending chunks to a closed exchange.
+            log.error(
+                "upstream stream cut off: %s (request_id=%s, provider=%s)",
+                e,
+                self.record.request_id,
+                self.record.provider,
+            )
             self.record.upstream_error = True
             self.record.blocked_reason = "stream_limit"
             self.close()
-            return Continue(body=b"")
+            return reject(
+                502,
+                "The provider's stream broke the gateway's limits; it was cut off.",
+                "stream_limit",
+                self.route.client_api if self.route else "openai",
+            )
         if not self.record.first_byte and out:
             self.record.first_byte = time.monotonic()
         if not ev.end_of_stream:
