@@ -151,9 +151,7 @@ def test_openai_route_sources(stack: Stack, client: httpx.Client) -> None:
         {"x-api-key": ALICE},
         {"x-team-key": ALICE},
     ):
-        r = client.post(
-            "/v1/chat/completions", headers={"host": "api.test", **headers}, json=body
-        )
+        r = client.post("/v1/chat/completions", headers={"host": "api.test", **headers}, json=body)
         assert r.status_code == 200, (headers, r.text)
         (rec,) = stack.fake.take()
         # The provider's key replaced the client's; no client key header is left.

@@ -1,0 +1,118 @@
+"""The per-request log line: what it carries, and never a prompt or a key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+import pytest
+
+from extproc.config.compile import compile_config
+from extproc.config.loader import load_text
+from extproc.core.exchange import ExchangeRecord
+from extproc.core.request import RequestContext
+from extproc.core.usage import Usage
+from extproc.observability.logs import JsonFormatter, PromptCapture, log_exchange
+from extproc.server import ServeOptions, Server
+
+KEY = "ck-SECRET-9f8e7d"
+CONFIG = f"""
+providers: [{{name: q, type: qwen, api_tokens: [sk-PROVIDER-SECRET]}}]
+routes: [{{name: r, provider: q, auth: {{required: true, key_sources: ["body:key"]}}}}]
+consumers: [{{name: alice, keys: [{KEY}], token_budget: 50}}]
+observability: {{debug_log_prompts: DEBUG}}
+"""
+
+
+def capture_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
+    fmt = JsonFormatter()
+    return [orjson.loads(fmt.format(r)) for r in caplog.records if r.name == "extproc.requests"]
+
+
+def record() -> ExchangeRecord:
+    return ExchangeRecord(
+        request_id="req-1",
+        route="r",
+        provider="q",
+        consumer="alice",
+        endpoint="chat",
+        model_requested="m",
+        model_served="m2",
+        status=200,
+        guard="allow",
+        usage=Usage(3, 4, 7),
+        started=1.0,
+        first_byte=1.1,
+        ended=1.5,
+    )
+
+
+def test_line_fields(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "extproc.requests")
+    log_exchange(record())
+    (line,) = capture_lines(caplog)
+    for k, v in {
+        "request_id": "req-1",
+        "route": "r",
+        "provider": "q",
+        "consumer": "alice",
+        "status": 200,
+        "guard": "allow",
+        "blocked_reason": "",
+        "input_tokens": 3,
+        "output_tokens": 4,
+        "total_tokens": 7,
+        "duration_ms": 500.0,
+    }.items():
+        assert line[k] == v, k
+    assert "prompts" not in line
+
+
+def test_prompt_capture_masks_keys() -> None:
+    rt = compile_config(load_text(CONFIG.replace("DEBUG", "true")))
+    pc = PromptCapture(k for k, _ in rt.consumer_keys)
+    route = rt.routes.routes[0]
+    ctx = RequestContext(
+        route,
+        {"x-request-id": "req-1"},
+        "chat",
+        {"messages": [{"role": "user", "content": f"my key is {KEY}"}], "key": KEY},
+    )
+    pc.capture(ctx)
+    assert pc.pop(record()) == ["my key is [redacted]"]
+    assert pc.pop(record()) is None
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
+    caplog.set_level(logging.INFO, "extproc.requests")
+    rt = compile_config(load_text(CONFIG.replace("DEBUG", str(debug).lower())))
+    srv = Server(rt, ServeOptions(metrics_port=0))
+    assert srv.authenticate is not None
+    route = rt.routes.routes[0]
+    ctx = RequestContext(
+        route,
+        {"x-request-id": "req-1"},
+        "chat",
+        {"messages": [{"role": "user", "content": "hello there"}], "key": KEY},
+    )
+    assert srv.authenticate(ctx) is None and ctx.consumer == "alice"
+    srv.on_done(record())
+    (line,) = capture_lines(caplog)
+    assert ("prompts" in line) is debug
+    if debug:
+        assert line["prompts"] == ["hello there"]
+    text = orjson.dumps(line).decode()
+    assert KEY not in text and "sk-PROVIDER-SECRET" not in text
+    # The budget was charged the record's total tokens.
+    from extproc.budget import MemoryBudget
+
+    assert isinstance(srv.budget, MemoryBudget) and srv.budget.usage("alice").used == 7
+    assert (
+        srv.metrics.registry.get_sample_value(
+            "llm_extproc_requests_total", {"route": "r", "provider": "q", "status_class": "2xx"}
+        )
+        == 1
+    )
+    asyncio.run(srv.stop())
