@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import Stack  # noqa: E402
+from harness import Stack
 
 pytestmark = pytest.mark.e2e
 
