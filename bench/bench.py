@@ -77,7 +77,11 @@ CASES = {
     "floor": ("floor", "llm.bench"),
     "full": ("extproc", "llm.bench"),
     "passthrough": ("extproc", "other.bench"),
+    # bench/null_extproc.py: the same four ext_proc messages answered with
+    # prebuilt empty responses, the grpc.aio transport floor.
+    "grpc-null": ("extproc_null", "llm.bench"),
 }
+CASE_ORDER = ("floor", "grpc-null", "full", "passthrough")
 
 
 # -- processes ------------------------------------------------------------------
@@ -174,11 +178,18 @@ class Stack:
     tmp: Path
     ports: dict[str, int] = field(default_factory=dict)
     server: subprocess.Popen[bytes] | None = None
+    null: subprocess.Popen[bytes] | None = None
     envoy: subprocess.Popen[bytes] | None = None
 
     def server_pids(self) -> list[int]:
         assert self.server is not None
         return descendants(self.server.pid)
+
+    def pids_for(self, case: str) -> list[int]:
+        if case == "grpc-null":
+            assert self.null is not None
+            return [self.null.pid]
+        return self.server_pids()
 
     def listener(self, name: str) -> int:
         return self.ports[name]
@@ -186,7 +197,8 @@ class Stack:
 
 def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
     st = Stack(tmp)
-    for name in ("floor", "extproc", "upstream", "admin", "grpc", "stream"):
+    for name in ("floor", "extproc", "extproc_null", "upstream", "admin", "grpc", "null_grpc",
+                 "stream"):
         st.ports[name] = free_port()
 
     # The streaming upstream: the fake provider with drip.
@@ -234,12 +246,20 @@ def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
             raise RuntimeError("ext_proc server did not start; see " + str(tmp / "extproc.log"))
         time.sleep(0.05)
 
+    null_cmd = [python, str(BENCH / "null_extproc.py"), "--port", str(st.ports["null_grpc"])]
+    if args.no_uvloop:
+        null_cmd.append("--no-uvloop")
+    st.null = start(null_cmd, tmp / "null.log", cwd=ROOT)
+    wait_port(st.ports["null_grpc"], st.null)
+
     routes = tmp / "routes.yaml"
     shutil.copy(BENCH / "envoy-bench-routes.yaml", routes)
     cfg = string.Template((BENCH / "envoy-bench.yaml").read_text()).substitute(
         ADMIN_PORT=st.ports["admin"],
         FLOOR_PORT=st.ports["floor"],
         EXTPROC_PORT=st.ports["extproc"],
+        NULL_PORT=st.ports["extproc_null"],
+        NULL_GRPC_PORT=st.ports["null_grpc"],
         UPSTREAM_PORT=st.ports["upstream"],
         EXTPROC_GRPC_PORT=st.ports["grpc"],
         STREAM_PORT=st.ports["stream"],
@@ -257,7 +277,7 @@ def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
         str(args.envoy_concurrency),
     ]
     st.envoy = start(envoy_cmd, tmp / "envoy.log")
-    for name in ("floor", "extproc", "upstream"):
+    for name in ("floor", "extproc", "extproc_null", "upstream"):
         wait_port(st.ports[name], st.envoy)
     return st
 
@@ -302,6 +322,9 @@ def preflight(st: Stack) -> dict[str, Any]:
     s, h, b = post(st.listener("extproc"), "other.bench", CHAT_BODY)
     if s != 200 or "x-llm-provider" in h or h.get("x-echo-authorization") != CLIENT_AUTH:
         problems.append(f"passthrough: {s} {h}")
+    s, h, b = post(st.listener("extproc_null"), "llm.bench", CHAT_BODY)
+    if s != 200 or "x-llm-provider" in h:
+        problems.append(f"grpc-null: {s} {h}")
     s, h, b = post(st.listener("extproc"), "llm.bench", DENIED_BODY)
     if s != 403:
         problems.append(f"deny pattern: status {s}, want 403")
@@ -350,7 +373,7 @@ def measured_run(
     args: argparse.Namespace, st: Stack, case: str, conns: int, seconds: float
 ) -> dict[str, Any]:
     listener, host = CASES[case]
-    pids = st.server_pids()
+    pids = st.pids_for(case)
     c0 = cpu_seconds(pids)
     r = wrk(args, st.listener(listener), host, conns, seconds)
     c1 = cpu_seconds(pids)
@@ -481,7 +504,7 @@ CATEGORIES = [
     # walking from the leaf up.
     ("logging", r"/logging/|observability/logs\.py"),
     ("regex (re2)", r"\bre2\b|processors/regex_guard\.py"),
-    ("protobuf conversion", r"google/protobuf|_pb2\.py|transport/servicer\.py"),
+    ("protobuf conversion", r"google/protobuf|_pb2\.py|transport/servicer\.py|_message\.abi3|upb"),
     ("json (orjson)", r"orjson"),
     ("exchange/translators", r"extproc/(core|translators|providers|processors|streaming)/"),
     ("grpc aio transport", r"grpc/|cygrpc|grpc_"),
@@ -489,20 +512,33 @@ CATEGORIES = [
 ]
 
 
+# Leaf frames of a thread waiting, not working (epoll/futex waits of the event
+# loop, grpc's poller and event-engine threads).
+IDLE_LEAVES = frozenset(
+    {"epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "syscall", "pthread_cond_wait",
+     "pthread_cond_timedwait", "__futex_abstimed_wait_common", "nanosleep", "clock_nanosleep",
+     "accept4", "read"}
+)
+
+
 def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]:
     """py-spy --format raw: 'frame;frame;...;leaf count' per line."""
     by_cat: collections.Counter[str] = collections.Counter()
     self_frames: collections.Counter[str] = collections.Counter()
     own_lines: collections.Counter[str] = collections.Counter()
-    total = 0
+    total = idle = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit():
             continue
         k = int(n)
-        total += k
         frames = stack.split(";")
         leaf = frames[-1]
+        if leaf.split(" ", 1)[0] in IDLE_LEAVES:
+            # --native samples threads blocked in the kernel too: not CPU.
+            idle += k
+            continue
+        total += k
         self_frames[leaf] += k
         cat = "other"
         for fr in reversed(frames):
@@ -516,7 +552,7 @@ def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]
         # The innermost frame of our own code: where our time goes, C calls
         # (orjson, re2, protobuf constructors) included.
         for fr in reversed(frames):
-            if "/extproc/" in fr and "site-packages" not in fr:
+            if re.search(r"[ (/]extproc/", fr) and "site-packages" not in fr and "cli.py" not in fr:
                 own_lines[fr] += k
                 break
     def share(c: collections.Counter[str], top: int) -> list[dict[str, Any]]:
@@ -534,6 +570,7 @@ def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]
 
     return {
         "samples": total,
+        "idle_samples_dropped": idle,
         "categories": share(by_cat, 20),
         "top_self": share(self_frames, 25),
         "top_own_code": share(own_lines, 25),
@@ -554,13 +591,15 @@ def profile(args: argparse.Namespace, st: Stack, ts: str, cpu_us_per_req: float 
     outs = {}
     for fmt, path in (("raw", raw), ("flamegraph", svg)):
         cmd = [pyspy, "record", "--pid", str(target), "--rate", "200", "--duration", str(d)]
-        cmd += ["--format", fmt, "--output", str(path), "--nonblocking"]
-        if args.native:
-            cmd.append("--native")
+        cmd += ["--format", fmt, "--output", str(path)]
+        # --native (C frames: grpc core, cython, upb) pauses the process to
+        # unwind; without it py-spy samples without stopping the server.
+        cmd.append("--native" if args.native else "--nonblocking")
         spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _PROCS.append(spy)
         time.sleep(0.5)
-        wrk(args, st.listener("extproc"), "llm.bench", 16, d + 1)
+        _, host = CASES[args.profile_case]
+        wrk(args, st.listener("extproc"), host, 16, d + 1)
         _, err = spy.communicate(timeout=60)
         _PROCS.remove(spy)
         if spy.returncode != 0:
@@ -655,6 +694,16 @@ def print_report(res: dict[str, Any]) -> None:
             f"{(f'{cpu:.0f}' if cpu is not None else '-'):>10} {row['errors']:>6}"
         )
     s = res["soak"]
+    by = {(r["case"], r["conns"]): r for r in agg}
+    if ("grpc-null", 1) in by:
+        n1, u1 = by[("grpc-null", 1)], by[("full", 1)]
+        n16, u16 = by[("grpc-null", 16)], by[("full", 16)]
+        print()
+        print(f"llm-extproc over the grpc.aio floor (null_extproc.py, same 4 messages): "
+              f"p50 c=1 {(u1['p50_ms'] - n1['p50_ms']) * 1000:+.0f} us, "
+              f"CPU {u16['cpu_us_per_req'] - n16['cpu_us_per_req']:+.0f} us/req "
+              f"(floor {n16['cpu_us_per_req']:.0f} us/req), "
+              f"RPS c=16 {u16['rps'] / n16['rps'] * 100:.0f}% of the null server's")
     print()
     print(f"RSS (server{' + workers' if res['args']['workers'] > 1 else ''}): "
           f"after warm-up {s['rss_after_warmup_kib'] / 1024:.1f} MiB, after {s['requests']} "
@@ -678,9 +727,15 @@ def print_report(res: dict[str, Any]) -> None:
     for t in res["targets"]:
         print(f"  [{'PASS' if t['pass'] else 'FAIL'}] {t['target']}: {t['measured']}")
     if res.get("profile"):
-        p = res["profile"]
+        print_profile(res["profile"])
+    print()
+    print(f"JSON: {res['json_path']}")
+
+
+def print_profile(p: dict[str, Any] | None) -> None:
+    if p:
         print()
-        print(f"profile ({p['samples']} samples, one server process, c=16 full pipeline; "
+        print(f"profile ({p['samples']} samples, one server process, c=16 load; "
               f"us/req scaled by the measured CPU/req)")
         for row in p["categories"]:
             us = f"{row['us_per_req']:.0f} us" if row["us_per_req"] else ""
@@ -689,9 +744,11 @@ def print_report(res: dict[str, Any]) -> None:
         for row in p["top_own_code"][:12]:
             us = f"{row['us_per_req']:.0f} us" if row["us_per_req"] else ""
             print(f"  {row['share'] * 100:5.1f}%  {us:>7}  {row['what']}")
+        print("  top self frames:")
+        for row in p["top_self"][:15]:
+            us = f"{row['us_per_req']:.0f} us" if row["us_per_req"] else ""
+            print(f"  {row['share'] * 100:5.1f}%  {us:>7}  {row['what']}")
         print(f"  files: {', '.join(p['files'].values())}")
-    print()
-    print(f"JSON: {res['json_path']}")
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -713,6 +770,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="py-spy the server under c=16 load")
     ap.add_argument("--profile-seconds", type=int, default=15)
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="start the stack, warm up, profile, print the profile; no matrix")
+    ap.add_argument("--profile-case", default="full", choices=["full", "passthrough"])
     ap.add_argument("--config", default=str(BENCH / "extproc-bench.yaml"))
     ap.add_argument("--envoy", default=os.environ.get("ENVOY") or shutil.which("envoy")
                     or str(Path(sys.executable).parent / "envoy"))
@@ -746,16 +806,26 @@ def main(argv: list[str] | None = None) -> int:
               "usage read, pass-through", flush=True)
 
         warm = 3.0 if args.quick else 8.0
-        for case in ("floor", "full", "passthrough"):
+        for case in CASE_ORDER:
             listener, host = CASES[case]
             wrk(args, st.listener(listener), host, 16, warm)
         rss_warm = rss_kib(st.server_pids())
         print(f"warmed up; server RSS {rss_warm / 1024:.1f} MiB", flush=True)
 
+        if args.profile_only:
+            base = measured_run(args, st, args.profile_case, 16, args.duration)
+            prof = profile(args, st, ts, base["server_cpu_us_per_req"])
+            json_path = BENCH / "results" / f"{ts}-profile.json"
+            json_path.write_text(json.dumps({"base": base, "profile": prof}, indent=2))
+            print(f"{args.profile_case} c=16: {base['rps']:.0f} rps, "
+                  f"{base['server_cpu_us_per_req']:.0f} us CPU/req")
+            print_profile(prof)
+            return 0
+
         runs = []
         for rnd in range(args.rounds):
             for conns in (1, 16):
-                for case in ("floor", "full", "passthrough"):
+                for case in CASE_ORDER:
                     r = measured_run(args, st, case, conns, args.duration)
                     r["round"] = rnd
                     runs.append(r)
@@ -811,7 +881,7 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_s": time.monotonic() - t_start,
             "json_path": str(json_path.relative_to(ROOT)),
         }
-        order = {"floor": 0, "full": 1, "passthrough": 2}
+        order = {c: i for i, c in enumerate(CASE_ORDER)}
         res["aggregate"].sort(key=lambda r: (r["conns"], order[r["case"]]))
         json_path.write_text(json.dumps(res, indent=2, default=str))
         print_report(res)

@@ -1,0 +1,72 @@
+"""The cheapest possible ext_proc server on the same stack (grpc.aio + uvloop):
+the transport floor that llm-extproc's own cost is measured against.
+
+It answers the same four messages the full pipeline gets (request headers,
+request body, response headers with a BUFFERED mode override, response body)
+with prebuilt, empty responses: no parsing, no routing, no logging.
+
+    python bench/null_extproc.py --port 50052 [--no-uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
+
+_RESP = {
+    "request_headers": ep.ProcessingResponse(request_headers=ep.HeadersResponse()),
+    "request_body": ep.ProcessingResponse(request_body=ep.BodyResponse()),
+    "response_headers": ep.ProcessingResponse(
+        response_headers=ep.HeadersResponse(),
+        mode_override=pm.ProcessingMode(response_body_mode=pm.ProcessingMode.BUFFERED),
+    ),
+    "response_body": ep.ProcessingResponse(response_body=ep.BodyResponse()),
+}
+
+
+class Null(ep_grpc.ExternalProcessorServicer):
+    async def Process(
+        self, request_iterator: AsyncIterator[ep.ProcessingRequest], context: Any
+    ) -> AsyncIterator[ep.ProcessingResponse]:
+        async for req in request_iterator:
+            r = _RESP.get(req.WhichOneof("request"))
+            if r is not None:
+                yield r
+
+
+async def serve(port: int) -> None:
+    server = grpc.aio.server()
+    ep_grpc.add_ExternalProcessorServicer_to_server(Null(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    print(f'{{"msg":"serving","port":{port}}}', flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(s, stop.set)
+    await stop.wait()
+    await server.stop(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--no-uvloop", action="store_true")
+    a = ap.parse_args()
+    if not a.no_uvloop:
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve(a.port))
+
+
+if __name__ == "__main__":
+    main()
