@@ -523,6 +523,10 @@ class FakeProvider:
             )
             return
         model = path.split("/models/", 1)[1].split(":", 1)[0]
+        if path.endswith(":batchEmbedContents"):
+            vectors = [{"values": [0.1, 0.2, 0.3]} for _ in req.get("requests") or ()]
+            await self._send(w, 200, _j({"embeddings": vectors}))
+            return
         text = f"Hello from fake Gemini. model={model}"
         usage = {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16}
 
