@@ -228,10 +228,41 @@ def run_workers(n: int, argv: list[str]) -> int:
     not be shared across a fork. A worker that dies on its own takes the
     others down and the parent exits non-zero, so the orchestrator restarts
     the whole pod instead of running with fewer workers than configured."""
+    import shutil
+    import tempfile
+
+    from extproc.cli import build_parser
+
+    # Metrics: prometheus_client's multiprocess mode. Each worker writes its
+    # samples to files in a private directory and serves no endpoint; this
+    # parent serves /metrics for all of them on --metrics-port.
+    args = build_parser().parse_args([a for a in argv if a != "--worker"])
+    env = dict(os.environ)
+    endpoint: MetricsEndpoint | None = None
+    mp_dir = ""
+    if args.metrics_port > 0:
+        mp_dir = tempfile.mkdtemp(prefix="llm-extproc-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+        endpoint = MetricsEndpoint(
+            multiprocess_registry(mp_dir), args.host or "0.0.0.0", args.metrics_port
+        )
+        endpoint.start()
+    try:
+        return _run_workers(n, argv, env)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        if mp_dir:
+            shutil.rmtree(mp_dir, ignore_errors=True)
+
+
+def _run_workers(n: int, argv: list[str], env: dict[str, str]) -> int:
     import subprocess
     import time
 
-    procs = [subprocess.Popen([sys.executable, "-m", "extproc.cli", *argv]) for _ in range(n)]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "extproc.cli", *argv], env=env) for _ in range(n)
+    ]
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:

@@ -133,3 +133,35 @@ def test_metrics_after_a_mix(stack: Stack) -> None:
     # Nothing secret, no prompt and no request id in the exposition.
     for s in (KEY, PROVIDER_KEY, GUARD_KEY, "sky blue", "CONFIDENTIAL", "x-request-id"):
         assert s not in text
+
+
+def test_metrics_with_workers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """--workers 2: the parent serves one /metrics summing both workers."""
+    with Stack(
+        tmp_path_factory.mktemp("workers"),
+        CONFIG,
+        fake_keys={"openai": [PROVIDER_KEY, GUARD_KEY]},
+        extra_args=("--workers", "2"),
+    ) as s:
+        body = json.dumps({"model": "llama3", "prompt": "hi", "key": KEY, "stream": False})
+        with httpx.Client(base_url=s.url, timeout=15) as c:
+            for _ in range(6):
+                # New connections, so Envoy's streams spread over both workers.
+                r = c.post(
+                    "/api/generate",
+                    headers={"host": "ollama.test", "connection": "close"},
+                    content=body,
+                )
+                assert r.status_code == 200, r.text
+        text = ""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            text = scrape(s)
+            if "llm_extproc_requests_total" in text:
+                got = sample(text, "llm_extproc_requests_total", route="ollama")
+                if got == 6:
+                    break
+            time.sleep(0.1)
+        assert sample(text, "llm_extproc_requests_total", route="ollama", status_class="2xx") == 6
+        tok = "gen_ai_client_token_usage_sum"
+        assert sample(text, tok, consumer="team-a", gen_ai_token_type="input") == 48
