@@ -89,8 +89,10 @@ _PHASE_OF = {
 }
 
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
-_CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key")
-_KEY_HEADERS = frozenset((*_CLIENT_KEY_HEADERS, "x-goog-api-key"))
+# Where clients (OpenAI, Anthropic, Azure, Gemini SDKs) put a key: never forwarded
+# unless the provider's own key overwrites it.
+_CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_KEY_HEADERS = frozenset(_CLIENT_KEY_HEADERS)
 
 
 def _client_key_headers(route: RouteRuntime) -> tuple[str, ...]:

@@ -256,11 +256,21 @@ async def test_ollama_request(rt: Runtime) -> None:
     }
 
 
-@pytest.mark.parametrize("header", ["x-api-key", "api-key"])
-async def test_other_client_key_headers_removed(rt: Runtime, header: str) -> None:
+@pytest.mark.parametrize("header", ["x-api-key", "api-key", "x-goog-api-key"])
+@pytest.mark.parametrize("host", ["qwen.test", "claude.test", "azure.test", "ollama.test"])
+async def test_other_client_key_headers_removed(rt: Runtime, header: str, host: str) -> None:
+    """Regression: a Gemini SDK's x-goog-api-key went on to non-Gemini providers."""
     ex = Exchange(rt)
-    d = await send(ex, "qwen.test", CHAT, headers={header: CLIENT_KEY})
-    assert header in d.remove_headers  # type: ignore[union-attr]
+    d = await send(ex, host, CHAT, headers={header: CLIENT_KEY})
+    assert isinstance(d, Continue)
+    # Either dropped, or overwritten with the provider's own key.
+    assert header in d.remove_headers or dict(d.set_headers)[header] != CLIENT_KEY
+
+
+async def test_gemini_client_key_header_overwritten(rt: Runtime) -> None:
+    d = await send(Exchange(rt), "gemini.test", CHAT, headers={"x-goog-api-key": CLIENT_KEY})
+    assert hdrs(d)["x-goog-api-key"] == "g-key"
+    assert "x-goog-api-key" not in d.remove_headers  # type: ignore[union-attr]
 
 
 async def test_unmatched_host_is_skipped(rt: Runtime) -> None:
