@@ -23,12 +23,20 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from harness import envoy_binary, stop, wait_healthy, wait_port  # noqa: E402
+from harness import render_envoy as render_envoy_ports  # noqa: E402
 
-LISTENER, EXTPROC, FAKE, ADMIN, METRICS = 18000, 50051, 18001, 19000, 9464
+# Fixed demo ports; tests/e2e/test_demo.py moves them with DEMO_* variables.
+LISTENER = int(os.environ.get("DEMO_LISTENER", 18000))
+OLLAMA = int(os.environ.get("DEMO_OLLAMA", 8004))
+EXTPROC = int(os.environ.get("DEMO_EXTPROC", 50051))
+FAKE = int(os.environ.get("DEMO_FAKE", 18001))
+ADMIN = int(os.environ.get("DEMO_ADMIN", 19000))
+METRICS = int(os.environ.get("DEMO_METRICS", 9464))
 DEMO_KEYS = {
     "DASHSCOPE_API_KEY": "sk-demo-dashscope",
     "ANTHROPIC_API_KEY": "sk-demo-anthropic",
     "GUARD_API_KEY": "sk-demo-guard",
+    "LLM_PROXY_KEY": "demo-ollama-key",
 }
 
 
@@ -37,11 +45,11 @@ def render_config(real: bool) -> str:
     guard = ("dashscope.aliyuncs.com", "443", "true") if real else ("127.0.0.1", str(FAKE), "false")
     for k, v in zip(("GUARD_HOST", "GUARD_PORT", "GUARD_TLS"), guard, strict=True):
         text = text.replace("${" + k + "}", v)
-    return text
+    return text.replace(":8004", f":{OLLAMA}")
 
 
 def render_envoy(real: bool) -> str:
-    cfg = yaml.safe_load((ROOT / "envoy" / "envoy-demo.yaml").read_text())
+    cfg = yaml.safe_load(render_envoy_ports(LISTENER, EXTPROC, FAKE, ADMIN, ollama=OLLAMA))
     if real:
         for c in cfg["static_resources"]["clusters"]:
             if c["name"] == "dashscope":
@@ -125,7 +133,7 @@ def main() -> int:
                     "-c",
                     str(run / "envoy.yaml"),
                     "--base-id",
-                    "18000",
+                    str(LISTENER),
                     "-l",
                     "warning",
                     "--log-path",
@@ -137,6 +145,11 @@ def main() -> int:
     except BaseException:
         shutdown()
         raise
+    proxy_key_note = (
+        "(yours)"
+        if "LLM_PROXY_KEY" in os.environ
+        else f"{env['LLM_PROXY_KEY']} (the demo's; set LLM_PROXY_KEY to choose one)"
+    )
     mode = (
         "the REAL dashscope (DASHSCOPE_API_KEY is set)"
         if real
@@ -153,6 +166,10 @@ Try:
   curl 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"messages":[{{"role":"user","content":"我的账号是多少"}}]}}'
   curl -N 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"stream":true,"messages":[{{"role":"user","content":"Tell me a story"}}]}}'
   curl 127.0.0.1:{LISTENER}/v1/chat/completions -H 'host: claude.test.com' -d '{{"model":"gpt-4o","messages":[{{"role":"user","content":"Hi"}}]}}'
+
+The Ollama API on http://localhost:{OLLAMA} checks the body "key" against LLM_PROXY_KEY={proxy_key_note}:
+  curl -X POST http://localhost:{OLLAMA}/api/generate -H "Content-Type: application/json" -d '{{"model": "llama3", "prompt": "Why is the sky blue?", "key": "{env["LLM_PROXY_KEY"]}"}}'
+  curl -X POST http://localhost:{OLLAMA}/api/chat -H "Content-Type: application/json" -d '{{"model": "llama3", "messages": [{{"role": "user", "content": "Hello!"}}], "key": "{env["LLM_PROXY_KEY"]}"}}'
 or run ./test/test.sh in another terminal. Ctrl-C stops everything.
 """,
         flush=True,

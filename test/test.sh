@@ -77,6 +77,31 @@ if [ -z "$REAL" ]; then
   [ "$(json claude "d['usage']['total_tokens']")" -gt 0 ] 2>/dev/null && ok "usage mapped: $(json claude "d['usage']")" || bad "no usage"
 fi
 
+OLLAMA=${OLLAMA_BASE:-http://localhost:8004}
+PROXY_KEY=${LLM_PROXY_KEY:-demo-ollama-key}
+say "7. the Ollama key proxy on $OLLAMA: /api/generate and /api/chat with the body key"
+ollama() {  # ollama NAME PATH BODY
+  curl -s -o "$tmp/$1.body" -w '%{http_code}' -X POST "$OLLAMA$2" -H "Content-Type: application/json" -d "$3" >"$tmp/$1.status" || echo 000 >"$tmp/$1.status"
+  echo "  -> HTTP $(cat "$tmp/$1.status"): $(head -c 300 "$tmp/$1.body")"
+}
+ollama gen /api/generate '{"model": "llama3", "prompt": "Why is the sky blue?", "stream": false, "key": "'"$PROXY_KEY"'"}'
+[ "$(status gen)" = 200 ] && ok "generate: status 200" || bad "generate: status $(status gen)"
+json gen "d['response']" | grep -q 'Why is the sky blue' && ok "an Ollama generate response" || bad "not an Ollama response"
+ollama chat /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}], "key": "'"$PROXY_KEY"'"}'
+[ "$(status chat)" = 200 ] && ok "chat (streamed NDJSON, Ollama's default): status 200" || bad "chat: status $(status chat)"
+[ "$(tail -n1 "$tmp/chat.body" | "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read())["done"])')" = True ] && ok "last NDJSON line has done: true" || bad "no final done line"
+ollama badkey /api/generate '{"model": "llama3", "prompt": "Why is the sky blue?", "key": "wrong"}'
+[ "$(status badkey)" = 401 ] && ok "wrong key: status 401" || bad "wrong key: status $(status badkey)"
+[ "$(cat "$tmp/badkey.body")" = '{"error":"Invalid or missing API key"}' ] && ok 'body is exactly {"error":"Invalid or missing API key"}' || bad "body: $(cat "$tmp/badkey.body")"
+ollama nokey /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}'
+[ "$(status nokey)" = 401 ] && ok "missing key: status 401" || bad "missing key: status $(status nokey)"
+
+say "8. metrics: http://127.0.0.1:9464/metrics"
+curl -s "${METRICS:-http://127.0.0.1:9464/metrics}" >"$tmp/metrics" || true
+grep -E '^(gen_ai_client_token_usage_sum|llm_extproc_requests_total|llm_extproc_blocked_requests_total)' "$tmp/metrics" | head -12 | sed 's/^/  /'
+grep -q '^llm_extproc_requests_total' "$tmp/metrics" && ok "request counters exported" || bad "no request counters"
+grep -q 'llm_extproc_blocked_requests_total{.*content_denied' "$tmp/metrics" && ok "the 账号 block is counted by reason" || bad "blocked requests not counted"
+
 say "Bad input: invalid JSON -> 400"
 req badjson test.com / '{"messages": [oops'
 [ "$(status badjson)" = 400 ] && ok "status 400: $(json badjson "d['error']['message']")" || bad "status $(status badjson)"

@@ -40,11 +40,17 @@ def envoy_binary() -> str:
 
 
 def render_envoy(
-    listener: int, extproc: int, upstream: int, admin: int, src: Path = ENVOY_DEMO
+    listener: int,
+    extproc: int,
+    upstream: int,
+    admin: int,
+    src: Path = ENVOY_DEMO,
+    ollama: int | None = None,
 ) -> str:
     text = src.read_text()
     for old, new in (
         ("18000", listener),
+        ("8004", ollama if ollama is not None else free_port()),
         ("50051", extproc),
         ("18001", upstream),
         ("19000", admin),
@@ -132,6 +138,7 @@ class Stack:
         )
         cfg.write_text(text)
         self.metrics_port = free_port()
+        self.ollama_listener = free_port()
         env = {**os.environ, **self.env}
         self.procs.append(
             subprocess.Popen(
@@ -160,7 +167,13 @@ class Stack:
         wait_healthy(self.extproc_port)
         envoy_cfg = self.tmp / "envoy.yaml"
         envoy_cfg.write_text(
-            render_envoy(self.listener, self.extproc_port, self.fake.port, self.admin)
+            render_envoy(
+                self.listener,
+                self.extproc_port,
+                self.fake.port,
+                self.admin,
+                ollama=self.ollama_listener,
+            )
         )
         self.procs.append(
             subprocess.Popen(
