@@ -48,8 +48,9 @@ DEFAULT_GUARD_MODEL = "qwen-turbo"
 CHAT_SUFFIX = "/chat/completions"
 
 
-def _secs(d: Any, default: float) -> float:
-    return d.ToTimedelta().total_seconds() if d.ByteSize() else default
+def _secs(msg: Any, field: str, default: float) -> float:
+    """A google.protobuf.Duration field in seconds: its value when set ("0s" included)."""
+    return getattr(msg, field).ToTimedelta().total_seconds() if msg.HasField(field) else default
 
 
 def _bool(msg: Any, field: str, default: bool) -> bool:
@@ -66,6 +67,13 @@ class _Compiler:
 
     def err(self, path: str, msg: str) -> None:
         self.problems.append((path, msg))
+
+    def positive(self, msg: Any, field: str, default: float, path: str) -> float:
+        """A duration that must be more than zero (timeouts, windows, intervals)."""
+        secs = _secs(msg, field, default)
+        if secs <= 0:
+            self.err(f"{path}.{field}", 'must be a positive duration such as "10s" or "0.5s"')
+        return secs
 
     # -- secrets -----------------------------------------------------------
 
@@ -156,8 +164,10 @@ class _Compiler:
             translator=get_translator(ptype),
             host=host,
             base_path=base_path,
-            tokens=TokenPool(tokens, cooldown_s=_secs(p.token_cooldown, 60.0)) if tokens else None,
-            timeout_s=_secs(p.timeout, 120.0),
+            tokens=TokenPool(tokens, cooldown_s=_secs(p, "token_cooldown", 60.0))
+            if tokens
+            else None,
+            timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper,
             custom_settings=settings,
             protocol=protocol,
@@ -198,9 +208,10 @@ class _Compiler:
             self.err(f"{path}.judge", f"must be 'all_user' or 'last_user', not {judge!r}")
         if not gpath.startswith("/"):
             self.err(f"{path}.path", "must start with '/'")
+        timeout = self.positive(g, "timeout", 10.0, path)
         if self.problems:
             return None
-        ttl = _secs(g.cache_ttl, 60.0)
+        ttl = _secs(g, "cache_ttl", 60.0)
         cache = VerdictCache(max_entries=g.cache_size or 10000, ttl_s=ttl) if ttl > 0 else None
         client = GuardClient(
             host=host,
@@ -208,7 +219,7 @@ class _Compiler:
             path=gpath,
             model=g.model or DEFAULT_GUARD_MODEL,
             api_key=key,
-            timeout_s=_secs(g.timeout, 10.0),
+            timeout_s=timeout,
             tls=g.tls.value if g.HasField("tls") else None,
             system_prompt=g.system_prompt or None,
             max_concurrency=g.max_concurrency or 32,
@@ -248,7 +259,8 @@ class _Compiler:
                 self.err(path, "needs exactly one of file or url")
                 return None
             return Context(
-                ContextSource(c.file, c.url, c.max_bytes or 256 * 1024), _secs(c.refresh, 30.0)
+                ContextSource(c.file, c.url, c.max_bytes or 256 * 1024),
+                self.positive(c, "refresh", 30.0, path),
             )
         if kind == "llm_rewrite":
             return self.rewrite(p.llm_rewrite, path)
@@ -293,9 +305,10 @@ class _Compiler:
         on_error = r.on_error or "deny"
         if on_error not in ("deny", "allow"):
             self.err(f"{path}.on_error", f"must be 'deny' or 'allow', not {on_error!r}")
+        timeout = self.positive(r, "timeout", 10.0, path)
         if self.problems:
             return None
-        client = ChatClient(base_url, rpath, model, key, _secs(r.timeout, 10.0))
+        client = ChatClient(base_url, rpath, model, key, timeout)
         return LlmRewrite(client, r.system_prompt, on_error)
 
     # -- routes ------------------------------------------------------------
@@ -440,6 +453,7 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     backend = budgets.backend or "memory"
     if backend not in ("memory", "redis"):
         c.err("budgets.backend", f"must be 'memory' or 'redis', not {backend!r}")
+    window = c.positive(budgets, "window", 60.0, "budgets")
     if backend == "redis" and not budgets.redis_url:
         c.err("budgets.redis_url", "is required when backend is 'redis'")
     if not any(r is not None for r in routes) and not c.problems:
@@ -458,7 +472,7 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         ),
         metadata_namespace=native.observability.metadata_namespace or "llm_extproc",
         debug_log_prompts=native.observability.debug_log_prompts,
-        budget_window_s=_secs(budgets.window, 60.0),
+        budget_window_s=window,
         budget_backend=backend,
         redis_url=budgets.redis_url,
     )

@@ -203,3 +203,29 @@ routes:
         "qwen-plus",
         "qwen-turbo",
     )
+
+
+def test_zero_durations_disable_or_are_rejected() -> None:
+    rt = compile_config(
+        load_text("hosts: [a.com]\nintelligent_guard: {host: h, api_key: k, cache_ttl: 0s}\n"), {}
+    )
+    assert rt.routes.routes[0].processors[0].client._cache is None  # type: ignore[attr-defined]
+    found = dict(
+        problems("hosts: [a.com]\nintelligent_guard: {host: h, api_key: k, timeout: 0s}\n")
+    )
+    assert "positive" in found["cfg.intelligent_guard.timeout"]
+    found = dict(problems("routes: []\nbudgets: {window: 0s}\n"))
+    assert "positive" in found["budgets.window"]
+
+
+def test_explicit_false_is_not_the_default() -> None:
+    text = """
+providers: [{name: p, type: qwen, api_tokens: [k]}]
+routes: [{name: r, match: {hosts: [x.com]}, provider: p, allow_streaming: false, rewrite: false}]
+"""
+    (route,) = compile_config(load_text(text), {}).routes.routes
+    assert (
+        route.allow_streaming is False
+        and route.rewrite is False
+        and route.allow_non_streaming is True
+    )
