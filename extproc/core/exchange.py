@@ -451,7 +451,8 @@ class Exchange:
         remove += [n for n in rm_h if n not in remove]
         if new_body is not None:
             headers.append(("content-length", str(len(new_body))))
-            headers.append(("content-type", "application/json"))
+            if all(k != "content-type" for k, _ in set_h):
+                headers.append(("content-type", "application/json"))
         self._add_consumer_header(ctx, headers)
         reroute = False
         if route.rewrite:
