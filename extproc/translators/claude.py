@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from extproc.core.usage import Usage
-from extproc.streaming.sse import SSEDecoder
 from extproc.translators.base import (
     ProviderTarget,
     TranslatedResponse,
@@ -20,8 +19,7 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import (
     DONE,
-    SSE,
-    ChunkWriter,
+    JsonEventStream,
     as_int,
     completion_body,
     error_event,
@@ -295,7 +293,7 @@ class ClaudeTranslator:
         return openai_error_body(message, error_type_for_status(status), code)
 
 
-class ClaudeStream:
+class ClaudeStream(JsonEventStream):
     """Anthropic stream events -> OpenAI ``chat.completion.chunk`` events.
 
     A stream that ends without ``message_stop`` (and without an ``error``
@@ -303,37 +301,14 @@ class ClaudeStream:
     ``[DONE]`` so the client does not mistake a partial answer for a full one.
     """
 
-    content_type = SSE
-
     def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
-        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
-        self._out = ChunkWriter(model)
-        self._include_usage = include_usage
+        super().__init__(model, include_usage, max_line_bytes)
         self._usage_fields: dict[str, int] = {}
-        self._model: str | None = None
         self._tool_index: dict[int, int] = {}  # content block index -> tool_calls index
-        self._ended = False
 
     @property
     def usage(self) -> Usage | None:
         return _usage(self._usage_fields) if self._usage_fields else None
-
-    @property
-    def model(self) -> str | None:
-        return self._model
-
-    def feed(self, chunk: bytes) -> bytes:
-        out: list[bytes] = []
-        for ev in self._decoder.feed(chunk):
-            if self._ended:
-                break
-            try:
-                obj = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                self._handle(obj, out)
-        return b"".join(out)
 
     def finish(self) -> bytes:
         self._decoder.finish()

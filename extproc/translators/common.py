@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from extproc.core.usage import Usage
-from extproc.streaming.sse import encode_sse
+from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import TranslationError, UpstreamRequest
 
 JSON = "application/json"
@@ -317,3 +317,38 @@ class ChunkWriter:
                 }
             )
         )
+
+
+class JsonEventStream:
+    """Base of provider SSE streams whose events each carry one JSON object
+    (Anthropic, Gemini): decodes incrementally and hands every object to
+    ``_handle``, which appends OpenAI chunk bytes to ``out``."""
+
+    content_type = SSE
+
+    def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
+        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
+        self._out = ChunkWriter(model)
+        self._include_usage = include_usage
+        self._model: str | None = None
+        self._ended = False
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    def feed(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for ev in self._decoder.feed(chunk):
+            if self._ended:
+                break
+            try:
+                obj = orjson.loads(ev.data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                self._handle(obj, out)
+        return b"".join(out)
+
+    def _handle(self, obj: dict[str, Any], out: list[bytes]) -> None:
+        raise NotImplementedError

@@ -12,7 +12,6 @@ from urllib.parse import quote
 import orjson
 
 from extproc.core.usage import Usage
-from extproc.streaming.sse import SSEDecoder
 from extproc.translators.base import (
     ProviderTarget,
     TranslatedResponse,
@@ -21,8 +20,7 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import (
     DONE,
-    SSE,
-    ChunkWriter,
+    JsonEventStream,
     as_int,
     completion_body,
     embedding_inputs,
@@ -350,7 +348,7 @@ class GeminiTranslator:
         return map_error(status, body)
 
 
-class GeminiStream:
+class GeminiStream(JsonEventStream):
     """SSE of GenerateContentResponse objects -> OpenAI chunks.
 
     Gemini has no end-of-stream event: the last response carries a
@@ -359,39 +357,16 @@ class GeminiStream:
     error event instead of ``[DONE]``.
     """
 
-    content_type = SSE
-
     def __init__(self, model: str, include_usage: bool, max_line_bytes: int | None = None) -> None:
-        self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
-        self._out = ChunkWriter(model)
-        self._include_usage = include_usage
+        super().__init__(model, include_usage, max_line_bytes)
         self._usage: Usage | None = None
-        self._model: str | None = None
         self._started: set[int] = set()
         self._tools: dict[int, int] = {}  # candidate index -> tool calls so far
         self._finished = False
-        self._ended = False
 
     @property
     def usage(self) -> Usage | None:
         return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
-
-    def feed(self, chunk: bytes) -> bytes:
-        out: list[bytes] = []
-        for ev in self._decoder.feed(chunk):
-            if self._ended:
-                break
-            try:
-                obj = orjson.loads(ev.data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(obj, dict):
-                self._handle(obj, out)
-        return b"".join(out)
 
     def finish(self) -> bytes:
         self._decoder.finish()
