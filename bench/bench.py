@@ -217,10 +217,10 @@ def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
 
     # Our server, exactly as production starts it (default log level: one
     # JSON log line per request is part of the cost).
+    entry = [str(BENCH / "traced_serve.py")] if args.tracemalloc else ["-m", "extproc.cli"]
     cmd = [
         python,
-        "-m",
-        "extproc.cli",
+        *entry,
         "serve",
         "--config",
         str(args.config),
@@ -470,21 +470,38 @@ def streaming(args: argparse.Namespace, st: Stack) -> dict[str, Any]:
 def soak(args: argparse.Namespace, st: Stack) -> dict[str, Any]:
     """The full pipeline at concurrency 16 until args.requests have been
     served, RSS sampled after every chunk."""
-    pids = st.server_pids()
+    pids = st.pids_for(args.soak_case)
+    listener, host = CASES[args.soak_case]
+    traced = args.tracemalloc and args.soak_case != "grpc-null"
+    if traced:
+        os.kill(pids[-1], signal.SIGUSR1)  # baseline snapshot
+        time.sleep(1)
     samples = [{"requests": 0, "rss_kib": rss_kib(pids)}]
     total, errors, cpu0 = 0, 0, cpu_seconds(pids)
     while total < args.requests:
-        r = wrk(args, st.listener("extproc"), "llm.bench", 16, args.soak_chunk)
+        r = wrk(args, st.listener(listener), host, 16, args.soak_chunk)
         total += r["requests"]
         errors += r["error_count"]
-        samples.append({"requests": total, "rss_kib": rss_kib(st.server_pids())})
+        samples.append({"requests": total, "rss_kib": rss_kib(st.pids_for(args.soak_case))})
         print(f"  soak: {total} requests, RSS {samples[-1]['rss_kib'] / 1024:.1f} MiB", flush=True)
-    cpu = cpu_seconds(st.server_pids()) - cpu0
+    cpu = cpu_seconds(st.pids_for(args.soak_case)) - cpu0
+    if traced:
+        top = Path(os.environ.get("TRACEMALLOC_OUT", "/tmp/tracemalloc-top.txt"))
+        with contextlib.suppress(FileNotFoundError):
+            top.unlink()
+        os.kill(pids[-1], signal.SIGUSR1)
+        for _ in range(300):
+            if top.exists():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        print(top.read_text() if top.exists() else "no tracemalloc output", flush=True)
     start_kib, end_kib = samples[0]["rss_kib"], samples[-1]["rss_kib"]
     # Growth over the second half of the soak: a leak keeps growing, a warm
     # allocator settles.
     half = next(s for s in samples if s["requests"] >= total / 2)
     return {
+        "case": args.soak_case,
         "requests": total,
         "errors": errors,
         "rss_after_warmup_kib": start_kib,
@@ -773,6 +790,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile-only", action="store_true",
                     help="start the stack, warm up, profile, print the profile; no matrix")
     ap.add_argument("--profile-case", default="full", choices=["full", "passthrough"])
+    ap.add_argument("--soak-case", default="full", choices=["full", "passthrough", "grpc-null"],
+                    help="which case the soak loads (RSS of that server)")
+    ap.add_argument("--soak-only", action="store_true", help="warm up, soak, print RSS; no matrix")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="run the server under bench/traced_serve.py; with --soak-only, print "
+                    "the allocation sites that grew during the soak")
     ap.add_argument("--config", default=str(BENCH / "extproc-bench.yaml"))
     ap.add_argument("--envoy", default=os.environ.get("ENVOY") or shutil.which("envoy")
                     or str(Path(sys.executable).parent / "envoy"))
@@ -811,6 +834,11 @@ def main(argv: list[str] | None = None) -> int:
             wrk(args, st.listener(listener), host, 16, warm)
         rss_warm = rss_kib(st.server_pids())
         print(f"warmed up; server RSS {rss_warm / 1024:.1f} MiB", flush=True)
+
+        if args.soak_only:
+            r = soak(args, st)
+            print(json.dumps({k: v for k, v in r.items() if k != "samples"}, indent=2))
+            return 0
 
         if args.profile_only:
             base = measured_run(args, st, args.profile_case, 16, args.duration)
