@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+
 from harness import Stack, free_port, stop, wait_port
 
 pytestmark = pytest.mark.e2e

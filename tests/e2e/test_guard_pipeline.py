@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from fake_provider import Scripted
 from harness import Stack
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from harness import Stack
 
 pytestmark = pytest.mark.e2e

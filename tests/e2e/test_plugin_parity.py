@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from harness import Stack
 
 KEY = "sk-e2e-plugin-SECRET"

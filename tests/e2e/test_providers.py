@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Stack
 
 from extproc.streaming.sse import SSEDecoder
+from harness import Stack
 
 pytestmark = pytest.mark.e2e
 

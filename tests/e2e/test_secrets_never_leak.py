@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from harness import Stack
 
 pytestmark = pytest.mark.e2e

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_provider import Scripted
-from harness import Stack
 
 from extproc.streaming.sse import SSEDecoder
+from fake_provider import Scripted
+from harness import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import free_port, wait_healthy, wait_port
 
 from extproc.cli import main
+from harness import free_port, wait_healthy, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
