@@ -538,8 +538,22 @@ IDLE_LEAVES = frozenset(
 )
 
 
+def _servicer_io_lines() -> set[str]:
+    """servicer.py lines where Process hands over to grpc (`async for` over the
+    request iterator receives, `yield` sends): their time is the transport's."""
+    out = set()
+    with contextlib.suppress(OSError):
+        src = (ROOT / "extproc" / "transport" / "servicer.py").read_text().splitlines()
+        for i, line in enumerate(src, 1):
+            t = line.strip()
+            if t.startswith("async for ") or t.startswith("yield "):
+                out.add(f"servicer.py:{i})")
+    return out
+
+
 def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]:
     """py-spy --format raw: 'frame;frame;...;leaf count' per line."""
+    io_lines = _servicer_io_lines()
     by_cat: collections.Counter[str] = collections.Counter()
     self_frames: collections.Counter[str] = collections.Counter()
     own_lines: collections.Counter[str] = collections.Counter()
@@ -559,6 +573,9 @@ def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]
         self_frames[leaf] += k
         cat = "other"
         for fr in reversed(frames):
+            if any(fr.endswith(x) for x in io_lines):
+                cat = "grpc aio transport"
+                break
             for name, rx in CATEGORIES:
                 if re.search(rx, fr):
                     cat = name
