@@ -11,7 +11,6 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
-from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from extproc.config.runtime import Runtime
@@ -58,68 +57,81 @@ def headers_of(hm: Any) -> dict[str, str]:
     }
 
 
-def _mode(m: ModeOverride) -> pm.ProcessingMode:
-    mode = pm.ProcessingMode(
-        request_header_mode=_SEND,
-        response_header_mode=_SKIP if m.response_headers_skip else _SEND,
-    )
+def _fill_mode(mode: pm.ProcessingMode, m: ModeOverride) -> None:
+    mode.request_header_mode = _SEND
+    mode.response_header_mode = _SKIP if m.response_headers_skip else _SEND
     if m.request_body is not None:
         mode.request_body_mode = _BODY_MODE[m.request_body]
     if m.response_body is not None:
         mode.response_body_mode = _BODY_MODE[m.response_body]
-    return mode
 
 
-def _header_mutation(
-    set_headers: tuple[tuple[str, str], ...], remove: tuple[str, ...]
-) -> ep.HeaderMutation:
-    return ep.HeaderMutation(
-        set_headers=[
-            base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=k, raw_value=v.encode()), append_action=_OVERWRITE
-            )
-            for k, v in set_headers
-        ],
-        remove_headers=list(remove),
-    )
+# Header options are built once per (name, value) and copied into responses:
+# most values repeat (provider key, host, path, content type), and building a
+# HeaderValueOption from keyword arguments costs more than copying one.
+_OPTION_CACHE: dict[tuple[str, str], base_pb2.HeaderValueOption] = {}
+_OPTION_CACHE_MAX = 4096
 
 
-def _struct(meta: Any) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(meta)
-    return s
+def _option(kv: tuple[str, str]) -> base_pb2.HeaderValueOption:
+    o = _OPTION_CACHE.get(kv)
+    if o is None:
+        if len(_OPTION_CACHE) >= _OPTION_CACHE_MAX:
+            _OPTION_CACHE.clear()
+        o = _OPTION_CACHE[kv] = base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=kv[0], raw_value=kv[1].encode()),
+            append_action=_OVERWRITE,
+        )
+    return o
+
+
+def _fill_headers(
+    hm: ep.HeaderMutation, set_headers: tuple[tuple[str, str], ...], remove: tuple[str, ...]
+) -> None:
+    if set_headers:
+        hm.set_headers.extend([_option(kv) for kv in set_headers])
+    if remove:
+        hm.remove_headers.extend(remove)
+
+
+def _fill_struct(s: struct_pb2.Struct, meta: Any) -> None:
+    # Field by field: Struct.update() is pure Python and several times slower.
+    for ns, fields in meta.items():
+        out = s.fields[ns].struct_value.fields
+        for k, v in fields.items():
+            if isinstance(v, str):
+                out[k].string_value = v
+            elif isinstance(v, bool):
+                out[k].bool_value = v
+            elif isinstance(v, int | float):
+                out[k].number_value = v
+            else:
+                out[k].string_value = str(v)
 
 
 def to_proto(kind: str, d: Decision) -> ep.ProcessingResponse:
-    if isinstance(d, Reject):
-        resp = ep.ProcessingResponse(
-            immediate_response=ep.ImmediateResponse(
-                status=http_status_pb2.HttpStatus(code=d.status),
-                headers=_header_mutation(d.headers, ()),
-                body=d.body,
-                details=d.reason,
-            )
-        )
-        if d.metadata:
-            resp.dynamic_metadata.CopyFrom(_struct(d.metadata))
-        return resp
-    common = ep.CommonResponse()
-    if d.set_headers or d.remove_headers:
-        common.header_mutation.CopyFrom(_header_mutation(d.set_headers, d.remove_headers))
-    if d.body is not None:
-        common.body_mutation.body = d.body
-    if d.clear_route_cache:
-        common.clear_route_cache = True
     resp = ep.ProcessingResponse()
-    field = _ANSWER[kind]
-    if field.endswith("headers"):
-        getattr(resp, field).CopyFrom(ep.HeadersResponse(response=common))
+    if isinstance(d, Reject):
+        imm = resp.immediate_response
+        imm.status.code = d.status  # type: ignore[assignment]
+        _fill_headers(imm.headers, d.headers, ())
+        imm.body = d.body
+        imm.details = d.reason
     else:
-        getattr(resp, field).CopyFrom(ep.BodyResponse(response=common))
-    if d.mode is not None:
-        resp.mode_override.CopyFrom(_mode(d.mode))
+        answer = getattr(resp, _ANSWER[kind])
+        answer.SetInParent()
+        if d.set_headers or d.remove_headers or d.body is not None or d.clear_route_cache:
+            common = answer.response
+            if d.set_headers or d.remove_headers:
+                _fill_headers(common.header_mutation, d.set_headers, d.remove_headers)
+            if d.body is not None:
+                common.body_mutation.body = d.body
+            if d.clear_route_cache:
+                common.clear_route_cache = True
+        if d.mode is not None:
+            _fill_mode(resp.mode_override, d.mode)
     if d.metadata:
-        resp.dynamic_metadata.CopyFrom(_struct(d.metadata))
+        _fill_struct(resp.dynamic_metadata, d.metadata)
     return resp
 
 
