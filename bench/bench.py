@@ -27,6 +27,7 @@ import collections
 import contextlib
 import datetime as dt
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -197,8 +198,16 @@ class Stack:
 
 def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
     st = Stack(tmp)
-    for name in ("floor", "extproc", "extproc_null", "upstream", "admin", "grpc", "null_grpc",
-                 "stream"):
+    for name in (
+        "floor",
+        "extproc",
+        "extproc_null",
+        "upstream",
+        "admin",
+        "grpc",
+        "null_grpc",
+        "stream",
+    ):
         st.ports[name] = free_port()
 
     # The streaming upstream: the fake provider with drip.
@@ -292,7 +301,11 @@ def post(port: int, host: str, body: str) -> tuple[int, dict[str, str], bytes]:
             "POST",
             "/v1/chat/completions",
             body=body,
-            headers={"Host": host, "Content-Type": "application/json", "Authorization": CLIENT_AUTH},
+            headers={
+                "Host": host,
+                "Content-Type": "application/json",
+                "Authorization": CLIENT_AUTH,
+            },
         )
         r = c.getresponse()
         data = r.read()
@@ -304,10 +317,10 @@ def post(port: int, host: str, body: str) -> tuple[int, dict[str, str], bytes]:
 def preflight(st: Stack) -> dict[str, Any]:
     """Prove each case does what it claims before timing it."""
     problems = []
-    s, h, b = post(st.listener("floor"), "llm.bench", CHAT_BODY)
+    s, h, _ = post(st.listener("floor"), "llm.bench", CHAT_BODY)
     if s != 200 or h.get("x-echo-authorization") != CLIENT_AUTH or "x-llm-provider" in h:
         problems.append(f"floor: {s} {h}")
-    s, h, b = post(st.listener("extproc"), "llm.bench", CHAT_BODY)
+    s, h, _ = post(st.listener("extproc"), "llm.bench", CHAT_BODY)
     want = {
         "x-llm-provider": "qwen",
         "x-echo-authority": "dashscope.aliyuncs.com",
@@ -319,13 +332,13 @@ def preflight(st: Stack) -> dict[str, Any]:
             problems.append(f"full: header {k}={h.get(k)!r}, want {v!r}")
     if s != 200 or h.get("x-echo-content-length") == str(len(CHAT_BODY)):
         problems.append(f"full: status {s}, body not rewritten ({h.get('x-echo-content-length')})")
-    s, h, b = post(st.listener("extproc"), "other.bench", CHAT_BODY)
+    s, h, _ = post(st.listener("extproc"), "other.bench", CHAT_BODY)
     if s != 200 or "x-llm-provider" in h or h.get("x-echo-authorization") != CLIENT_AUTH:
         problems.append(f"passthrough: {s} {h}")
-    s, h, b = post(st.listener("extproc_null"), "llm.bench", CHAT_BODY)
+    s, h, _ = post(st.listener("extproc_null"), "llm.bench", CHAT_BODY)
     if s != 200 or "x-llm-provider" in h:
         problems.append(f"grpc-null: {s} {h}")
-    s, h, b = post(st.listener("extproc"), "llm.bench", DENIED_BODY)
+    s, h, _ = post(st.listener("extproc"), "llm.bench", DENIED_BODY)
     if s != 403:
         problems.append(f"deny pattern: status {s}, want 403")
     time.sleep(0.2)
@@ -394,7 +407,11 @@ def one_stream(port: int, host: str) -> dict[str, Any]:
             "POST",
             "/v1/chat/completions",
             body=STREAM_BODY,
-            headers={"Host": host, "Content-Type": "application/json", "Authorization": CLIENT_AUTH},
+            headers={
+                "Host": host,
+                "Content-Type": "application/json",
+                "Authorization": CLIENT_AUTH,
+            },
         )
         r = c.getresponse()
         if r.status != 200:
@@ -413,7 +430,7 @@ def one_stream(port: int, host: str) -> dict[str, Any]:
         return {
             "ttft_ms": (times[0] - t0) * 1000,
             "total_ms": (times[-1] - t0) * 1000,
-            "gaps_ms": [(b - a) * 1000 for a, b in zip(times, times[1:])],
+            "gaps_ms": [(b - a) * 1000 for a, b in itertools.pairwise(times)],
             "events": len(times),
         }
     finally:
@@ -532,9 +549,21 @@ CATEGORIES = [
 # Leaf frames of a thread waiting, not working (epoll/futex waits of the event
 # loop, grpc's poller and event-engine threads).
 IDLE_LEAVES = frozenset(
-    {"epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "syscall", "pthread_cond_wait",
-     "pthread_cond_timedwait", "__futex_abstimed_wait_common", "nanosleep", "clock_nanosleep",
-     "accept4", "read"}
+    {
+        "epoll_wait",
+        "epoll_pwait",
+        "poll",
+        "ppoll",
+        "select",
+        "syscall",
+        "pthread_cond_wait",
+        "pthread_cond_timedwait",
+        "__futex_abstimed_wait_common",
+        "nanosleep",
+        "clock_nanosleep",
+        "accept4",
+        "read",
+    }
 )
 
 
@@ -589,6 +618,7 @@ def summarise_profile(raw: Path, cpu_us_per_req: float | None) -> dict[str, Any]
             if re.search(r"[ (/]extproc/", fr) and "site-packages" not in fr and "cli.py" not in fr:
                 own_lines[fr] += k
                 break
+
     def share(c: collections.Counter[str], top: int) -> list[dict[str, Any]]:
         rows = []
         for name, k in c.most_common(top):
@@ -711,11 +741,15 @@ def targets(
 def print_report(res: dict[str, Any]) -> None:
     agg = res["aggregate"]
     print()
-    print(f"llm-extproc bench  {res['timestamp']}  workers={res['args']['workers']} "
-          f"uvloop={not res['args']['no_uvloop']} envoy_concurrency={res['args']['envoy_concurrency']}")
+    print(
+        f"llm-extproc bench  {res['timestamp']}  workers={res['args']['workers']} "
+        f"uvloop={not res['args']['no_uvloop']} envoy_concurrency={res['args']['envoy_concurrency']}"
+    )
     print()
-    hdr = f"{'case':<12} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'RPS':>9} {'RPS/floor':>9} " \
-          f"{'+p50 us':>8} {'CPU us/req':>10} {'errors':>6}"
+    hdr = (
+        f"{'case':<12} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'RPS':>9} {'RPS/floor':>9} "
+        f"{'+p50 us':>8} {'CPU us/req':>10} {'errors':>6}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for row in agg:
@@ -733,29 +767,41 @@ def print_report(res: dict[str, Any]) -> None:
         n1, u1 = by[("grpc-null", 1)], by[("full", 1)]
         n16, u16 = by[("grpc-null", 16)], by[("full", 16)]
         print()
-        print(f"llm-extproc over the grpc.aio floor (null_extproc.py, same 4 messages): "
-              f"p50 c=1 {(u1['p50_ms'] - n1['p50_ms']) * 1000:+.0f} us, "
-              f"CPU {u16['cpu_us_per_req'] - n16['cpu_us_per_req']:+.0f} us/req "
-              f"(floor {n16['cpu_us_per_req']:.0f} us/req), "
-              f"RPS c=16 {u16['rps'] / n16['rps'] * 100:.0f}% of the null server's")
+        print(
+            f"llm-extproc over the grpc.aio floor (null_extproc.py, same 4 messages): "
+            f"p50 c=1 {(u1['p50_ms'] - n1['p50_ms']) * 1000:+.0f} us, "
+            f"CPU {u16['cpu_us_per_req'] - n16['cpu_us_per_req']:+.0f} us/req "
+            f"(floor {n16['cpu_us_per_req']:.0f} us/req), "
+            f"RPS c=16 {u16['rps'] / n16['rps'] * 100:.0f}% of the null server's"
+        )
     print()
-    print(f"RSS (server{' + workers' if res['args']['workers'] > 1 else ''}): "
-          f"after warm-up {s['rss_after_warmup_kib'] / 1024:.1f} MiB, after {s['requests']} "
-          f"requests {s['rss_end_kib'] / 1024:.1f} MiB; soak CPU {s['cpu_us_per_req']:.0f} us/req, "
-          f"errors {s['errors']}")
+    print(
+        f"RSS (server{' + workers' if res['args']['workers'] > 1 else ''}): "
+        f"after warm-up {s['rss_after_warmup_kib'] / 1024:.1f} MiB, after {s['requests']} "
+        f"requests {s['rss_end_kib'] / 1024:.1f} MiB; soak CPU {s['cpu_us_per_req']:.0f} us/req, "
+        f"errors {s['errors']}"
+    )
     st = res["streaming"]
     print()
-    print(f"streaming ({st['streams']} streams each, drip {st['drip_ms']:.0f} ms, "
-          f"{st['floor']['events_per_stream']:.0f} events/stream)")
-    print(f"{'path':<8} {'TTFT p50':>9} {'TTFT p99':>9} {'gap p50':>8} {'gap p99':>8} "
-          f"{'gap max':>8} {'|gap-drip| p99':>14}")
+    print(
+        f"streaming ({st['streams']} streams each, drip {st['drip_ms']:.0f} ms, "
+        f"{st['floor']['events_per_stream']:.0f} events/stream)"
+    )
+    print(
+        f"{'path':<8} {'TTFT p50':>9} {'TTFT p99':>9} {'gap p50':>8} {'gap p99':>8} "
+        f"{'gap max':>8} {'|gap-drip| p99':>14}"
+    )
     for k in ("floor", "extproc"):
         v = st[k]
-        print(f"{k:<8} {v['ttft_p50_ms']:>9.2f} {v['ttft_p99_ms']:>9.2f} {v['gap_p50_ms']:>8.2f} "
-              f"{v['gap_p99_ms']:>8.2f} {v['gap_max_ms']:>8.2f} {v['gap_dev_p99_ms']:>14.2f}")
+        print(
+            f"{k:<8} {v['ttft_p50_ms']:>9.2f} {v['ttft_p99_ms']:>9.2f} {v['gap_p50_ms']:>8.2f} "
+            f"{v['gap_p99_ms']:>8.2f} {v['gap_max_ms']:>8.2f} {v['gap_dev_p99_ms']:>14.2f}"
+        )
     a = st["added"]
-    print(f"added    TTFT p50 {a['ttft_p50_ms']:+.2f} ms, p99 {a['ttft_p99_ms']:+.2f} ms; "
-          f"gap p50 {a['gap_p50_ms']:+.2f} ms, p99 {a['gap_p99_ms']:+.2f} ms (all ms)")
+    print(
+        f"added    TTFT p50 {a['ttft_p50_ms']:+.2f} ms, p99 {a['ttft_p99_ms']:+.2f} ms; "
+        f"gap p50 {a['gap_p50_ms']:+.2f} ms, p99 {a['gap_p99_ms']:+.2f} ms (all ms)"
+    )
     print()
     print("targets")
     for t in res["targets"]:
@@ -769,8 +815,10 @@ def print_report(res: dict[str, Any]) -> None:
 def print_profile(p: dict[str, Any] | None) -> None:
     if p:
         print()
-        print(f"profile ({p['samples']} samples, one server process, c=16 load; "
-              f"us/req scaled by the measured CPU/req)")
+        print(
+            f"profile ({p['samples']} samples, one server process, c=16 load; "
+            f"us/req scaled by the measured CPU/req)"
+        )
         for row in p["categories"]:
             us = f"{row['us_per_req']:.0f} us" if row["us_per_req"] else ""
             print(f"  {row['share'] * 100:5.1f}%  {us:>7}  {row['what']}")
@@ -804,18 +852,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--profile", action="store_true", help="py-spy the server under c=16 load")
     ap.add_argument("--profile-seconds", type=int, default=15)
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
-    ap.add_argument("--profile-only", action="store_true",
-                    help="start the stack, warm up, profile, print the profile; no matrix")
+    ap.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="start the stack, warm up, profile, print the profile; no matrix",
+    )
     ap.add_argument("--profile-case", default="full", choices=["full", "passthrough"])
-    ap.add_argument("--soak-case", default="full", choices=["full", "passthrough", "grpc-null"],
-                    help="which case the soak loads (RSS of that server)")
+    ap.add_argument(
+        "--soak-case",
+        default="full",
+        choices=["full", "passthrough", "grpc-null"],
+        help="which case the soak loads (RSS of that server)",
+    )
     ap.add_argument("--soak-only", action="store_true", help="warm up, soak, print RSS; no matrix")
-    ap.add_argument("--tracemalloc", action="store_true",
-                    help="run the server under bench/traced_serve.py; with --soak-only, print "
-                    "the allocation sites that grew during the soak")
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="run the server under bench/traced_serve.py; with --soak-only, print "
+        "the allocation sites that grew during the soak",
+    )
     ap.add_argument("--config", default=str(BENCH / "extproc-bench.yaml"))
-    ap.add_argument("--envoy", default=os.environ.get("ENVOY") or shutil.which("envoy")
-                    or str(Path(sys.executable).parent / "envoy"))
+    ap.add_argument(
+        "--envoy",
+        default=os.environ.get("ENVOY")
+        or shutil.which("envoy")
+        or str(Path(sys.executable).parent / "envoy"),
+    )
     ap.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir with the logs")
@@ -839,11 +901,17 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     try:
         st = start_stack(args, tmp, args.python)
-        print(f"stack up: envoy pid {st.envoy.pid}, llm-extproc pid {st.server.pid} "  # type: ignore[union-attr]
-              f"({len(st.server_pids())} process(es)), logs in {tmp}", flush=True)
+        print(
+            f"stack up: envoy pid {st.envoy.pid}, llm-extproc pid {st.server.pid} "  # type: ignore[union-attr]
+            f"({len(st.server_pids())} process(es)), logs in {tmp}",
+            flush=True,
+        )
         pre = preflight(st)
-        print("preflight ok: key injection, host/path rewrite, body rewrite, deny pattern, "
-              "usage read, pass-through", flush=True)
+        print(
+            "preflight ok: key injection, host/path rewrite, body rewrite, deny pattern, "
+            "usage read, pass-through",
+            flush=True,
+        )
 
         warm = 3.0 if args.quick else 8.0
         for case in CASE_ORDER:
@@ -862,8 +930,10 @@ def main(argv: list[str] | None = None) -> int:
             prof = profile(args, st, ts, base["server_cpu_us_per_req"])
             json_path = BENCH / "results" / f"{ts}-profile.json"
             json_path.write_text(json.dumps({"base": base, "profile": prof}, indent=2))
-            print(f"{args.profile_case} c=16: {base['rps']:.0f} rps, "
-                  f"{base['server_cpu_us_per_req']:.0f} us CPU/req")
+            print(
+                f"{args.profile_case} c=16: {base['rps']:.0f} rps, "
+                f"{base['server_cpu_us_per_req']:.0f} us CPU/req"
+            )
             print_profile(prof)
             return 0
 
@@ -874,11 +944,14 @@ def main(argv: list[str] | None = None) -> int:
                     r = measured_run(args, st, case, conns, args.duration)
                     r["round"] = rnd
                     runs.append(r)
-                    print(f"  round {rnd + 1} {case:<11} c={conns:<2} p50 "
-                          f"{r['latency_us']['p50'] / 1000:.3f} ms p99 "
-                          f"{r['latency_us']['p99'] / 1000:.3f} ms {r['rps']:.0f} rps "
-                          f"cpu {r['server_cpu_us_per_req'] or 0:.0f} us/req "
-                          f"errors {r['error_count']}", flush=True)
+                    print(
+                        f"  round {rnd + 1} {case:<11} c={conns:<2} p50 "
+                        f"{r['latency_us']['p50'] / 1000:.3f} ms p99 "
+                        f"{r['latency_us']['p99'] / 1000:.3f} ms {r['rps']:.0f} rps "
+                        f"cpu {r['server_cpu_us_per_req'] or 0:.0f} us/req "
+                        f"errors {r['error_count']}",
+                        flush=True,
+                    )
         agg = aggregate(runs)
 
         print("streaming ...", flush=True)
@@ -907,13 +980,18 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
                 "kernel": platform.release(),
-                "envoy": subprocess.run([args.envoy, "--version"], capture_output=True,
-                                        text=True).stdout.strip().split("version: ")[-1],
-                "wrk": subprocess.run([args.wrk, "-v"], capture_output=True,
-                                      text=True).stdout.split("\n")[0],
+                "envoy": subprocess.run([args.envoy, "--version"], capture_output=True, text=True)
+                .stdout.strip()
+                .split("version: ")[-1],
+                "wrk": subprocess.run(
+                    [args.wrk, "-v"], capture_output=True, text=True
+                ).stdout.split("\n")[0],
             },
-            "git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                  capture_output=True, text=True).stdout.strip(),
+            "git": subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip(),
             "preflight": pre,
             "rss_after_warmup_kib": rss_warm,
             "runs": runs,

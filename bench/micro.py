@@ -35,7 +35,6 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from envoy.config.core.v3 import base_pb2  # noqa: E402
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep  # noqa: E402
 
 from extproc.config.compile import compile_config  # noqa: E402
@@ -91,9 +90,7 @@ def envoy_messages() -> list[bytes]:
     ]
     msgs = [
         ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=header_map(req_h))),
-        ep.ProcessingRequest(
-            request_body=ep.HttpBody(body=CHAT_BODY.encode(), end_of_stream=True)
-        ),
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=CHAT_BODY.encode(), end_of_stream=True)),
         ep.ProcessingRequest(response_headers=ep.HttpHeaders(headers=header_map(resp_h))),
         ep.ProcessingRequest(response_body=ep.HttpBody(body=UPSTREAM_BODY, end_of_stream=True)),
     ]
@@ -174,7 +171,7 @@ def main() -> None:
     out["  of which regex_guard.process"] = timed(a.n, lambda: guard.process(ctx))
 
     def convert() -> None:
-        for k, d in zip(kinds, decisions):
+        for k, d in zip(kinds, decisions, strict=False):
             if d is servicer.CONTINUE:
                 servicer._EMPTY[k].SerializeToString()
             else:
