@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import IO
 
 import orjson
 
@@ -33,8 +35,61 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out).decode()
 
 
+class BufferedHandler(logging.Handler):
+    """Writes formatted lines in batches: at most every `interval` seconds,
+    when `max_bytes` are pending, or at once for warnings and errors.
+
+    One write(2) per request line was a measurable share of the per-request
+    cost; batching keeps the line-per-request log while Envoy, like here,
+    flushes its access log on an interval too.
+    """
+
+    def __init__(self, stream: IO[str], interval: float = 0.1, max_bytes: int = 64 << 10) -> None:
+        super().__init__()
+        self._stream = stream
+        self._pending: list[str] = []
+        self._size = 0
+        self._max = max_bytes
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-flush", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            self._size += len(line)
+            urgent = record.levelno >= logging.WARNING or self._size >= self._max
+        if urgent:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._pending, self._size = self._pending, [], 0
+        if lines:
+            try:
+                self._stream.write("".join(lines))
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr closed at exit: nothing sensible left to do
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+
 def setup_logging(level: str = "info") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BufferedHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

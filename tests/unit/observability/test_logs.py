@@ -116,3 +116,46 @@ def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bo
         == 1
     )
     asyncio.run(srv.stop())
+
+
+def test_buffered_handler_batches_info_and_writes_warnings_at_once() -> None:
+    import io
+
+    from extproc.observability.logs import BufferedHandler
+
+    out = io.StringIO()
+    h = BufferedHandler(out, interval=3600)
+    h.setFormatter(JsonFormatter())
+    lg = logging.getLogger("test.buffered")
+    lg.propagate = False
+    lg.addHandler(h)
+    lg.setLevel(logging.INFO)
+    try:
+        lg.info("one")
+        lg.info("two")
+        assert out.getvalue() == ""  # held until the interval, the size cap, or a warning
+        lg.warning("three")
+        lines = [orjson.loads(x)["msg"] for x in out.getvalue().splitlines()]
+        assert lines == ["one", "two", "three"]
+        lg.info("four")
+        h.close()
+        assert orjson.loads(out.getvalue().splitlines()[-1])["msg"] == "four"
+    finally:
+        lg.removeHandler(h)
+
+
+def test_buffered_handler_flushes_on_its_interval() -> None:
+    import io
+    import time
+
+    from extproc.observability.logs import BufferedHandler
+
+    out = io.StringIO()
+    h = BufferedHandler(out, interval=0.05)
+    h.setFormatter(JsonFormatter())
+    h.handle(logging.LogRecord("x", logging.INFO, __file__, 1, "tick", None, None))
+    deadline = time.monotonic() + 5
+    while not out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    h.close()
+    assert orjson.loads(out.getvalue())["msg"] == "tick"
