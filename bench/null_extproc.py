@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -42,9 +43,25 @@ class Null(ep_grpc.ExternalProcessorServicer):
                 yield r
 
 
+class NullReadWrite(ep_grpc.ExternalProcessorServicer):
+    """The same, with the explicit read()/write() API instead of an async generator."""
+
+    async def Process(self, request_iterator: Any, context: Any) -> None:  # type: ignore[override]
+        read, write, eof = context.read, context.write, grpc.aio.EOF
+        while True:
+            req = await read()
+            if req is eof:
+                return
+            r = _RESP.get(req.WhichOneof("request"))
+            if r is not None:
+                await write(r)
+
+
 async def serve(port: int) -> None:
     server = grpc.aio.server()
-    ep_grpc.add_ExternalProcessorServicer_to_server(Null(), server)
+    style = os.environ.get("NULL_EXTPROC_STYLE", "generator")
+    servicer = NullReadWrite() if style == "readwrite" else Null()
+    ep_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print(f'{{"msg":"serving","port":{port}}}', flush=True)
