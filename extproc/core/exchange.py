@@ -512,12 +512,11 @@ class Exchange:
             headers.append(("content-length", str(len(body))))
         if route.rewrite:
             headers.append((":authority", prov.host))
-            if not prov.openai_compatible or not prov.base_path:
-                pass  # the client's path is kept as sent
-            else:
-                p = h.get(":path", "/")
-                if p.startswith("/v1/"):
-                    headers.append((":path", prov.base_path + p[3:]))
+            # OpenAI-style paths move under an OpenAI-compatible provider's base
+            # path (/v1/models -> /compatible-mode/v1/models); others are kept.
+            p = h.get(":path", "/")
+            if prov.openai_compatible and prov.base_path and p.startswith("/v1/"):
+                headers.append((":path", prov.base_path + p[3:]))
         return Continue(
             set_headers=tuple(headers),
             remove_headers=tuple(remove),

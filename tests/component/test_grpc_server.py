@@ -138,3 +138,22 @@ async def test_graceful_stop_lets_in_flight_stream_finish() -> None:
         assert r.WhichOneof("response") == "request_body"
         await call.done_writing()
         await stopping
+
+
+async def test_serves_on_a_unix_socket_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sock = tmp_path / "extproc.sock"
+    rt = compile_config(load_text(CONFIG), {})
+    s = Server(rt, ServeOptions(host="", port=0, unix_socket=str(sock), grace_s=1))
+    await s.start()
+    try:
+        assert s.bound_port == 0 and sock.exists()
+        async with grpc.aio.insecure_channel(f"unix:{sock}") as ch:
+            r = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""))
+            assert r.status == health_pb2.HealthCheckResponse.SERVING
+            call = ep_grpc.ExternalProcessorStub(ch).Process()
+            await call.write(req_headers("elsewhere.test"))
+            resp = await call.read()
+            assert resp.mode_override.response_header_mode == pm.ProcessingMode.SKIP
+            await call.done_writing()
+    finally:
+        await s.stop()
