@@ -148,7 +148,9 @@ async def test_serves_on_a_unix_socket_only(tmp_path) -> None:  # type: ignore[n
     try:
         assert s.bound_port == 0 and sock.exists()
         async with grpc.aio.insecure_channel(f"unix:{sock}") as ch:
-            r = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""))
+            r = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="")
+            )
             assert r.status == health_pb2.HealthCheckResponse.SERVING
             call = ep_grpc.ExternalProcessorStub(ch).Process()
             await call.write(req_headers("elsewhere.test"))
