@@ -34,6 +34,7 @@ from extproc.processors.llm_guard import LlmGuard
 from extproc.processors.llm_rewrite import LlmRewrite
 from extproc.processors.prompt_decorator import PromptDecorator
 from extproc.processors.regex_guard import RegexGuard, compile_patterns
+from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
 from extproc.providers.custom_settings import CustomSetting, resolve_custom_settings
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.secrets import SecretError, resolve_secret
@@ -232,7 +233,8 @@ class _Compiler:
         if kind is None:
             self.err(
                 path,
-                "names no processor (one of regex_guard, llm_guard, prompt_decorator, context, llm_rewrite)",
+                "names no processor (one of regex_guard, llm_guard, prompt_decorator, context, "
+                "llm_rewrite, custom)",
             )
             return None
         path = f"{path}.{kind}"
@@ -264,7 +266,21 @@ class _Compiler:
             )
         if kind == "llm_rewrite":
             return self.rewrite(p.llm_rewrite, path)
+        if kind == "custom":
+            return self.custom(p.custom, path)
         raise AssertionError(kind)
+
+    def custom(self, c: pb.CustomProcessor, path: str) -> Processor | None:
+        cls = PROCESSOR_REGISTRY.get(c.name)
+        if cls is None:
+            known = ", ".join(sorted(PROCESSOR_REGISTRY)) or "none"
+            self.err(f"{path}.name", f"unknown processor {c.name!r} (registered: {known})")
+            return None
+        try:
+            return cls.from_config(json_format.MessageToDict(c.config))
+        except ValueError as e:
+            self.err(f"{path}.config", str(e))
+            return None
 
     def regex_guard(self, allow: Any, deny: Any, path: str) -> Processor | None:
         a, pa = compile_patterns(list(allow), f"{path}.allow_patterns")

@@ -262,18 +262,28 @@ class Budgets(_message.Message):
     def __init__(self, window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backend: _Optional[str] = ..., redis_url: _Optional[str] = ...) -> None: ...
 
 class Processor(_message.Message):
-    __slots__ = ("regex_guard", "llm_guard", "prompt_decorator", "context", "llm_rewrite")
+    __slots__ = ("regex_guard", "llm_guard", "prompt_decorator", "context", "llm_rewrite", "custom")
     REGEX_GUARD_FIELD_NUMBER: _ClassVar[int]
     LLM_GUARD_FIELD_NUMBER: _ClassVar[int]
     PROMPT_DECORATOR_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     LLM_REWRITE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FIELD_NUMBER: _ClassVar[int]
     regex_guard: RegexGuard
     llm_guard: IntelligentGuard
     prompt_decorator: PromptDecorator
     context: ContextProcessor
     llm_rewrite: LlmRewrite
-    def __init__(self, regex_guard: _Optional[_Union[RegexGuard, _Mapping]] = ..., llm_guard: _Optional[_Union[IntelligentGuard, _Mapping]] = ..., prompt_decorator: _Optional[_Union[PromptDecorator, _Mapping]] = ..., context: _Optional[_Union[ContextProcessor, _Mapping]] = ..., llm_rewrite: _Optional[_Union[LlmRewrite, _Mapping]] = ...) -> None: ...
+    custom: CustomProcessor
+    def __init__(self, regex_guard: _Optional[_Union[RegexGuard, _Mapping]] = ..., llm_guard: _Optional[_Union[IntelligentGuard, _Mapping]] = ..., prompt_decorator: _Optional[_Union[PromptDecorator, _Mapping]] = ..., context: _Optional[_Union[ContextProcessor, _Mapping]] = ..., llm_rewrite: _Optional[_Union[LlmRewrite, _Mapping]] = ..., custom: _Optional[_Union[CustomProcessor, _Mapping]] = ...) -> None: ...
+
+class CustomProcessor(_message.Message):
+    __slots__ = ("name", "config")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RegexGuard(_message.Message):
     __slots__ = ("allow_patterns", "deny_patterns")

@@ -1,0 +1,86 @@
+"""Processors configured by name from the registry (max_tokens_cap)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from extproc.config.compile import compile_config
+from extproc.config.errors import ConfigError
+from extproc.config.loader import load_text
+from extproc.core.events import Continue, RequestBody, RequestHeaders
+from extproc.core.exchange import Exchange
+
+CONFIG = """
+hosts: [a.com]
+api_key: k
+processors:
+- custom: {name: max_tokens_cap, config: {max_tokens: 256, fill: FILL}}
+"""
+
+
+async def upstream_body(body: dict, fill: bool = False) -> dict | None:
+    rt = compile_config(load_text(CONFIG.replace("FILL", str(fill).lower())), {})
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders({":authority": "a.com", ":path": "/v1/chat/completions"}, False))
+    d = await ex.handle(RequestBody(orjson.dumps(body), True))
+    assert isinstance(d, Continue)
+    return orjson.loads(d.body) if d.body is not None else None
+
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+async def test_cap_lowers_max_tokens_above_it() -> None:
+    assert (await upstream_body({"messages": MSGS, "max_tokens": 4000}))["max_tokens"] == 256  # type: ignore[index]
+    out = await upstream_body({"messages": MSGS, "max_completion_tokens": 9000})
+    assert out is not None and out["max_completion_tokens"] == 256
+
+
+async def test_cap_keeps_smaller_values_and_the_exact_bytes() -> None:
+    assert await upstream_body({"messages": MSGS, "max_tokens": 100}) is None
+
+
+async def test_fill_sets_the_cap_when_the_client_sent_none() -> None:
+    assert await upstream_body({"messages": MSGS}) is None
+    out = await upstream_body({"messages": MSGS}, fill=True)
+    assert out is not None and out["max_tokens"] == 256
+
+
+@pytest.mark.parametrize(
+    ("proc", "field", "words"),
+    [
+        ("{name: nosuch}", "processors[0].custom.name", "nosuch"),
+        (
+            "{name: max_tokens_cap, config: {max_tokens: -1}}",
+            "processors[0].custom.config",
+            "at least 1",
+        ),
+        (
+            "{name: max_tokens_cap, config: {max_tokens: 5, colour: red}}",
+            "processors[0].custom.config",
+            "colour",
+        ),
+    ],
+)
+def test_config_errors_name_the_field(proc: str, field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        compile_config(
+            load_text(f"hosts: [a.com]\napi_key: k\nprocessors:\n- custom: {proc}\n", "cfg"), {}
+        )
+    found = dict(e.value.problems)
+    assert words in found[f"cfg.{field}"]
+
+
+def test_ollama_requests_cap_options_num_predict() -> None:
+    from extproc.core.request import OLLAMA_GENERATE, RequestContext
+    from extproc.processors.max_tokens_cap import MaxTokensCap
+
+    route = compile_config(load_text("hosts: [a.com]\napi_key: k\n"), {}).routes.routes[0]
+    p = MaxTokensCap.from_config({"max_tokens": 50, "fill": True})
+    c = RequestContext(route, {}, OLLAMA_GENERATE, {"prompt": "x", "options": {"num_predict": 500}})
+    p.process(c)
+    assert c.body["options"]["num_predict"] == 50 and c.modified
+    c = RequestContext(route, {}, OLLAMA_GENERATE, {"prompt": "x"})
+    p.process(c)
+    assert c.body["options"] == {"num_predict": 50}
