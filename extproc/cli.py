@@ -75,7 +75,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         metrics_port=args.metrics_port,
     )
-    asyncio.run(serve_forever(runtime, opts))
+    asyncio.run(
+        serve_forever(
+            runtime,
+            opts,
+            load=lambda: _load(args.config),
+            watch=args.config if args.watch_config else "",
+            watch_interval_s=args.watch_interval,
+        )
+    )
     return 0
 
 
@@ -118,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--no-uvloop", action="store_true", help="use the default asyncio loop")
+    s.add_argument(
+        "--watch-config",
+        action="store_true",
+        help="reload the config when the file changes (SIGHUP always reloads); "
+        "an invalid new config is logged and the old one kept",
+    )
+    s.add_argument(
+        "--watch-interval", type=float, default=2.0, help="seconds between file checks (default 2)"
+    )
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 

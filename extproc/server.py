@@ -16,6 +16,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
+from extproc.config.errors import ConfigError
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import AuthResult, make_authenticator
 from extproc.core.exchange import ExchangeRecord
@@ -27,6 +28,7 @@ from extproc.observability.metrics import (
     multiprocess_dir,
     multiprocess_registry,
 )
+from extproc.processors.base import Processor
 from extproc.transport.servicer import ExternalProcessor
 
 log = logging.getLogger("extproc.server")
@@ -77,6 +79,7 @@ class Server:
         self.on_done = on_done or self._on_done
         self._charges: set[asyncio.Task[None]] = set()
         self._server: grpc.aio.Server | None = None
+        self._servicer: ExternalProcessor | None = None
         self._health = (
             health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
         )
@@ -133,9 +136,8 @@ class Server:
             ("grpc.http2.max_pings_without_data", 0),
         ]
         server = grpc.aio.server(options=options)
-        ep_grpc.add_ExternalProcessorServicer_to_server(
-            ExternalProcessor(self.runtime, self.on_done, self.authenticate), server
-        )
+        self._servicer = ExternalProcessor(self.runtime, self.on_done, self.authenticate)
+        ep_grpc.add_ExternalProcessorServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if self.opts.port >= 0 and self.opts.host:
             self.bound_port = server.add_insecure_port(f"{self.opts.host}:{self.opts.port}")
@@ -165,6 +167,51 @@ class Server:
                 }
             },
         )
+
+    async def reload(self, runtime: Runtime) -> None:
+        """Serve a new config: streams that start from now on use it; streams in
+        flight finish on the old one, whose processors are closed after the
+        grace period. Budget counters carry over (same backend)."""
+        if self._servicer is None:
+            raise RuntimeError("reload before start")
+        if (runtime.budget_backend, runtime.redis_url) != (
+            self.runtime.budget_backend,
+            self.runtime.redis_url,
+        ):
+            log.warning("budgets backend changed: restart to apply it; keeping the current one")
+        for p in runtime.processors:
+            await p.start()
+        authenticator = make_authenticator(runtime, self.budget)
+        self.metrics.use_runtime(runtime)
+        old = self.runtime
+        # One assignment each, no await in between: a new stream sees either
+        # the old pair or the new pair.
+        self.runtime = runtime
+        self._authenticator = authenticator
+        self._servicer.runtime = runtime
+        if self.authenticate is None and authenticator is not None:
+            self.authenticate = self._authenticate
+            self._servicer.authenticate = self._authenticate
+        task = asyncio.get_running_loop().create_task(self._close_later(old.processors))
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
+        log.info(
+            "config reloaded",
+            extra={
+                "fields": {
+                    "routes": len(runtime.routes.routes),
+                    "providers": len(runtime.providers),
+                }
+            },
+        )
+
+    async def _close_later(self, processors: tuple[Processor, ...]) -> None:
+        await asyncio.sleep(self.opts.grace_s)
+        current = {id(p) for p in self.runtime.processors}
+        for p in processors:
+            if id(p) not in current:
+                with contextlib.suppress(Exception):
+                    await p.aclose()
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight streams finish within the grace period."""
@@ -198,8 +245,16 @@ async def _maybe_await(x: object) -> None:
 
 
 async def serve_forever(
-    runtime: Runtime, opts: ServeOptions, on_start: Callable[[Server], None] | None = None
+    runtime: Runtime,
+    opts: ServeOptions,
+    on_start: Callable[[Server], None] | None = None,
+    load: Callable[[], Runtime] | None = None,
+    watch: str = "",
+    watch_interval_s: float = 2.0,
 ) -> None:
+    """Serve until SIGTERM/SIGINT. With `load`, SIGHUP reloads the config, and
+    so does a change of the file `watch` (polled; a Kubernetes ConfigMap
+    update swaps a symlink, which inotify on the file would miss)."""
     server = Server(runtime, opts)
     await server.start()
     if on_start is not None:
@@ -208,9 +263,56 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tasks: list[asyncio.Task[None]] = []
+    if load is not None:
+        reloads: asyncio.Queue[str] = asyncio.Queue()
+        loop.add_signal_handler(signal.SIGHUP, reloads.put_nowait, "SIGHUP")
+        tasks.append(loop.create_task(_reloader(server, load, reloads)))
+        if watch:
+            tasks.append(loop.create_task(_watch(watch, watch_interval_s, reloads)))
     await stop.wait()
     log.info("signal received; draining")
+    for t in tasks:
+        t.cancel()
     await server.stop()
+
+
+async def _reloader(
+    server: Server, load: Callable[[], Runtime], reloads: asyncio.Queue[str]
+) -> None:
+    while True:
+        why = await reloads.get()
+        try:
+            runtime = await asyncio.to_thread(load)
+        except ConfigError as e:
+            server.metrics.reloads.labels("error").inc()
+            log.error(
+                "config reload failed; still serving the previous config",
+                extra={
+                    "fields": {"trigger": why, "problems": [f"{p}: {m}" for p, m in e.problems]}
+                },
+            )
+            continue
+        await server.reload(runtime)
+        server.metrics.reloads.labels("ok").inc()
+
+
+def _stamp(path: str) -> tuple[float, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size, st.st_ino)
+
+
+async def _watch(path: str, interval_s: float, reloads: asyncio.Queue[str]) -> None:
+    last = _stamp(path)
+    while True:
+        await asyncio.sleep(interval_s)
+        now = _stamp(path)
+        if now is not None and now != last:
+            last = now
+            reloads.put_nowait("file changed")
 
 
 def install_uvloop() -> bool:
@@ -272,8 +374,14 @@ def _run_workers(n: int, argv: list[str], env: dict[str, str]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signum)
 
+    def forward_reload(signum: int, _frame: object) -> None:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signum)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward_reload)
     while not stopping and all(p.poll() is None for p in procs):
         time.sleep(0.2)
     if not stopping:

@@ -88,6 +88,10 @@ class BoundedLabel:
     def size(self) -> int:
         return len(self._known) + len(self._seen) + 1
 
+    def add_known(self, known: Iterable[str]) -> None:
+        """A reloaded config names more values; label values already used stay valid."""
+        self._known = self._known | frozenset(k for k in known if k)
+
 
 def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status <= 599 else "none"
@@ -171,6 +175,23 @@ class Metrics:
             ["gen_ai_provider_name", "status"],
             registry=r,
         )
+
+        self.reloads = Counter(
+            "llm_extproc_config_reloads",
+            "Config reloads (SIGHUP or --watch-config), by result",
+            ["result"],
+            registry=r,
+        )
+
+    def use_runtime(self, runtime: Runtime) -> None:
+        """After a config reload: route/provider/consumer names of both configs
+        stay valid label values (the set only grows with reloads, not requests)."""
+        models = _known_models(runtime)
+        self.request_model.add_known(models)
+        self.response_model.add_known(models)
+        self._routes = self._routes | frozenset(r.name for r in runtime.routes.routes)
+        self._providers = self._providers | frozenset(runtime.providers)
+        self._consumers = self._consumers | frozenset(c.name for c in runtime.consumers)
 
     def _name(self, value: str, allowed: frozenset[str]) -> str:
         return value if not value or value in allowed else OTHER

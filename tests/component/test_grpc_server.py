@@ -159,3 +159,37 @@ async def test_serves_on_a_unix_socket_only(tmp_path) -> None:  # type: ignore[n
             await call.done_writing()
     finally:
         await s.stop()
+
+
+async def test_reload_applies_to_new_streams_and_in_flight_ones_finish_on_the_old() -> None:
+    s = Server(
+        compile_config(load_text(CONFIG), {}), ServeOptions(host="127.0.0.1", port=0, grace_s=1)
+    )
+    await s.start()
+    try:
+        body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}]})
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+            stub = ep_grpc.ExternalProcessorStub(ch)
+            in_flight = stub.Process()
+            await in_flight.write(req_headers("api.test"))
+            await in_flight.read()
+            await s.reload(compile_config(load_text('hosts: ["new.test"]\napi_key: "k2"\n'), {}))
+            # The stream that started before the reload finishes on the old config.
+            await in_flight.write(req_body(body))
+            old = await in_flight.read()
+            set_h = {
+                h.header.key: h.header.raw_value
+                for h in old.request_body.response.header_mutation.set_headers
+            }
+            assert set_h["authorization"] == f"Bearer {KEY}".encode()
+            await in_flight.done_writing()
+        (skipped,) = await exchange(s.bound_port, req_headers("api.test"))
+        assert skipped.mode_override.response_header_mode == pm.ProcessingMode.SKIP
+        _, new = await exchange(s.bound_port, req_headers("new.test"), req_body(body))
+        set_h = {
+            h.header.key: h.header.raw_value
+            for h in new.request_body.response.header_mutation.set_headers
+        }
+        assert set_h["authorization"] == b"Bearer k2"
+    finally:
+        await s.stop()
