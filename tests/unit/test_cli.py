@@ -115,3 +115,18 @@ def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) ->
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_the_deployment_and_image_arguments_parse() -> None:
+    import yaml
+
+    from extproc.cli import build_parser
+
+    dep = yaml.safe_load((ROOT / "asm" / "deployment.yaml").read_text())
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "serve" and args.watch_config and args.port == 50051
+    cmd = next(ln for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.startswith("CMD "))
+    import json
+
+    assert build_parser().parse_args(json.loads(cmd[4:])).config == "/etc/llm-extproc/config.yaml"
