@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,11 +74,39 @@ async def serve(port: int) -> None:
     await server.stop(1)
 
 
+class NullSync(ep_grpc.ExternalProcessorServicer):
+    """The same on the synchronous (thread pool) gRPC server."""
+
+    def Process(self, request_iterator: Any, context: Any) -> Any:  # type: ignore[override]
+        for req in request_iterator:
+            r = _RESP.get(req.WhichOneof("request"))
+            if r is not None:
+                yield r
+
+
+def serve_sync(port: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=64))
+    ep_grpc.add_ExternalProcessorServicer_to_server(NullSync(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print(f'{{"msg":"serving","port":{port}}}', flush=True)
+    stop = threading.Event()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: stop.set())
+    stop.wait()
+    server.stop(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--no-uvloop", action="store_true")
     a = ap.parse_args()
+    if os.environ.get("NULL_EXTPROC_STYLE") == "sync":
+        serve_sync(a.port)
+        return
     if not a.no_uvloop:
         import uvloop
 
