@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from extproc.processors.base import Processor
@@ -73,10 +73,6 @@ class RouteRuntime:
     client_api: str  # "openai" | "ollama"
     auth: AuthRuntime | None
     rewrite: bool
-    has_async: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "has_async", any(p.is_async for p in self.processors))
 
     def pick_provider(self) -> ProviderRuntime:
         if len(self.providers) == 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import IO
@@ -162,7 +161,3 @@ class PromptCapture:
 
     def pop(self, rec: ExchangeRecord) -> list[str] | None:
         return self._pending.pop(rec.request_id, None) if rec.request_id else None
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

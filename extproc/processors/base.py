@@ -9,7 +9,7 @@ here plus one line in `extproc/processors/registry.py`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
@@ -30,6 +30,3 @@ class Processor:
 
     async def aclose(self) -> None:
         """Called once at shutdown."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name}
