@@ -110,10 +110,31 @@ def _parse(doc: dict[str, Any], msg: Message, where: str) -> Any:
     try:
         return json_format.ParseDict(doc, msg, ignore_unknown_fields=False)
     except json_format.ParseError as e:
-        raise ConfigError([(where, _clean_parse_error(str(e)))]) from None
+        raise ConfigError([(where, _clean_parse_error(str(e), doc))]) from None
 
 
-def _clean_parse_error(text: str) -> str:
-    # ParseDict messages can quote the offending value; a value may be a secret,
-    # so keep only the structural part of the message.
+_SECRET_KEY_WORDS = ("key", "token", "secret", "password")
+
+
+def _secret_values(node: Any, secret: bool = False) -> set[str]:
+    """Every string under a key that names a credential (api_key, api_tokens, keys, ...)."""
+    out: set[str] = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            name = str(k).lower()
+            out |= _secret_values(v, secret or any(w in name for w in _SECRET_KEY_WORDS))
+    elif isinstance(node, list):
+        for v in node:
+            out |= _secret_values(v, secret)
+    elif secret and node is not None:
+        out.add(str(node))
+    return out
+
+
+def _clean_parse_error(text: str, doc: dict[str, Any]) -> str:
+    # ParseDict messages can quote the offending value ("... which is <value>"),
+    # and a value under a credential field is a secret: redact those.
+    for value in sorted(_secret_values(doc), key=len, reverse=True):
+        if value:
+            text = text.replace(value, "[redacted]")
     return text.replace("extproc.config.v1.", "")

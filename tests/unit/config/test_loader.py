@@ -229,3 +229,18 @@ routes: [{name: r, match: {hosts: [x.com]}, provider: p, allow_streaming: false,
         and route.rewrite is False
         and route.allow_non_streaming is True
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'providers:\n- {name: p, type: qwen, api_tokens: "sk-SECRETSTR"}\nroutes: []\n',
+        'hosts: [a.com]\napi_key: ["sk-SECRETSTR"]\n',
+        'hosts: [a.com]\nintelligent_guard: {host: h, api_key: {nested: "sk-SECRETSTR"}}\n',
+        "consumers:\n- {name: c, keys: sk-SECRETSTR}\nroutes: []\n",
+    ],
+)
+def test_parse_errors_redact_values_of_credential_fields(text: str) -> None:
+    found = problems(text)
+    assert found
+    assert "SECRETSTR" not in str(found)
