@@ -616,12 +616,16 @@ class Exchange:
             rec.model_served = out.model
         meta = self._metadata()
         self.close()
-        if out.body is raw or out.body == raw:
+        body = out.body
+        if status >= 400 and target.api_key and target.api_key.encode() in body:
+            # A provider that echoes the key in its error must not show it to the client.
+            body = body.replace(target.api_key.encode(), b"[redacted]")
+        if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
-            body=out.body,
+            body=body,
             set_headers=(
-                ("content-length", str(len(out.body))),
+                ("content-length", str(len(body))),
                 ("content-type", out.content_type),
             ),
             metadata=meta,

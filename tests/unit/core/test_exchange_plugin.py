@@ -265,3 +265,23 @@ async def test_bodyless_request_gets_the_key_only() -> None:
     ex = Exchange(runtime())
     d = await ex.handle(RequestHeaders(headers(path="/v1/models", **{":method": "GET"}), True))
     assert isinstance(d, Continue) and dict(d.set_headers) == {"authorization": f"Bearer {KEY}"}
+
+
+async def test_provider_error_echoing_the_key_is_redacted() -> None:
+    ex = Exchange(runtime())
+    await ex.handle(RequestHeaders(headers(), False))
+    await ex.handle(RequestBody(orjson.dumps(chat("hi")), True))
+    await ex.handle(ResponseHeaders({":status": "401", "content-type": "application/json"}, False))
+    upstream = orjson.dumps(
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {KEY}",
+                "type": "invalid_request_error",
+            }
+        }
+    )
+    d = await ex.handle(ResponseBody(upstream, True))
+    assert isinstance(d, Continue) and d.body is not None
+    assert KEY.encode() not in d.body
+    assert orjson.loads(d.body)["error"]["message"] == "Incorrect API key provided: [redacted]"
+    assert dict(d.set_headers)["content-length"] == str(len(d.body))
