@@ -213,8 +213,14 @@ def test_access_log_has_consumer_and_tokens(stack: Stack, client: httpx.Client) 
     line = lines[-1]
     assert "route=ollama" in line and "input_tokens=8" in line
     assert "output_tokens=5" in line and "total_tokens=13" in line
-    # The structured request log line carries the same, and no key.
-    logs = [json.loads(x) for x in stack.logs().splitlines() if x.startswith("{")]
-    reqs = [x for x in logs if x.get("msg") == "request" and x.get("consumer") == "bob"]
+    # The structured request log line carries the same, and no key. Request
+    # lines are written in batches (every 100 ms): wait for it.
+    deadline = time.monotonic() + 5
+    while True:
+        logs = [json.loads(x) for x in stack.logs().splitlines() if x.startswith("{")]
+        reqs = [x for x in logs if x.get("msg") == "request" and x.get("consumer") == "bob"]
+        if reqs or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert reqs and reqs[-1]["total_tokens"] == 13 and reqs[-1]["route"] == "ollama"
     assert all(k not in stack.logs() for k in (ALICE, BOB, PROVIDER_KEY))
