@@ -187,7 +187,11 @@ def main() -> None:
     logs.setup_logging("info")
     root = logging.getLogger()
     stream = open(path, "w")  # noqa: SIM115
-    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    handler = root.handlers[0]
+    if hasattr(handler, "setStream"):
+        handler.setStream(stream)
+    else:  # the batched handler (logs.BufferedHandler) writes to `_stream`
+        handler._stream = stream  # type: ignore[attr-defined]
     try:
         out["log_line (log_exchange)"] = timed(a.n, lambda: logs.log_exchange(rec))
     except TypeError:  # older signature
