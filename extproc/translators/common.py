@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
+from extproc.api_errors import error_type_for_status, openai_error_body
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import TranslationError, UpstreamRequest
+from extproc.usage import Usage
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -47,7 +48,7 @@ def join_path(base_path: str, suffix: str) -> str:
 
 def json_request(
     path: str,
-    body: Mapping[str, Any],
+    body: dict[str, Any],
     headers: Iterable[tuple[str, str]] = (),
     remove: tuple[str, ...] = (),
 ) -> UpstreamRequest:
@@ -55,7 +56,7 @@ def json_request(
         path=path,
         headers=(("content-type", JSON), *headers),
         remove_headers=remove,
-        body=dumps(body),
+        payload=body,
     )
 
 
@@ -106,25 +107,6 @@ def usage_from_openai(u: Any) -> Usage | None:
 
 
 # ---------------------------------------------------------------- errors
-
-
-def error_type_for_status(status: int) -> str:
-    """The OpenAI error ``type`` a client SDK expects for an upstream status."""
-    if status == 401:
-        return "authentication_error"
-    if status == 403:
-        return "permission_error"
-    if status == 404:
-        return "not_found_error"
-    if status == 429:
-        return "rate_limit_error"
-    if 400 <= status < 500:
-        return "invalid_request_error"
-    return "server_error"
-
-
-def openai_error_body(message: str, type_: str, code: str | int | None = None) -> bytes:
-    return dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
 
 
 def extract_error(body: bytes) -> tuple[str, str | int | None]:

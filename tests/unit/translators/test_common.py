@@ -3,9 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from extproc.api_errors import error_type_for_status
 from extproc.translators.base import TranslationError
 from extproc.translators.common import (
-    error_type_for_status,
     extract_error,
     parse_data_url,
     stop_list,
