@@ -39,10 +39,7 @@ from extproc.providers.custom_settings import CustomSetting, resolve_custom_sett
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
-from extproc.translators.openai_compat import OpenAICompatTranslator
-from extproc.translators.registry import PROVIDER_CATALOG, get_translator
-
-_WIRE = {"claude": "claude", "gemini": "gemini", "ollama": "ollama"}
+from extproc.translators.registry import PROVIDER_CATALOG
 
 DEFAULT_GUARD_PATH = "/compatible-mode/v1/chat/completions"
 DEFAULT_GUARD_MODEL = "qwen-turbo"
@@ -119,7 +116,6 @@ class _Compiler:
             )
             return
         host, base_path = catalog.host or "", catalog.base_path
-        wire = _WIRE.get(ptype, "openai")
         if p.base_url:
             u = urlsplit(p.base_url)
             if u.scheme not in ("http", "https") or not u.netloc:
@@ -145,7 +141,7 @@ class _Compiler:
         if p.custom_settings:
             try:
                 settings = resolve_custom_settings(
-                    wire,
+                    catalog.settings_paths,
                     [
                         CustomSetting(
                             s.name,
@@ -161,8 +157,7 @@ class _Compiler:
         self.provider_where[p.name] = path
         self.providers[p.name] = ProviderRuntime(
             name=p.name,
-            type=ptype,
-            translator=get_translator(ptype),
+            spec=catalog,
             host=host,
             base_path=base_path,
             tokens=TokenPool(tokens, cooldown_s=_secs(p, "token_cooldown", 60.0))
@@ -172,14 +167,12 @@ class _Compiler:
             mapper=mapper,
             custom_settings=settings,
             protocol=protocol,
-            wire=wire,
             default_model=p.default_model,
             default_stream=p.default_stream.value if p.HasField("default_stream") else None,
             options={
                 **json_format.MessageToDict(p.options),
                 "include_usage": _bool(p, "stream_usage", True),
             },
-            openai_compatible=isinstance(catalog.translator, OpenAICompatTranslator),
         )
 
     # -- processors --------------------------------------------------------

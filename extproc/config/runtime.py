@@ -11,14 +11,13 @@ from extproc.processors.base import Processor
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
-from extproc.translators.base import Translator
+from extproc.translators.base import ProviderSpec, Translator
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderRuntime:
     name: str
-    type: str
-    translator: Translator
+    spec: ProviderSpec  # the provider type's module entry (translator, wire API, auth)
     host: str  # upstream :authority ("" = keep the client's)
     base_path: str
     tokens: TokenPool | None
@@ -26,12 +25,17 @@ class ProviderRuntime:
     mapper: ModelMapper | None
     custom_settings: tuple[ResolvedSetting, ...]
     protocol: str  # "openai" (translate) | "original" (body untouched)
-    wire: str  # wire protocol for custom settings: openai | claude | gemini | ollama
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
-    # OpenAI-compatible upstream: an unchanged body can go on byte-identical.
-    openai_compatible: bool
+
+    @property
+    def type(self) -> str:
+        return self.spec.type
+
+    @property
+    def translator(self) -> Translator:
+        return self.spec.translator
 
 
 @dataclass(frozen=True, slots=True)

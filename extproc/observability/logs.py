@@ -11,7 +11,7 @@ from typing import IO
 
 import orjson
 
-from extproc.core.exchange import ExchangeRecord
+from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 
 request_log = logging.getLogger("extproc.requests")

@@ -39,7 +39,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from extproc.config.runtime import Runtime
-from extproc.core.exchange import ExchangeRecord
+from extproc.core.record import ExchangeRecord
 
 OTHER = "other"
 MAX_LABEL_LEN = 128

@@ -10,8 +10,9 @@ Each setting has a ``name``, a ``value`` (any JSON value), a ``mode`` and ``over
 * ``overwrite=True`` (the default) replaces what the client sent; ``overwrite=False`` only
   fills the value in when the client did not send one.
 
-The per-protocol resolution is done once (``resolve_custom_settings``); applying the result
-to a body is a few dict operations (``apply_resolved``).
+Each provider module's spec says where auto settings go (``settings_paths``); placing
+them is done once at compile (``resolve_custom_settings``), and applying the result to a
+body is a few dict operations (``apply_resolved``).
 """
 
 from __future__ import annotations
@@ -21,53 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = [
-    "PROTOCOLS",
-    "CustomSetting",
-    "ResolvedSetting",
-    "apply_custom_settings",
-    "apply_resolved",
-    "resolve_custom_settings",
-]
+from extproc.translators.base import SettingPaths
 
 Mode = Literal["auto", "raw"]
-
-# Path of each auto setting per protocol. A second path, when present, is an alias the
-# client may have used for the same thing (it counts as "the client sent a value").
-_Paths = tuple[tuple[str, ...], ...]
-
-_OPENAI: dict[str, _Paths] = {
-    "max_tokens": (("max_tokens",), ("max_completion_tokens",)),
-    "temperature": (("temperature",),),
-    "top_p": (("top_p",),),
-    "seed": (("seed",),),
-}
-_AUTO_PATHS: dict[str, dict[str, _Paths]] = {
-    "openai": _OPENAI,
-    "azure": _OPENAI,
-    "claude": {
-        "max_tokens": (("max_tokens",),),
-        "temperature": (("temperature",),),
-        "top_p": (("top_p",),),
-        "top_k": (("top_k",),),
-    },
-    "gemini": {
-        "max_tokens": (("generationConfig", "maxOutputTokens"),),
-        "temperature": (("generationConfig", "temperature"),),
-        "top_p": (("generationConfig", "topP"),),
-        "top_k": (("generationConfig", "topK"),),
-        "seed": (("generationConfig", "seed"),),
-    },
-    "ollama": {
-        "max_tokens": (("options", "num_predict"),),
-        "temperature": (("options", "temperature"),),
-        "top_p": (("options", "top_p"),),
-        "top_k": (("options", "top_k"),),
-        "seed": (("options", "seed"),),
-    },
-}
-
-PROTOCOLS: frozenset[str] = frozenset(_AUTO_PATHS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +55,10 @@ class ResolvedSetting:
 
 
 def resolve_custom_settings(
-    protocol: str, settings: Iterable[CustomSetting]
+    table: SettingPaths, settings: Iterable[CustomSetting]
 ) -> tuple[ResolvedSetting, ...]:
-    """Place ``settings`` for ``protocol``; auto settings without a place are dropped."""
-    try:
-        table = _AUTO_PATHS[protocol]
-    except KeyError:
-        raise ValueError(
-            f"custom settings: unknown protocol {protocol!r} "
-            f"(expected one of {', '.join(sorted(PROTOCOLS))})"
-        ) from None
+    """Place ``settings`` in a wire API's body (``table``: the provider spec's
+    ``settings_paths``); auto settings without a place are dropped."""
     out: list[ResolvedSetting] = []
     for setting in settings:
         if setting.mode == "raw":
@@ -152,15 +103,3 @@ def apply_resolved(body: dict[str, Any], resolved: Iterable[ResolvedSetting]) ->
             node = child
         node[setting.path[-1]] = _fresh(setting.value)
     return body
-
-
-def apply_custom_settings(
-    body: dict[str, Any], protocol: str, settings: Iterable[CustomSetting]
-) -> dict[str, Any]:
-    """Apply ``settings`` for the provider wire ``protocol`` to ``body`` (in place).
-
-    ``protocol`` is one of ``openai``, ``azure`` (openai-shaped), ``claude``, ``gemini``,
-    ``ollama``. On the request path prefer resolving once with ``resolve_custom_settings``
-    and calling ``apply_resolved``.
-    """
-    return apply_resolved(body, resolve_custom_settings(protocol, settings))

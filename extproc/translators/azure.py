@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from extproc.translators.base import ProviderTarget
+from extproc.translators.base import ProviderSpec, ProviderTarget
 from extproc.translators.common import join_path
-from extproc.translators.openai_compat import OpenAICompatTranslator
+from extproc.translators.openai_compat import OPENAI_SETTINGS, OpenAICompatTranslator
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -44,3 +44,5 @@ class AzureTranslator(OpenAICompatTranslator):
 
 
 AZURE = AzureTranslator()
+# No default host: every Azure resource has its own.
+SPEC = ProviderSpec("azure", AZURE, "openai", None, "", "api-key", True, OPENAI_SETTINGS)

@@ -4,16 +4,19 @@ One translator per (client API, provider API) pair. Each is sans-IO: dicts and
 bytes in, dicts and bytes out. The exchange resolves the provider target first
 (host, key, mapped model, settings) and hands it over; the translator decides
 the upstream path, auth headers and body shape, and maps responses back to the
-client's API.
+client's API. Each provider module also exports its `ProviderSpec` (below),
+which the registry lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from extproc.core.usage import Usage
+import orjson
+
+from extproc.usage import Usage
 
 
 class TranslationError(Exception):
@@ -38,7 +41,14 @@ class UpstreamRequest:
     path: str  # full ":path" to send upstream, query included
     headers: tuple[tuple[str, str], ...]  # headers to set (auth, content-type, ...)
     remove_headers: tuple[str, ...]  # client headers to drop (e.g. "authorization" for claude)
-    body: bytes
+    # The JSON object to send. Kept as a dict so the caller can apply custom
+    # settings before the one serialisation.
+    payload: dict[str, Any] | None = None
+    raw: bytes | None = None  # bytes to send as they are (instead of payload)
+
+    @property
+    def body(self) -> bytes:
+        return self.raw if self.raw is not None else orjson.dumps(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +86,8 @@ class Translator(Protocol):
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest: ...
 
-    def chat_response(
-        self, status: int, body: bytes, target: ProviderTarget
-    ) -> TranslatedResponse: ...
+    def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
+        """A success (status < 400) in the client's shape; errors go to `error_response`."""
 
     def chat_stream(
         self, target: ProviderTarget, include_usage: bool, max_line_bytes: int | None = None
@@ -95,3 +104,29 @@ class Translator(Protocol):
 
     def error_response(self, status: int, body: bytes) -> bytes:
         """Map a non-2xx provider body to the client's error shape, keeping the message."""
+
+
+AuthStyle = Literal["bearer", "optional-bearer", "api-key", "x-api-key", "x-goog-api-key"]
+# Where each auto custom setting goes in a wire API's request body; a second
+# path is an alias the client may have used for the same thing.
+SettingPaths = Mapping[str, tuple[tuple[str, ...], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """Everything the gateway knows about one provider type; one per module entry."""
+
+    type: str  # the config's provider `type`
+    translator: Translator
+    wire: str  # the API the provider speaks: "openai" | "claude" | "gemini" | "ollama"
+    host: str | None  # default upstream authority; None: the config must give one
+    base_path: str
+    auth: AuthStyle  # how the key is sent ("optional-" when none may be needed)
+    supports_embeddings: bool
+    settings_paths: SettingPaths  # auto custom settings names and places
+    scheme: str = "https"  # how the default host is reached (Envoy's cluster does TLS)
+
+    @property
+    def openai_compatible(self) -> bool:
+        """Speaks OpenAI chat completions: an unchanged body can go on byte-identical."""
+        return self.wire == "openai"

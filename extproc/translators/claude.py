@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
+from extproc.api_errors import error_type_for_status, openai_error_body
 from extproc.translators.base import (
+    ProviderSpec,
     ProviderTarget,
+    SettingPaths,
     TranslatedResponse,
     TranslationError,
     UpstreamRequest,
@@ -23,21 +25,19 @@ from extproc.translators.common import (
     as_int,
     completion_body,
     error_event,
-    error_type_for_status,
     extract_error,
     image_url_of,
     join_path,
     json_request,
-    loads_object,
     max_tokens_of,
     new_id,
-    openai_error_body,
     parse_data_url,
     require_object,
     stop_list,
     text_of,
     tool_arguments,
 )
+from extproc.usage import Usage
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -228,8 +228,6 @@ class ClaudeTranslator:
         )
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = require_object(body, "claude response")
         texts: list[str] = []
         thinking: list[str] = []
@@ -380,11 +378,13 @@ class ClaudeStream(JsonEventStream):
         # ping, content_block_stop and unknown (future) events carry nothing for the client.
 
 
-def claude_error_status(body: bytes) -> int | None:
-    """HTTP status matching an Anthropic error body's type (None if not an error)."""
-    obj = loads_object(body)
-    err = obj.get("error") if obj else None
-    return ERROR_STATUS.get(str(err.get("type"))) if isinstance(err, dict) else None
-
-
 CLAUDE = ClaudeTranslator()
+SETTINGS: SettingPaths = {
+    "max_tokens": (("max_tokens",),),
+    "temperature": (("temperature",),),
+    "top_p": (("top_p",),),
+    "top_k": (("top_k",),),
+}
+SPEC = ProviderSpec(
+    "claude", CLAUDE, "claude", "api.anthropic.com", "", "x-api-key", False, SETTINGS
+)

@@ -11,9 +11,11 @@ from urllib.parse import quote
 
 import orjson
 
-from extproc.core.usage import Usage
+from extproc.api_errors import error_type_for_status
 from extproc.translators.base import (
+    ProviderSpec,
     ProviderTarget,
+    SettingPaths,
     TranslatedResponse,
     TranslationError,
     UpstreamRequest,
@@ -26,7 +28,6 @@ from extproc.translators.common import (
     embedding_inputs,
     embeddings_body,
     error_event,
-    error_type_for_status,
     image_url_of,
     join_path,
     json_request,
@@ -39,6 +40,7 @@ from extproc.translators.common import (
     text_of,
     tool_arguments,
 )
+from extproc.usage import Usage
 
 FINISH = {
     "STOP": "stop",
@@ -263,8 +265,6 @@ class GeminiTranslator:
         )
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = require_object(body, "gemini response")
         choices = []
         for i, cand in enumerate(obj.get("candidates") or ()):
@@ -334,8 +334,6 @@ class GeminiTranslator:
     def embeddings_response(
         self, status: int, body: bytes, target: ProviderTarget
     ) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = require_object(body, "gemini embeddings response")
         items = obj.get("embeddings")
         if items is None and isinstance(obj.get("embedding"), dict):
@@ -425,3 +423,20 @@ def map_error_event(obj: dict[str, Any]) -> bytes:
 
 
 GEMINI = GeminiTranslator()
+SETTINGS: SettingPaths = {
+    "max_tokens": (("generationConfig", "maxOutputTokens"),),
+    "temperature": (("generationConfig", "temperature"),),
+    "top_p": (("generationConfig", "topP"),),
+    "top_k": (("generationConfig", "topK"),),
+    "seed": (("generationConfig", "seed"),),
+}
+SPEC = ProviderSpec(
+    "gemini",
+    GEMINI,
+    "gemini",
+    "generativelanguage.googleapis.com",
+    "/v1beta",
+    "x-goog-api-key",
+    True,
+    SETTINGS,
+)

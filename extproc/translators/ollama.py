@@ -18,11 +18,12 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
 from extproc.streaming.errors import StreamDecodeError
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.translators.base import (
+    ProviderSpec,
     ProviderTarget,
+    SettingPaths,
     TranslatedResponse,
     TranslationError,
     UpstreamRequest,
@@ -51,14 +52,10 @@ from extproc.translators.common import (
     text_of,
     tool_arguments,
 )
+from extproc.usage import Usage
 
 NDJSON = "application/x-ndjson"
 NATIVE_PATHS = ("/api/chat", "/api/generate")
-
-
-def ollama_error_body(message: str) -> bytes:
-    """Ollama's error shape, for routes whose client API is Ollama."""
-    return orjson.dumps({"error": message})
 
 
 def _usage(obj: dict[str, Any]) -> Usage | None:
@@ -180,8 +177,6 @@ class OllamaTranslator:
         )
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = require_object(body, "ollama response")
         msg = obj.get("message") or {}
         calls = _tool_calls(msg.get("tool_calls"))
@@ -232,8 +227,6 @@ class OllamaTranslator:
     def embeddings_response(
         self, status: int, body: bytes, target: ProviderTarget
     ) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = require_object(body, "ollama embed response")
         vectors = [list(v) for v in obj.get("embeddings") or ()]
         usage = Usage.of(as_int(obj.get("prompt_eval_count")), 0)
@@ -358,15 +351,12 @@ def native_request(
         path=join_path(target.base_path, path),
         headers=(("content-type", JSON), *bearer(target.api_key)),
         remove_headers=("authorization",),
-        body=payload,
+        raw=payload,
     )
 
 
 def native_response(status: int, body: bytes) -> TranslatedResponse:
-    """Non-streamed native response: the body is returned as-is; usage is read."""
-    if status >= 400:
-        message, _ = extract_error(body)
-        return TranslatedResponse(ollama_error_body(message), None, None)
+    """Non-streamed native success: the body is returned as-is; usage is read."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -417,3 +407,14 @@ class NativeStreamTap:
 
 
 OLLAMA = OllamaTranslator()
+SETTINGS: SettingPaths = {
+    "max_tokens": (("options", "num_predict"),),
+    "temperature": (("options", "temperature"),),
+    "top_p": (("options", "top_p"),),
+    "top_k": (("options", "top_k"),),
+    "seed": (("options", "seed"),),
+}
+# No default host (self-hosted); usually plain HTTP inside the mesh.
+SPEC = ProviderSpec(
+    "ollama", OLLAMA, "ollama", None, "", "optional-bearer", True, SETTINGS, scheme="http"
+)

@@ -11,9 +11,15 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
 from extproc.streaming.sse import SSEDecoder, encode_sse
-from extproc.translators.base import ProviderTarget, TranslatedResponse, UpstreamRequest
+from extproc.translators.base import (
+    AuthStyle,
+    ProviderSpec,
+    ProviderTarget,
+    SettingPaths,
+    TranslatedResponse,
+    UpstreamRequest,
+)
 from extproc.translators.common import (
     SSE,
     bearer,
@@ -23,6 +29,7 @@ from extproc.translators.common import (
     map_error,
     usage_from_openai,
 )
+from extproc.usage import Usage
 
 
 def wants_upstream_usage(target: ProviderTarget) -> bool:
@@ -89,8 +96,6 @@ class OpenAICompatTranslator:
     # -- response ------------------------------------------------------
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
         obj = loads_object(body)
         if obj is None:  # not ours to fix: pass through what the provider said
             return TranslatedResponse(body, None, None)
@@ -186,8 +191,49 @@ class OpenAIStreamTap:
         return not obj.get("choices")
 
 
-def make(name: str) -> OpenAICompatTranslator:
-    return OpenAICompatTranslator(name)
-
-
 OPENAI = OpenAICompatTranslator("openai")
+
+OPENAI_SETTINGS: SettingPaths = {
+    "max_tokens": (("max_tokens",), ("max_completion_tokens",)),
+    "temperature": (("temperature",),),
+    "top_p": (("top_p",),),
+    "seed": (("seed",),),
+}
+
+
+def _spec(
+    type_: str, host: str | None, base_path: str, *, embeddings: bool, auth: AuthStyle = "bearer"
+) -> ProviderSpec:
+    return ProviderSpec(
+        type_,
+        OPENAI if type_ == "openai" else OpenAICompatTranslator(type_),
+        "openai",
+        host,
+        base_path,
+        auth,
+        embeddings,
+        OPENAI_SETTINGS,
+        scheme="https" if host else "http",
+    )
+
+
+# The OpenAI-compatible family: same API, different default host and base path.
+SPECS: tuple[ProviderSpec, ...] = (
+    _spec("openai", "api.openai.com", "/v1", embeddings=True),
+    _spec("qwen", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
+    _spec("dashscope", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
+    _spec("deepseek", "api.deepseek.com", "", embeddings=False),
+    _spec("moonshot", "api.moonshot.cn", "/v1", embeddings=False),
+    _spec("groq", "api.groq.com", "/openai/v1", embeddings=False),
+    _spec("mistral", "api.mistral.ai", "/v1", embeddings=True),
+    _spec("zhipuai", "open.bigmodel.cn", "/api/paas/v4", embeddings=True),
+    _spec("baichuan", "api.baichuan-ai.com", "/v1", embeddings=True),
+    _spec("yi", "api.lingyiwanwu.com", "/v1", embeddings=False),
+    _spec("stepfun", "api.stepfun.com", "/v1", embeddings=False),
+    _spec("ai360", "api.360.cn", "/v1", embeddings=True),
+    _spec("together", "api.together.xyz", "/v1", embeddings=True),
+    _spec("openrouter", "openrouter.ai", "/api/v1", embeddings=False),
+    _spec("fireworks", "api.fireworks.ai", "/inference/v1", embeddings=True),
+    _spec("vllm", None, "/v1", embeddings=True, auth="optional-bearer"),
+    _spec("generic", None, "", embeddings=True, auth="optional-bearer"),
+)

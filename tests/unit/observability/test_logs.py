@@ -10,11 +10,11 @@ import pytest
 
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
-from extproc.core.exchange import ExchangeRecord
+from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
-from extproc.core.usage import Usage
 from extproc.observability.logs import JsonFormatter, PromptCapture, log_exchange
 from extproc.server import ServeOptions, Server
+from extproc.usage import Usage
 
 KEY = "ck-SECRET-9f8e7d"
 CONFIG = f"""

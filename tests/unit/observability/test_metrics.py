@@ -9,8 +9,7 @@ import pytest
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
-from extproc.core.exchange import ExchangeRecord
-from extproc.core.usage import Usage
+from extproc.core.record import ExchangeRecord
 from extproc.observability.metrics import (
     OTHER,
     BoundedLabel,
@@ -18,6 +17,7 @@ from extproc.observability.metrics import (
     MetricsEndpoint,
     status_class,
 )
+from extproc.usage import Usage
 
 CONFIG = """
 providers:

@@ -5,13 +5,24 @@ from typing import Any
 import pytest
 
 from extproc.providers.custom_settings import (
-    PROTOCOLS,
     CustomSetting,
     ResolvedSetting,
-    apply_custom_settings,
     apply_resolved,
     resolve_custom_settings,
 )
+from extproc.translators.registry import spec_of
+
+# A provider type per wire API; each module's spec says where auto settings go.
+PROTOCOLS = ("openai", "azure", "claude", "gemini", "ollama")
+
+
+def apply_custom_settings(
+    body: dict[str, Any], provider_type: str, settings: list[CustomSetting]
+) -> dict[str, Any]:
+    return apply_resolved(
+        body, resolve_custom_settings(spec_of(provider_type).settings_paths, settings)
+    )
+
 
 ALL_AUTO = [
     CustomSetting("max_tokens", 256),
@@ -191,7 +202,9 @@ def test_settings_apply_in_order_later_wins() -> None:
 
 def test_body_is_updated_in_place_and_values_are_copied() -> None:
     value = {"a": [1, 2]}
-    resolved = resolve_custom_settings("openai", [CustomSetting("metadata", value, mode="raw")])
+    resolved = resolve_custom_settings(
+        spec_of("openai").settings_paths, [CustomSetting("metadata", value, mode="raw")]
+    )
     first: dict[str, Any] = {}
     assert apply_resolved(first, resolved) is first
     first["metadata"]["a"].append(3)
@@ -201,15 +214,10 @@ def test_body_is_updated_in_place_and_values_are_copied() -> None:
 
 
 def test_resolve_is_per_protocol() -> None:
-    resolved = resolve_custom_settings("gemini", ALL_AUTO[:1])
+    resolved = resolve_custom_settings(spec_of("gemini").settings_paths, ALL_AUTO[:1])
     assert resolved == (ResolvedSetting(("generationConfig", "maxOutputTokens"), 256, True),)
-    resolved = resolve_custom_settings("openai", ALL_AUTO[:1])
+    resolved = resolve_custom_settings(spec_of("openai").settings_paths, ALL_AUTO[:1])
     assert resolved == (ResolvedSetting(("max_tokens",), 256, True, (("max_completion_tokens",),)),)
-
-
-def test_unknown_protocol_raises() -> None:
-    with pytest.raises(ValueError, match="unknown protocol 'bedrock'"):
-        apply_custom_settings({}, "bedrock", ALL_AUTO)
 
 
 @pytest.mark.parametrize(

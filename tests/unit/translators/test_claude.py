@@ -5,11 +5,11 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.core.usage import Usage
 from extproc.translators.base import TranslationError
-from extproc.translators.registry import get_translator
+from extproc.translators.registry import spec_of
+from extproc.usage import Usage
 
-CLAUDE = get_translator("claude")
+CLAUDE = spec_of("claude").translator
 
 
 def test_request_from_fixture(load, make_target) -> None:

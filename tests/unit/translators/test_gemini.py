@@ -3,11 +3,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.core.usage import Usage
 from extproc.translators.base import TranslationError
-from extproc.translators.registry import get_translator
+from extproc.translators.registry import spec_of
+from extproc.usage import Usage
 
-GEMINI = get_translator("gemini")
+GEMINI = spec_of("gemini").translator
 
 
 def test_request_from_fixture(load, make_target) -> None:

@@ -3,16 +3,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.core.usage import Usage
+from extproc.api_errors import ollama_error_body
 from extproc.translators.ollama import (
     NativeStreamTap,
     native_request,
     native_response,
-    ollama_error_body,
 )
-from extproc.translators.registry import get_translator
+from extproc.translators.registry import spec_of
+from extproc.usage import Usage
 
-OLLAMA = get_translator("ollama")
+OLLAMA = spec_of("ollama").translator
 
 
 def test_request_from_fixture(load, make_target) -> None:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.core.usage import Usage
 from extproc.translators.base import ProviderTarget
-from extproc.translators.registry import PROVIDER_CATALOG, get_translator
+from extproc.translators.registry import PROVIDER_CATALOG, spec_of
+from extproc.usage import Usage
 
 
 def _t(type_: str = "openai", **kw: object) -> ProviderTarget:
@@ -24,7 +24,7 @@ def _t(type_: str = "openai", **kw: object) -> ProviderTarget:
 
 def test_request_from_fixture(load, make_target) -> None:
     fx = load("openai", "chat_request.json")
-    req = get_translator("openai").chat_request(fx["openai_request"], make_target(fx["target"]))
+    req = spec_of("openai").translator.chat_request(fx["openai_request"], make_target(fx["target"]))
     assert req.path == "/v1/chat/completions"
     assert ("authorization", "Bearer sk-test") in req.headers
     assert orjson.loads(req.body) == fx["expected_upstream"]
@@ -45,13 +45,13 @@ def test_request_from_fixture(load, make_target) -> None:
     ],
 )
 def test_compat_paths(type_: str, path: str) -> None:
-    req = get_translator(type_).chat_request({"messages": []}, _t(type_))
+    req = spec_of(type_).translator.chat_request({"messages": []}, _t(type_))
     assert req.path == path
-    assert get_translator(type_).name == type_
+    assert spec_of(type_).translator.name == type_
 
 
 def test_no_key_means_no_auth_header_and_model_kept() -> None:
-    req = get_translator("vllm").chat_request(
+    req = spec_of("vllm").translator.chat_request(
         {"model": "mine", "messages": []}, _t("vllm", api_key="", model="")
     )
     assert not any(k == "authorization" for k, _ in req.headers)
@@ -59,7 +59,7 @@ def test_no_key_means_no_auth_header_and_model_kept() -> None:
 
 
 def test_include_usage_setting_off_and_non_stream() -> None:
-    tr = get_translator("openai")
+    tr = spec_of("openai").translator
     off = tr.chat_request({"messages": []}, _t(stream=True, settings={"include_usage": False}))
     assert "stream_options" not in orjson.loads(off.body)
     plain = tr.chat_request({"messages": [], "stream": True}, _t(stream=False))
@@ -69,7 +69,7 @@ def test_include_usage_setting_off_and_non_stream() -> None:
 
 
 def test_client_stream_options_kept_and_forced_on() -> None:
-    req = get_translator("openai").chat_request(
+    req = spec_of("openai").translator.chat_request(
         {"messages": [], "stream_options": {"include_usage": False, "x": 1}}, _t(stream=True)
     )
     assert orjson.loads(req.body)["stream_options"] == {"include_usage": True, "x": 1}
@@ -78,7 +78,7 @@ def test_client_stream_options_kept_and_forced_on() -> None:
 def test_response_passthrough_and_usage(load) -> None:
     fx = load("openai", "chat_response.json")
     body = orjson.dumps(fx["body"])
-    res = get_translator("openai").chat_response(200, body, _t())
+    res = spec_of("openai").translator.chat_response(200, body, _t())
     assert res.body is body
     assert res.usage == Usage(*fx["expected"]["usage"])
     assert res.model == fx["expected"]["model"]
@@ -87,7 +87,7 @@ def test_response_passthrough_and_usage(load) -> None:
 @pytest.mark.parametrize("seed", [None, 1, 2, 3, 4, 5])
 def test_stream_passthrough_is_byte_identical(load, feed_split, seed) -> None:
     raw = load("openai", "stream.sse")
-    st = get_translator("openai").chat_stream(_t(stream=True), include_usage=True)
+    st = spec_of("openai").translator.chat_stream(_t(stream=True), include_usage=True)
     assert feed_split(st, raw, seed) == raw
     assert st.usage == Usage(9, 4, 13)
     assert st.model == "gpt-4o-mini-2024-07-18"
@@ -96,7 +96,7 @@ def test_stream_passthrough_is_byte_identical(load, feed_split, seed) -> None:
 @pytest.mark.parametrize("seed", [None, 7, 8, 9])
 def test_stream_drops_usage_chunk_client_did_not_ask_for(load, feed_split, events, seed) -> None:
     raw = load("openai", "stream.sse")
-    st = get_translator("openai").chat_stream(_t(stream=True), include_usage=False)
+    st = spec_of("openai").translator.chat_stream(_t(stream=True), include_usage=False)
     out = feed_split(st, raw, seed)
     evs = events(out)
     assert evs[-1] == "[DONE]"
@@ -108,7 +108,7 @@ def test_stream_drops_usage_chunk_client_did_not_ask_for(load, feed_split, event
 
 def test_stream_not_dropped_when_usage_not_requested_upstream(load) -> None:
     raw = load("openai", "stream.sse")
-    st = get_translator("openai").chat_stream(
+    st = spec_of("openai").translator.chat_stream(
         _t(stream=True, settings={"include_usage": False}), include_usage=False
     )
     assert st.feed(raw) == raw
@@ -117,14 +117,14 @@ def test_stream_not_dropped_when_usage_not_requested_upstream(load) -> None:
 def test_error_already_openai_shape_kept(load) -> None:
     fx = load("openai", "error.json")
     body = orjson.dumps(fx["body"])
-    assert get_translator("openai").error_response(429, body) == body
+    assert spec_of("openai").translator.error_response(429, body) == body
 
 
 def test_error_foreign_shape_normalised() -> None:
-    out = orjson.loads(get_translator("zhipuai").error_response(401, b'{"message":"bad key"}'))
+    out = orjson.loads(spec_of("zhipuai").translator.error_response(401, b'{"message":"bad key"}'))
     assert out["error"]["message"] == "bad key"
     assert out["error"]["type"] == "authentication_error"
-    text = orjson.loads(get_translator("groq").error_response(502, b"Bad Gateway"))
+    text = orjson.loads(spec_of("groq").translator.error_response(502, b"Bad Gateway"))
     assert text["error"] == {
         "message": "Bad Gateway",
         "type": "server_error",
@@ -133,14 +133,13 @@ def test_error_foreign_shape_normalised() -> None:
     }
 
 
-def test_chat_response_with_error_status_maps_error() -> None:
-    res = get_translator("deepseek").chat_response(500, b'{"msg":"x"}', _t("deepseek"))
-    assert res.usage is None
-    assert orjson.loads(res.body)["error"]["type"] == "server_error"
+def test_error_response_maps_a_vendor_shape_to_openai() -> None:
+    out = orjson.loads(spec_of("deepseek").translator.error_response(500, b'{"msg":"x"}'))
+    assert out["error"]["type"] == "server_error"
 
 
 def test_embeddings_passthrough() -> None:
-    tr = get_translator("mistral")
+    tr = spec_of("mistral").translator
     req = tr.embeddings_request({"model": "x", "input": "hi"}, _t("mistral", model="mistral-embed"))
     assert req.path == "/v1/embeddings"
     assert orjson.loads(req.body) == {"model": "mistral-embed", "input": "hi"}

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from extproc.translators.registry import PROVIDER_CATALOG, get_translator
+from extproc.translators.registry import PROVIDER_CATALOG, spec_of
 
 
 def test_unknown_type_is_value_error() -> None:
     with pytest.raises(ValueError, match="unknown provider type 'nope'"):
-        get_translator("nope")
+        spec_of("nope")
 
 
 def test_catalog_entries() -> None:
@@ -22,7 +22,7 @@ def test_catalog_entries() -> None:
 
 @pytest.mark.parametrize("type_", sorted(PROVIDER_CATALOG))
 def test_every_translator_has_contract_methods(type_: str) -> None:
-    tr = get_translator(type_)
+    tr = spec_of(type_).translator
     for name in (
         "chat_request",
         "chat_response",

@@ -1,0 +1,47 @@
+"""The client's request body: content type, JSON, and the shape each endpoint needs.
+
+Anything wrong is a `Reject` in the client API's error shape, never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.core.errors import reject
+from extproc.core.events import Headers, Reject
+from extproc.core.request import CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+
+# curl's default form type is accepted: the seed's `curl -d` sends a JSON body with it.
+_JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
+
+
+def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[str, Any] | Reject:
+    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
+        return reject(
+            415,
+            f"Content-Type {ctype!r} is not supported; send application/json.",
+            "unsupported_media_type",
+            api,
+        )
+    if not raw.strip():
+        return reject(400, "The request body is empty.", "empty_body", api)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api)
+    if not isinstance(body, dict):
+        return reject(400, "The request body must be a JSON object.", "invalid_body", api)
+    if endpoint in (CHAT, OLLAMA_CHAT):
+        msgs = body.get("messages")
+        if msgs is None:
+            return reject(400, "'messages' is required.", "missing_messages", api)
+        if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+            return reject(
+                400, "'messages' must be an array of message objects.", "invalid_messages", api
+            )
+    elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
+        return reject(400, "'prompt' must be a string.", "invalid_prompt", api)
+    return body

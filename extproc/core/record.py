@@ -1,0 +1,47 @@
+"""What happened in one exchange: for the request log, metrics, budgets and Envoy's metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from extproc.usage import Usage
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    """Filled as the exchange goes; never holds a prompt or a key."""
+
+    request_id: str = ""
+    route: str = ""
+    provider: str = ""
+    provider_type: str = ""
+    consumer: str = ""
+    endpoint: str = ""
+    model_requested: str = ""
+    model_served: str = ""
+    stream: bool = False
+    status: int = 0
+    blocked_reason: str = ""
+    usage: Usage | None = None
+    guard: str = ""
+    started: float = 0.0
+    first_byte: float = 0.0
+    ended: float = 0.0
+    upstream_error: bool = False
+
+    def metadata(self, namespace: str) -> dict[str, Any]:
+        """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""
+        u = self.usage
+        return {
+            namespace: {
+                "route": self.route,
+                "provider": self.provider,
+                "consumer": self.consumer,
+                "model_requested": self.model_requested,
+                "model_served": self.model_served,
+                "input_tokens": u.input_tokens if u else 0,
+                "output_tokens": u.output_tokens if u else 0,
+                "total_tokens": u.total_tokens if u else 0,
+            }
+        }
