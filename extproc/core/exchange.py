@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 
 from extproc.config.runtime import RouteRuntime, Runtime
+from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import (
     CONTINUE,
@@ -102,13 +103,11 @@ class Exchange:
     """Decisions for one HTTP request/response, one ext_proc stream."""
 
     __slots__ = (
-        "_body_parts",
-        "_body_size",
         "_leg",
         "_on_done",
         "_phase",
-        "_resp_parts",
-        "_resp_size",
+        "_req_body",
+        "_resp_body",
         "_resp_status",
         "authenticate",
         "ctx_headers",
@@ -132,12 +131,8 @@ class Exchange:
         self.authenticate = authenticate
         self.route: RouteRuntime | None = None
         self.record = ExchangeRecord()
-        self._body_parts: list[bytes] = []
-        self._body_size = 0
         self._leg: Leg | None = None
         self._resp_status = 0
-        self._resp_parts: list[bytes] = []
-        self._resp_size = 0
         self.endpoint = OTHER
         self.ctx_headers: Headers = {}
 
@@ -196,6 +191,10 @@ class Exchange:
         self.route = route
         self.ctx_headers = h
         self.endpoint = endpoint_of(path, route.client_api)
+        # Only matched requests buffer anything: a skipped one costs no more.
+        limits = self.runtime.limits
+        self._req_body = BodyBuffer(limits.max_request_bytes)
+        self._resp_body = BodyBuffer(limits.max_response_bytes)
         rec = self.record
         rec.started = time.monotonic()
         rec.request_id = h.get("x-request-id", "")
@@ -223,34 +222,16 @@ class Exchange:
         rej = self.authenticate(ctx)
         return await rej if inspect.isawaitable(rej) else rej
 
-    def _take_body(self, ev: RequestBody) -> bytes | Reject | None:
-        """The whole body once it is complete; None while parts are still coming."""
-        self._body_size += len(ev.body)
-        limit = self.runtime.limits.max_request_bytes
-        if self._body_size > limit:
-            assert self.route is not None
-            return reject(
-                413,
-                f"The request body is larger than {limit} bytes.",
-                "body_too_large",
-                self.route.client_api,
-            )
-        if not ev.end_of_stream:
-            # Only in streamed request mode: keep the parts until the end.
-            self._body_parts.append(ev.body)
-            return None
-        raw = b"".join((*self._body_parts, ev.body)) if self._body_parts else ev.body
-        self._body_parts = []
-        return raw
-
     async def _request_body(self, ev: RequestBody) -> Decision:
         route = self.route
         assert route is not None
-        raw = self._take_body(ev)
+        try:
+            raw = self._req_body.add(ev.body, ev.end_of_stream)
+        except TooLarge as e:
+            msg = f"The request body is larger than {e.limit} bytes."
+            return self._reject(reject(413, msg, "body_too_large", route.client_api))
         if raw is None:
-            return CONTINUE
-        if isinstance(raw, Reject):
-            return self._reject(raw)
+            return CONTINUE  # only in streamed request mode: parts until the end
         body = parse_body(self.ctx_headers, raw, self.endpoint, route.client_api)
         if isinstance(body, Reject):
             return self._reject(body)
@@ -317,21 +298,13 @@ class Exchange:
         assert leg is not None and self.route is not None
         if leg.stream is not None:
             return self._stream_chunk(leg, ev)
-        self._resp_size += len(ev.body)
-        if self._resp_size > self.runtime.limits.max_response_bytes:
-            return self._finish(
-                reject(
-                    502,
-                    "The provider's response is larger than the gateway's limit.",
-                    "response_too_large",
-                    self.route.client_api,
-                )
-            )
-        if not ev.end_of_stream:
-            self._resp_parts.append(ev.body)
+        try:
+            raw = self._resp_body.add(ev.body, ev.end_of_stream)
+        except TooLarge:
+            msg = "The provider's response is larger than the gateway's limit."
+            return self._finish(reject(502, msg, "response_too_large", self.route.client_api))
+        if raw is None:
             return CONTINUE
-        raw = b"".join((*self._resp_parts, ev.body)) if self._resp_parts else ev.body
-        self._resp_parts = []
         out = leg.response(self._resp_status, raw)
         rec = self.record
         rec.usage = out.usage

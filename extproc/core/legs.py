@@ -36,7 +36,7 @@ from extproc.translators.base import (
     UpstreamRequest,
 )
 from extproc.translators.common import extract_error
-from extproc.translators.ollama import NativeStreamTap, native_request, native_response
+from extproc.translators.ollama_native import NativeStreamTap, native_request, native_response
 
 # Where clients (OpenAI, Anthropic, Azure, Gemini SDKs) put a key: never forwarded
 # unless the provider's own key overwrites it.

@@ -138,8 +138,8 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
-def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
-    messages = body.get("messages")
+def _messages(messages: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """OpenAI messages -> (system texts, Anthropic messages)."""
     if not isinstance(messages, list) or not messages:
         raise TranslationError("messages must be a non-empty list")
     system: list[str] = []
@@ -173,6 +173,26 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
             out_msgs[-1]["content"].extend(blocks)
         else:
             out_msgs.append({"role": role, "content": blocks})
+    return system, out_msgs
+
+
+def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
+    out["tools"] = [
+        {
+            "name": t["function"].get("name", ""),
+            "description": t["function"].get("description", ""),
+            "input_schema": t["function"].get("parameters") or {"type": "object"},
+        }
+        for t in body.get("tools") or ()
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    tc = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    if tc is not None:
+        out["tool_choice"] = tc
+
+
+def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
+    system, out_msgs = _messages(body.get("messages"))
     max_tokens = max_tokens_of(body)
     out: dict[str, Any] = {
         "model": target.model or body.get("model", ""),
@@ -191,20 +211,8 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
         out["stream"] = True
     if isinstance(body.get("user"), str):
         out["metadata"] = {"user_id": body["user"]}
-    tools = body.get("tools")
-    if tools:
-        out["tools"] = [
-            {
-                "name": t["function"].get("name", ""),
-                "description": t["function"].get("description", ""),
-                "input_schema": t["function"].get("parameters") or {"type": "object"},
-            }
-            for t in tools
-            if isinstance(t, dict) and isinstance(t.get("function"), dict)
-        ]
-        tc = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if tc is not None:
-            out["tool_choice"] = tc
+    if body.get("tools"):
+        _tools(body, out)
     return out
 
 

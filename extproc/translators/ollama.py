@@ -1,19 +1,12 @@
-"""Ollama native API (``/api/chat``, ``/api/embed``) <-> OpenAI, plus native pass-through.
+"""OpenAI clients -> the Ollama native API (``/api/chat``, ``/api/embed``).
 
 Reference: https://github.com/ollama/ollama/blob/main/docs/api.md
 
-Two uses:
-* OpenAI clients -> native Ollama upstream (:data:`OLLAMA`, the ``Translator``).
-* Ollama-native clients (``/api/chat``, ``/api/generate``) -> native upstream:
-  :func:`native_request` forwards the client's bytes untouched (only the model
-  is rewritten when a mapping changed it), :class:`NativeStreamTap` passes the
-  NDJSON stream through while reading usage, and errors use Ollama's own
-  ``{"error": "..."}`` shape via :func:`ollama_error_body`.
+Ollama-native clients to Ollama (the other pair) are in ``ollama_native``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import orjson
@@ -30,7 +23,6 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import (
     DONE,
-    JSON,
     SSE,
     ChunkWriter,
     as_int,
@@ -55,10 +47,9 @@ from extproc.translators.common import (
 from extproc.usage import Usage
 
 NDJSON = "application/x-ndjson"
-NATIVE_PATHS = ("/api/chat", "/api/generate")
 
 
-def _usage(obj: dict[str, Any]) -> Usage | None:
+def ollama_usage(obj: dict[str, Any]) -> Usage | None:
     if "prompt_eval_count" not in obj and "eval_count" not in obj:
         return None
     return Usage.of(as_int(obj.get("prompt_eval_count")), as_int(obj.get("eval_count")))
@@ -185,7 +176,7 @@ class OllamaTranslator:
             message["tool_calls"] = calls
         if msg.get("thinking"):
             message["reasoning_content"] = msg["thinking"]
-        usage = _usage(obj)
+        usage = ollama_usage(obj)
         model = obj.get("model") if isinstance(obj.get("model"), str) else None
         return TranslatedResponse(
             completion_body(
@@ -320,90 +311,13 @@ class OllamaStream:
             if delta:
                 out.append(w.chunk(delta))
             if obj.get("done"):
-                self._usage = _usage(obj)
+                self._usage = ollama_usage(obj)
                 out.append(w.chunk({}, _finish(obj, self._tools > 0)))
                 if self._include_usage and self._usage is not None:
                     out.append(w.usage_chunk(self._usage))
                 out.append(DONE)
                 self._ended = True
         return b"".join(out)
-
-
-# ---------------------------------------------------------------- native clients
-
-
-def native_request(
-    path: str, raw_body: bytes, body: dict[str, Any] | None, target: ProviderTarget
-) -> UpstreamRequest:
-    """Forward an Ollama-native request (``/api/chat`` or ``/api/generate``).
-
-    The client's bytes go upstream untouched unless the model mapping changed
-    the model, in which case only ``model`` is rewritten. ``stream`` is left as
-    the client sent it: client and upstream speak the same API, so Ollama's
-    own default applies to both.
-    """
-    if path not in NATIVE_PATHS:
-        raise TranslationError(f"{path} is not a native Ollama path this gateway forwards")
-    payload = raw_body
-    if target.model and body is not None and body.get("model") != target.model:
-        payload = orjson.dumps({**body, "model": target.model})
-    return UpstreamRequest(
-        path=join_path(target.base_path, path),
-        headers=(("content-type", JSON), *bearer(target.api_key)),
-        remove_headers=("authorization",),
-        raw=payload,
-    )
-
-
-def native_response(status: int, body: bytes) -> TranslatedResponse:
-    """Non-streamed native success: the body is returned as-is; usage is read."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return TranslatedResponse(body, None, None)
-    if not isinstance(obj, dict):
-        return TranslatedResponse(body, None, None)
-    model = obj.get("model") if isinstance(obj.get("model"), str) else None
-    return TranslatedResponse(body, _usage(obj), model)
-
-
-class NativeStreamTap:
-    """Passes a native NDJSON stream through byte for byte, reading usage/model."""
-
-    content_type = NDJSON
-
-    def __init__(self, max_line_bytes: int | None = None) -> None:
-        self._decoder = NDJSONDecoder(max_line_bytes) if max_line_bytes else NDJSONDecoder()
-        self._usage: Usage | None = None
-        self._model: str | None = None
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
-
-    def feed(self, chunk: bytes) -> bytes:
-        # A bad line is not ours to judge: the client gets exactly what upstream sent.
-        with contextlib.suppress(StreamDecodeError):
-            self._observe(self._decoder.feed(chunk))
-        return chunk
-
-    def finish(self) -> bytes:
-        with contextlib.suppress(StreamDecodeError):
-            self._observe(self._decoder.finish())
-        return b""
-
-    def _observe(self, objs: list[Any]) -> None:
-        for obj in objs:
-            if not isinstance(obj, dict):
-                continue
-            if self._model is None and isinstance(obj.get("model"), str):
-                self._model = obj["model"]
-            if obj.get("done"):
-                self._usage = _usage(obj)
 
 
 OLLAMA = OllamaTranslator()
