@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from enum import Enum
+from enum import IntEnum
 
 from extproc.config.runtime import RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
@@ -58,13 +58,19 @@ __all__ = ["Exchange", "ExchangeRecord", "Phase", "PhaseError"]
 log = logging.getLogger("extproc.exchange")
 
 
-class Phase(Enum):
-    START = "start"
-    REQUEST_HEADERS = "request_headers"
-    REQUEST_BODY = "request_body"
-    RESPONSE_HEADERS = "response_headers"
-    RESPONSE_BODY = "response_body"
-    DONE = "done"
+class Phase(IntEnum):
+    # IntEnum: hashed in C; a plain Enum's Python __hash__ showed in profiles
+    # (two table lookups per message).
+    START = 0
+    REQUEST_HEADERS = 1
+    REQUEST_BODY = 2
+    RESPONSE_HEADERS = 3
+    RESPONSE_BODY = 4
+    DONE = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
 
 
 # Which phase may follow which. A request without a body goes straight from
@@ -95,7 +101,7 @@ class PhaseError(Exception):
     """Envoy sent a message the exchange cannot take in its current phase."""
 
     def __init__(self, current: Phase, got: Phase):
-        super().__init__(f"unexpected {got.value} message in phase {current.value}")
+        super().__init__(f"unexpected {got.label} message in phase {current.label}")
         self.current, self.got = current, got
 
 

@@ -128,7 +128,12 @@ class Metrics:
         self._routes = frozenset(r.name for r in runtime.routes.routes)
         self._providers = frozenset(runtime.providers)
         self._consumers = frozenset(c.name for c in runtime.consumers)
-        r = self.registry
+        # Label children by (metric, label values): prometheus_client's labels()
+        # validates and locks on every call; label values are bounded, so is this.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._declare(self.registry)
+
+    def _declare(self, r: CollectorRegistry) -> None:
         genai = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
         self.tokens = Histogram(
             "gen_ai_client_token_usage",
@@ -196,6 +201,13 @@ class Metrics:
     def _name(self, value: str, allowed: frozenset[str]) -> str:
         return value if not value or value in allowed else OTHER
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, rec: ExchangeRecord) -> None:
         route = self._name(rec.route, self._routes)
         provider = self._name(rec.provider, self._providers)
@@ -203,14 +215,14 @@ class Metrics:
         op = _OPERATION.get(rec.endpoint, OTHER)
         req_model = self.request_model(rec.model_requested)
         resp_model = self.response_model(rec.model_served)
-        self.requests.labels(route, provider, status_class(rec.status)).inc()
+        self._child(self.requests, route, provider, status_class(rec.status)).inc()
         if rec.guard:
-            self.guard_decisions.labels(self.guard(rec.guard)).inc()
+            self._child(self.guard_decisions, self.guard(rec.guard)).inc()
         if rec.blocked_reason:
-            self.blocked.labels(self.reason(rec.blocked_reason)).inc()
+            self._child(self.blocked, self.reason(rec.blocked_reason)).inc()
         if rec.upstream_error:
             status = str(rec.status) if 100 <= rec.status <= 599 else "none"
-            self.upstream_errors.labels(provider, status).inc()
+            self._child(self.upstream_errors, provider, status).inc()
         u = rec.usage
         if u is not None:
             for kind, n in (
@@ -220,13 +232,12 @@ class Metrics:
                 ("reasoning", u.reasoning_tokens),
             ):
                 if n or kind in ("input", "output"):
-                    self.tokens.labels(op, provider, req_model, resp_model, consumer, kind).observe(
-                        n
-                    )
+                    labels = (op, provider, req_model, resp_model, consumer, kind)
+                    self._child(self.tokens, *labels).observe(n)
         if rec.started and rec.ended and rec.ended >= rec.started:
             failed = rec.status >= 400 or rec.upstream_error or not rec.status
             err = status_class(rec.status) if failed else ""
-            self.duration.labels(op, provider, req_model, resp_model, err).observe(
+            self._child(self.duration, op, provider, req_model, resp_model, err).observe(
                 rec.ended - rec.started
             )
         if (
@@ -236,7 +247,7 @@ class Metrics:
             and 200 <= rec.status < 300
             and rec.first_byte >= rec.started
         ):
-            self.ttft.labels(op, provider, req_model, resp_model).observe(
+            self._child(self.ttft, op, provider, req_model, resp_model).observe(
                 rec.first_byte - rec.started
             )
 
