@@ -1,5 +1,6 @@
 """With the ext_proc service gone, Envoy fails closed: no LLM request reaches a
-provider without its checks (failure_mode_allow: false)."""
+provider without its checks (failure_mode_allow: false). Virtual hosts with
+ext_proc disabled per route are not affected."""
 
 from __future__ import annotations
 
@@ -23,7 +24,15 @@ def test_requests_fail_closed_when_the_service_is_down(tmp_path: Path) -> None:
             r = c.post(
                 "/v1/chat/completions", content=body, headers={"host": "dashscope.aliyuncs.com"}
             )
+            # A host on an ext_proc virtual host fails closed even when the
+            # service would have skipped it.
+            skipped = c.post("/x", content=b"x", headers={"host": "elsewhere.test"})
+            assert s.fake.take() == []
+            # envoy-demo.yaml disables ext_proc on the catch-all virtual host:
+            # non-LLM traffic does not depend on the service at all.
             other = c.post("/x", content=b"x", headers={"host": "elsewhere.example"})
         assert r.status_code >= 500
-        assert other.status_code >= 500  # every request on the filter chain fails closed
-        assert s.fake.take() == []
+        assert skipped.status_code >= 500
+        assert other.status_code == 200
+        (seen,) = s.fake.take()
+        assert seen.headers["host"] == "elsewhere.example"
