@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command: the llm-extproc benchmark (see bench/bench.py, docs/performance.md).
-#   bench/run.sh --quick            # ~1-2 minutes
-#   bench/run.sh                    # full run: 3 rounds x 10 s, 100k-request soak
+# Both transports in one run (full = h2corn, full-grpcio); the #14 targets are
+# printed at the end and again by bench/check_targets.py <result JSON>.
+#   bench/run.sh --quick            # ~2-3 minutes
+#   bench/run.sh                    # full run: 3 rounds x 10 s, 100k-request soak per transport
 #   bench/run.sh --workers 2 --no-uvloop --profile
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
