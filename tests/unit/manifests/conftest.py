@@ -11,6 +11,7 @@ Validation layers:
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,27 @@ from typing import Any
 import pytest
 import yaml
 
+# The tests run with --import-mode=importlib: make the sibling helper module importable.
+sys.path.insert(0, str(Path(__file__).parent))
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ASM_DIR = REPO_ROOT / "asm"
-ISTIO_CRDS = REPO_ROOT.parent / "shared" / "schemas" / "istio-crd-all.gen.yaml"
+PATCHES_DIR = ASM_DIR / "patches"
+
+
+def _istio_crds() -> Path:
+    """$ISTIO_CRDS, else shared/schemas/istio-crd-all.gen.yaml beside the checkout or
+    beside one of its parents (a git worktree lives one level further down)."""
+    if os.environ.get("ISTIO_CRDS"):
+        return Path(os.environ["ISTIO_CRDS"])
+    rel = Path("shared") / "schemas" / "istio-crd-all.gen.yaml"
+    for parent in REPO_ROOT.parents:
+        if (parent / rel).is_file():
+            return parent / rel
+    return REPO_ROOT.parent / rel
+
+
+ISTIO_CRDS = _istio_crds()
 
 # Kubernetes version whose (strict) schemas kubernetes-validate ships and that we target.
 K8S_VERSION = "1.30"
@@ -75,7 +94,8 @@ class Manifest:
 def load_manifests() -> list[Manifest]:
     out: list[Manifest] = []
     for path in sorted(ASM_DIR.rglob("*.yaml")):
-        if path.name == "kustomization.yaml":
+        # patches/ holds partial objects for `kubectl patch` (test_proxy_runtime.py).
+        if path.name == "kustomization.yaml" or PATCHES_DIR in path.parents:
             continue
         with path.open(encoding="utf-8") as fh:
             for i, doc in enumerate(yaml.safe_load_all(fh)):
@@ -239,9 +259,14 @@ def envoy_bin() -> str:
     return found
 
 
-def envoy_bootstrap(http_filter: dict[str, Any], cluster_name: str = EXTPROC_CLUSTER) -> dict:
+def envoy_bootstrap(
+    http_filter: dict[str, Any],
+    cluster_name: str = EXTPROC_CLUSTER,
+    virtual_hosts: list[dict[str, Any]] | None = None,
+) -> dict:
     """Minimal static bootstrap: one listener whose HTTP connection manager runs
-    `http_filter` before the router, plus the ext_proc gRPC cluster (HTTP/2)."""
+    `http_filter` before the router, plus the ext_proc gRPC cluster (HTTP/2).
+    `virtual_hosts` replace the default catch-all (their routes go to `provider`)."""
 
     def static_cluster(name: str, port: int, http2: bool) -> dict[str, Any]:
         c: dict[str, Any] = {
@@ -284,7 +309,8 @@ def envoy_bootstrap(http_filter: dict[str, Any], cluster_name: str = EXTPROC_CLU
         "stat_prefix": "llm",
         "route_config": {
             "name": "local",
-            "virtual_hosts": [
+            "virtual_hosts": virtual_hosts
+            or [
                 {
                     "name": "all",
                     "domains": ["*"],
@@ -364,7 +390,22 @@ def envoy_check(envoy_bin: str, tmp_path: Path):
     """envoy_check(http_filter, cluster_name=...) -> CompletedProcess of
     `envoy --mode validate` on a minimal bootstrap around the filter."""
 
-    def check(http_filter: dict[str, Any], cluster_name: str = EXTPROC_CLUSTER):
-        return envoy_validate(envoy_bin, envoy_bootstrap(http_filter, cluster_name), tmp_path)
+    def check(
+        http_filter: dict[str, Any],
+        cluster_name: str = EXTPROC_CLUSTER,
+        virtual_hosts: list[dict[str, Any]] | None = None,
+    ):
+        bootstrap = envoy_bootstrap(http_filter, cluster_name, virtual_hosts)
+        return envoy_validate(envoy_bin, bootstrap, tmp_path)
+
+    return check
+
+
+@pytest.fixture
+def envoy_check_bootstrap(envoy_bin: str, tmp_path: Path):
+    """envoy_check_bootstrap(bootstrap) -> CompletedProcess of `envoy --mode validate`."""
+
+    def check(bootstrap: dict[str, Any]):
+        return envoy_validate(envoy_bin, bootstrap, tmp_path)
 
     return check

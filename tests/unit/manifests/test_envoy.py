@@ -1,5 +1,6 @@
 """Each EnvoyFilter's HTTP filter, wrapped in a minimal bootstrap, must pass the real
-Envoy's config validation (`envoy --mode validate`), and the check must be able to fail."""
+Envoy's config validation (`envoy --mode validate`), with its per-route patches applied
+to the routes as Istio would; and the check must be able to fail."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import copy
 from typing import Any
 
 import pytest
+from mesh_routes import apply_route_patches, enabled_vhosts, ext_proc_runs, filter_patch
 
 
 def ext_proc_filter(doc: dict[str, Any]) -> dict[str, Any]:
-    (patch,) = doc["spec"]["configPatches"]
-    return copy.deepcopy(patch["patch"]["value"])
+    return copy.deepcopy(filter_patch(doc)["patch"]["value"])
 
 
 @pytest.fixture
@@ -63,3 +64,28 @@ def test_envoy_rejects_wrong_type_url(ingress_filter, envoy_check):
     )
     proc = envoy_check(ingress_filter)
     assert proc.returncode != 0
+
+
+def test_route_patches_pass_envoy_validate(envoyfilter_manifest, envoy_check):
+    doc = envoyfilter_manifest.doc
+    names = [*enabled_vhosts(doc), "other.example.com:80", "allow_any"]
+    vhosts = apply_route_patches(doc, names)
+    assert {vh["name"]: ext_proc_runs(vh) for vh in vhosts} == {
+        **{n: True for n in enabled_vhosts(doc)},
+        "other.example.com:80": False,
+        "allow_any": False,
+    }
+    for vh in vhosts:  # Envoy wants every domain unique across virtual hosts
+        vh["domains"] = sorted(set(vh["domains"])) if vh["name"] != "allow_any" else ["*"]
+    proc = envoy_check(ext_proc_filter(doc), virtual_hosts=vhosts)
+    assert proc.returncode == 0, output(proc)
+
+
+def test_envoy_rejects_a_per_route_typo(manifests, envoy_check):
+    (doc,) = [m.doc for m in manifests if m.path.name == "envoyfilter-ingress-gateway.yaml"]
+    vhosts = apply_route_patches(doc, ["other.example.com:80"])
+    per = vhosts[0]["typed_per_filter_config"]["envoy.filters.http.ext_proc"]
+    per["disabld"] = per.pop("disabled")
+    proc = envoy_check(ext_proc_filter(doc), virtual_hosts=vhosts)
+    assert proc.returncode != 0
+    assert "disabld" in output(proc)

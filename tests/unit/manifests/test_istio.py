@@ -7,6 +7,14 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
+from mesh_routes import (
+    EXT_PROC,
+    PER_ROUTE,
+    enabled_vhosts,
+    filter_patch,
+    patches_of,
+)
 
 EXTPROC_CLUSTER = "outbound|50051||llm-extproc.llm-extproc.svc.cluster.local"
 EXTPROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
@@ -117,8 +125,7 @@ def test_envoyfilter_patch_value_is_opaque_to_istio(manifests, istio_schemas):
 def test_envoyfilter_variant(manifests, filename, context, selector):
     ef = by_file(manifests, filename, "EnvoyFilter")
     assert ef["spec"]["workloadSelector"]["labels"] == selector
-    (patch,) = ef["spec"]["configPatches"]
-    assert patch["applyTo"] == "HTTP_FILTER"
+    patch = filter_patch(ef)
     assert patch["match"]["context"] == context
     listener = patch["match"]["listener"]["filterChain"]["filter"]
     assert listener["name"] == "envoy.filters.network.http_connection_manager"
@@ -127,8 +134,7 @@ def test_envoyfilter_variant(manifests, filename, context, selector):
 
 
 def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
-    (patch,) = envoyfilter_manifest.doc["spec"]["configPatches"]
-    value = patch["patch"]["value"]
+    value = filter_patch(envoyfilter_manifest.doc)["patch"]["value"]
     assert value["name"] == "envoy.filters.http.ext_proc"
     tc = value["typed_config"]
     assert tc["@type"] == EXTPROC_TYPE
@@ -146,9 +152,7 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
 
 
 def test_envoyfilter_variants_share_one_filter_config(manifests):
-    values = [
-        d["spec"]["configPatches"][0]["patch"]["value"] for d in of_kind(manifests, "EnvoyFilter")
-    ]
+    values = [filter_patch(d)["patch"]["value"] for d in of_kind(manifests, "EnvoyFilter")]
     assert len(values) == 3
     assert all(v == values[0] for v in values)
 
@@ -240,3 +244,67 @@ def test_asm_only_examples_are_not_istio_kinds(asm_only_manifest, istio_schemas)
     assert doc["spec"]["host"]
     with pytest.raises(KeyError):
         istio_schemas.for_doc(doc)
+
+
+# ------------------------------------------------------------------ ext_proc per route
+
+
+def config_hosts(manifests) -> set[str]:
+    cm = by_file(manifests, "configmap.yaml", "ConfigMap")
+    return set(yaml.safe_load(cm["data"]["config.yaml"])["hosts"])
+
+
+def test_envoyfilter_route_scoping_shape(envoyfilter_manifest):
+    doc = envoyfilter_manifest.doc
+    fp = filter_patch(doc)
+    (off,) = patches_of(doc, "VIRTUAL_HOST")
+    on = patches_of(doc, "HTTP_ROUTE")
+    assert on, "ext_proc is switched off everywhere and on nowhere"
+    assert len(doc["spec"]["configPatches"]) == 2 + len(on)
+    assert fp["match"]["listener"].get("portNumber", 80) == 80
+    for p in (off, *on):
+        assert p["match"]["context"] == fp["match"]["context"]
+        assert p["match"]["routeConfiguration"]["portNumber"] == 80
+        assert p["patch"]["operation"] == "MERGE"
+        assert list(p["patch"]["value"]) == ["typed_per_filter_config"]
+        assert list(p["patch"]["value"]["typed_per_filter_config"]) == [EXT_PROC]
+    # Off on every virtual host of the port (no vhost match) ...
+    assert "vhost" not in off["match"]["routeConfiguration"]
+    assert off["patch"]["value"]["typed_per_filter_config"][EXT_PROC] == {
+        "@type": PER_ROUTE,
+        "disabled": True,
+    }
+    # ... on again for every route (no route match) of the named virtual hosts.
+    for p in on:
+        assert set(p["match"]["routeConfiguration"]["vhost"]) == {"name"}
+        assert p["patch"]["value"]["typed_per_filter_config"][EXT_PROC] == {
+            "@type": PER_ROUTE,
+            "overrides": {},
+        }
+
+
+def test_ext_proc_runs_on_exactly_the_llm_hosts(manifests):
+    """Every host config.yaml handles and the proxy serves on port 80 gets ext_proc;
+    nothing else does (a host missing here would skip keys and guards)."""
+    hosts = config_hosts(manifests)
+    for ef in of_kind(manifests, "EnvoyFilter"):
+        on = {n.removesuffix(":80") for n in enabled_vhosts(ef)}
+        assert all(n.endswith(":80") for n in enabled_vhosts(ef))
+        selector = ef["spec"]["workloadSelector"]["labels"]
+        gateways = [g for g in of_kind(manifests, "Gateway") if g["spec"]["selector"] == selector]
+        if gateways:
+            served = {
+                h
+                for g in gateways
+                for server in g["spec"]["servers"]
+                if server["port"]["number"] == 80
+                for h in server["hosts"]
+            }
+        else:  # a sidecar: the ServiceEntry hosts it calls on port 80
+            served = {
+                h
+                for se in of_kind(manifests, "ServiceEntry")
+                if any(p["number"] == 80 for p in se["spec"]["ports"])
+                for h in se["spec"]["hosts"]
+            }
+        assert on == hosts & served, ef["metadata"]["name"]
