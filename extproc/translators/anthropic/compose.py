@@ -1,0 +1,91 @@
+"""Anthropic client -> any provider with an OpenAI->X translator.
+
+The pair (Anthropic, X) is the composition (Anthropic, OpenAI) + (OpenAI, X):
+requests go Anthropic -> OpenAI dict -> the X translator's upstream request;
+answers come back X -> OpenAI (that translator's response or stream) ->
+Anthropic. Nothing of the X translators is copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from extproc.core.usage import Usage
+from extproc.translators.anthropic.errors import map_error
+from extproc.translators.anthropic.request import to_openai
+from extproc.translators.anthropic.response import response_body
+from extproc.translators.anthropic.stream import AnthropicStream
+from extproc.translators.base import (
+    ProviderTarget,
+    StreamTranslator,
+    TranslatedResponse,
+    Translator,
+    UpstreamRequest,
+)
+from extproc.translators.common import SSE
+
+# Providers that answer 400 to an OpenAI body with a field they do not know.
+_NO_TOP_K = frozenset({"openai", "azure"})
+
+
+class AnthropicVia:
+    """Request, response and stream functions of one (Anthropic, X) pair."""
+
+    def __init__(self, inner: Translator) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def openai_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        out = to_openai(body)
+        if self.inner.name in _NO_TOP_K:
+            out.pop("top_k", None)
+        return out
+
+    def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
+        """Raises TranslationError (-> 400) for what X cannot express."""
+        return self.inner.chat_request(self.openai_body(body), target)
+
+    def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
+        """Raises TranslationError when a 2xx answer is not a chat completion."""
+        if status >= 400:
+            return TranslatedResponse(self.error_response(status, body), None, None)
+        mid = self.inner.chat_response(status, body, target)
+        return TranslatedResponse(response_body(mid.body, target.model), mid.usage, mid.model)
+
+    def chat_stream(
+        self, target: ProviderTarget, max_line_bytes: int | None = None
+    ) -> ComposedStream:
+        # include_usage: the inner stream must hand the usage chunk on to us.
+        inner = self.inner.chat_stream(target, True, max_line_bytes)
+        return ComposedStream(inner, AnthropicStream(target.model, max_line_bytes))
+
+    def error_response(self, status: int, body: bytes) -> bytes:
+        return map_error(status, body)
+
+
+class ComposedStream:
+    """X's stream -> (inner) OpenAI chunks -> (outer) Anthropic events."""
+
+    content_type = SSE
+
+    def __init__(self, inner: StreamTranslator, outer: AnthropicStream) -> None:
+        self.inner, self.outer = inner, outer
+
+    @property
+    def usage(self) -> Usage | None:
+        # The inner translator read the provider's own counts; the outer only
+        # sees them again through OpenAI's usage chunk.
+        return self.inner.usage or self.outer.usage
+
+    @property
+    def model(self) -> str | None:
+        return self.inner.model or self.outer.model
+
+    def feed(self, chunk: bytes) -> bytes:
+        mid = self.inner.feed(chunk)
+        return self.outer.feed(mid) if mid else b""
+
+    def finish(self) -> bytes:
+        mid = self.inner.finish()
+        head = self.outer.feed(mid) if mid else b""
+        return head + self.outer.finish()
