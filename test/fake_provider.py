@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import fake_claude
+import fake_tools
+
 GUARD_MARKER = "inspector"  # the guard's system prompt says what it is
 REWRITE_MARKER = "Rewrite the user's message"
 
@@ -257,8 +260,8 @@ class FakeProvider:
                     }
                 ),
             )
-        elif path == "/v1/messages":
-            await self._claude(headers, req, w)
+        elif path in ("/v1/messages", "/v1/messages/count_tokens"):
+            await self._claude(path, headers, req, w)
         elif path.startswith("/v1beta/models/"):
             await self._gemini(headers, path, req, w)
         elif path in ("/api/chat", "/api/generate"):
@@ -315,194 +318,61 @@ class FakeProvider:
         return f"Hello from the fake provider. model={req.get('model')} last_user={last[:200]}"
 
     async def _openai_chat(self, req: dict[str, Any], w: asyncio.StreamWriter) -> None:
-        text = self._reply_text(req)
+        tool = fake_tools.openai_tool_name(req)
+        result = fake_tools.openai_tool_result(req)
+        text = (
+            self._reply_text(req)
+            if result is None
+            else f"Fake model read the tool result: {result}"
+        )
+        finish = "stop" if tool is None else "tool_calls"
         model = req.get("model") or "unset"
         usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        head = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
         if not req.get("stream"):
-            await self._send(
-                w,
-                200,
-                _j(
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": usage,
-                    }
-                ),
+            message = (
+                {"role": "assistant", "content": text}
+                if tool is None
+                else fake_tools.openai_tool_message(req, tool)
             )
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+            body = {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
+            await self._send(w, 200, _j(body))
             return
-        pieces = _split(text, self.chunks)
+        if tool is None:
+            pieces = _split(text, self.chunks)
+            deltas = [{"role": "assistant", "content": pieces[0]}] + [
+                {"content": p} for p in pieces[1:]
+            ]
+        else:
+            deltas = fake_tools.openai_tool_deltas(req, tool)
+        deltas.append({})
         parts = []
-        for i, p in enumerate(pieces):
-            delta = {"role": "assistant", "content": p} if i == 0 else {"content": p}
-            parts.append(
-                _sse(
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion.chunk",
-                        "created": 1,
-                        "model": model,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-                    }
-                )
-            )
-        parts.append(
-            _sse(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": model,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                }
-            )
-        )
+        for i, delta in enumerate(deltas):
+            fr = finish if i == len(deltas) - 1 else None
+            choice = {"index": 0, "delta": delta, "finish_reason": fr}
+            parts.append(_sse({**head, "object": "chat.completion.chunk", "choices": [choice]}))
         if (req.get("stream_options") or {}).get("include_usage"):
-            parts.append(
-                _sse(
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion.chunk",
-                        "created": 1,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage,
-                    }
-                )
-            )
+            chunk = {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+            parts.append(_sse(chunk))
         parts.append(b"data: [DONE]\n\n")
         await self._send_stream(w, "text/event-stream", parts)
 
     async def _claude(
-        self, headers: dict[str, str], req: dict[str, Any], w: asyncio.StreamWriter
+        self, path: str, headers: dict[str, str], req: dict[str, Any], w: asyncio.StreamWriter
     ) -> None:
-        if not self._check(headers.get("x-api-key"), "claude"):
-            await self._send(
-                w,
-                401,
-                _j(
-                    {
-                        "type": "error",
-                        "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-                    }
-                ),
-            )
-            return
-        if not headers.get("anthropic-version"):
-            await self._send(
-                w,
-                400,
-                _j(
-                    {
-                        "type": "error",
-                        "error": {
-                            "type": "invalid_request_error",
-                            "message": "anthropic-version header is required",
-                        },
-                    }
-                ),
-            )
-            return
-        if "max_tokens" not in req:
-            await self._send(
-                w,
-                400,
-                _j(
-                    {
-                        "type": "error",
-                        "error": {
-                            "type": "invalid_request_error",
-                            "message": "max_tokens: Field required",
-                        },
-                    }
-                ),
-            )
-            return
-        msgs = req.get("messages") or []
-        last = msgs[-1].get("content") if msgs else ""
-        last = (
-            last
-            if isinstance(last, str)
-            else " ".join(b.get("text", "") for b in last if isinstance(b, dict))
-        )
-        text = f"Hello from fake Claude. model={req.get('model')} system={req.get('system') is not None} last_user={last[:200]}"
-        model = req.get("model")
-        if not req.get("stream"):
-            await self._send(
-                w,
-                200,
-                _j(
-                    {
-                        "id": "msg_fake",
-                        "type": "message",
-                        "role": "assistant",
-                        "model": model,
-                        "content": [{"type": "text", "text": text}],
-                        "stop_reason": "end_turn",
-                        "stop_sequence": None,
-                        "usage": {"input_tokens": 12, "output_tokens": 9},
-                    }
-                ),
-            )
-            return
-        parts = [
-            _sse(
-                {
-                    "type": "message_start",
-                    "message": {
-                        "id": "msg_fake",
-                        "type": "message",
-                        "role": "assistant",
-                        "model": model,
-                        "content": [],
-                        "stop_reason": None,
-                        "usage": {"input_tokens": 12, "output_tokens": 1},
-                    },
-                },
-                "message_start",
-            ),
-            _sse(
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-                "content_block_start",
-            ),
-        ]
-        for p in _split(text, self.chunks):
-            parts.append(
-                _sse(
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": p},
-                    },
-                    "content_block_delta",
-                )
-            )
-        parts += [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            _sse(
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": 9},
-                },
-                "message_delta",
-            ),
-            _sse({"type": "message_stop"}, "message_stop"),
-        ]
-        await self._send_stream(w, "text/event-stream", parts)
+        refused = fake_claude.check(headers, self._check(headers.get("x-api-key"), "claude"))
+        if refused is not None:
+            await self._send(w, *refused)
+        elif path.endswith("/count_tokens"):
+            await self._send(w, *fake_claude.count_tokens(req))
+        elif not req.get("stream"):
+            await self._send(w, *fake_claude.messages(req))
+        elif "max_tokens" not in req:
+            await self._send(w, *fake_claude.messages(req))  # the same 400
+        else:
+            parts = fake_claude.message_stream(req, self.chunks)
+            await self._send_stream(w, "text/event-stream", parts)
 
     async def _gemini(
         self, headers: dict[str, str], path: str, req: dict[str, Any], w: asyncio.StreamWriter
