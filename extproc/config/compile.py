@@ -41,6 +41,9 @@ from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.registry import PROVIDER_CATALOG
 
+# What a route's clients speak; "auto" takes the Anthropic Messages API by path.
+_CLIENT_APIS = ("openai", "ollama", "anthropic", "auto")
+
 DEFAULT_GUARD_PATH = "/compatible-mode/v1/chat/completions"
 DEFAULT_GUARD_MODEL = "qwen-turbo"
 CHAT_SUFFIX = "/chat/completions"
@@ -364,8 +367,20 @@ class _Compiler:
         procs = list(extra_processors or [])
         procs += [self.processor(p, f"{path}.processors[{i}]") for i, p in enumerate(r.processors)]
         client_api = r.client_api or "openai"
-        if client_api not in ("openai", "ollama"):
-            self.err(f"{path}.client_api", f"must be 'openai' or 'ollama', not {client_api!r}")
+        if client_api not in _CLIENT_APIS:
+            self.err(
+                f"{path}.client_api",
+                f"must be one of {', '.join(_CLIENT_APIS)}, not {client_api!r}",
+            )
+        if client_api in ("anthropic", "auto"):
+            for prov in provs:
+                if prov.protocol == "original" and prov.type != "claude":
+                    self.err(
+                        f"{path}.client_api",
+                        f"Anthropic requests cannot pass untouched to {prov.name!r} "
+                        f"({prov.type!r}, protocol original); use a claude provider "
+                        "or protocol openai",
+                    )
         if client_api == "ollama":
             for prov in provs:
                 if prov.type != "ollama":

@@ -74,7 +74,7 @@ class RouteRuntime:
     processors: tuple[Processor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
-    client_api: str  # "openai" | "ollama"
+    client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
     auth: AuthRuntime | None
     rewrite: bool
 

@@ -29,10 +29,17 @@ from extproc.budget import Budget, BudgetUnavailable, budget_reject, unavailable
 from extproc.config.runtime import ConsumerRuntime, RouteRuntime, Runtime
 from extproc.core.errors import reject
 from extproc.core.events import Reject
-from extproc.core.request import CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
+from extproc.core.request import (
+    ANTHROPIC_ENDPOINTS,
+    CHAT,
+    EMBEDDINGS,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    RequestContext,
+)
 
 OLLAMA_AUTH_MESSAGE = "Invalid or missing API key"
-_MODEL_ENDPOINTS = (CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE)
+_MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
 AuthResult = Reject | None | Awaitable[Reject | None]
@@ -100,7 +107,7 @@ class Authenticator:
         auth = route.auth
         if auth is None:
             return None
-        api = route.client_api
+        api = ctx.client_api
         sources = auth.key_sources
         key = key_from(ctx, sources)
         strip_body_key(ctx, sources)
@@ -137,11 +144,8 @@ class Authenticator:
         code = "missing_api_key" if missing else "invalid_api_key"
         if api == "ollama":
             return reject(401, OLLAMA_AUTH_MESSAGE, code, api)
-        msg = (
-            "No API key was provided; send 'Authorization: Bearer <key>'."
-            if missing
-            else "The API key is not valid."
-        )
+        how = "'x-api-key: <key>'" if api == "anthropic" else "'Authorization: Bearer <key>'"
+        msg = f"No API key was provided; send {how}." if missing else "The API key is not valid."
         return reject(401, msg, code, api)
 
     @staticmethod

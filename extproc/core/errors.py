@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from extproc.api_errors import error_type_for_status, ollama_error_body, openai_error_body
+from extproc.api_errors import (
+    anthropic_error_body,
+    error_type_for_status,
+    ollama_error_body,
+    openai_error_body,
+)
 from extproc.core.events import Reject
 
 
@@ -15,11 +20,12 @@ def reject(
     type_: str | None = None,
 ) -> Reject:
     """An immediate response with a JSON error body; `code` is the machine-readable reason."""
-    body = (
-        ollama_error_body(message)
-        if client_api == "ollama"
-        else openai_error_body(message, type_ or error_type_for_status(status), code)
-    )
+    if client_api == "ollama":
+        body = ollama_error_body(message)
+    elif client_api == "anthropic":
+        body = anthropic_error_body(status, message, code)
+    else:
+        body = openai_error_body(message, type_ or error_type_for_status(status), code)
     return Reject(
         status=status,
         body=body,

@@ -15,11 +15,24 @@ CHAT = "chat"
 EMBEDDINGS = "embeddings"
 OLLAMA_CHAT = "ollama_chat"
 OLLAMA_GENERATE = "ollama_generate"
+ANTHROPIC_MESSAGES = "anthropic_messages"
+ANTHROPIC_COUNT_TOKENS = "anthropic_count_tokens"
 OTHER = "other"
+
+ANTHROPIC_ENDPOINTS = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS})
 
 
 def endpoint_of(path: str, client_api: str) -> str:
+    """The endpoint a request is for. ``auto`` routes take the Anthropic
+    Messages API by its path and the OpenAI API otherwise."""
     p = path.split("?", 1)[0].rstrip("/")
+    if client_api in ("anthropic", "auto"):
+        if p.endswith("/v1/messages"):
+            return ANTHROPIC_MESSAGES
+        if p.endswith("/v1/messages/count_tokens"):
+            return ANTHROPIC_COUNT_TOKENS
+        if client_api == "anthropic":
+            return OTHER
     if client_api == "ollama":
         if p.endswith("/api/chat"):
             return OLLAMA_CHAT
@@ -58,6 +71,15 @@ class RequestContext:
     modified: bool = False  # a processor changed the body
     consumer: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)  # processor results for logs
+
+    @property
+    def client_api(self) -> str:
+        """The API this request speaks ("openai", "ollama", "anthropic"): the
+        error shape its rejections use. ``auto`` routes decide per path."""
+        if self.endpoint in ANTHROPIC_ENDPOINTS:
+            return "anthropic"
+        api = self.route.client_api
+        return "openai" if api == "auto" else api
 
     @property
     def messages(self) -> list[Any]:

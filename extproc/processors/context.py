@@ -93,7 +93,7 @@ class Context(Processor):
                 503,
                 "The route's context source is not available.",
                 "context_unavailable",
-                ctx.route.client_api,
+                ctx.client_api,
             )
         msgs = ctx.messages
         i = 0

@@ -38,14 +38,14 @@ class LlmGuard(Processor):
             msg = "Request blocked by the intelligent guard"
             if self._show_reason and verdict.reason:
                 msg += f": {verdict.reason}"
-            return reject(403, msg + ".", "guard_denied", ctx.route.client_api)
+            return reject(403, msg + ".", "guard_denied", ctx.client_api)
         if self._fail_open:
             return None
         return reject(
             503,
             "The intelligent guard could not judge this request; it was not sent.",
             "guard_unavailable",
-            ctx.route.client_api,
+            ctx.client_api,
         )
 
     async def aclose(self) -> None:

@@ -45,7 +45,7 @@ class LlmRewrite(Processor):
                 502,
                 "The query rewriter failed; the request was not sent.",
                 "rewrite_failed",
-                ctx.route.client_api,
+                ctx.client_api,
             )
         holder[key] = rewritten
         ctx.modified = True

@@ -52,7 +52,7 @@ class RegexGuard(Processor):
                         403,
                         "Request blocked by the gateway's content policy (deny_patterns).",
                         "content_denied",
-                        ctx.route.client_api,
+                        ctx.client_api,
                     )
         if allow is not None:
             for t in texts:
@@ -62,6 +62,6 @@ class RegexGuard(Processor):
                         "Request blocked by the gateway's content policy "
                         "(a user message matches none of allow_patterns).",
                         "content_not_allowed",
-                        ctx.route.client_api,
+                        ctx.client_api,
                     )
         return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from extproc.core.usage import Usage
 from extproc.translators.anthropic.errors import map_error
 from extproc.translators.anthropic.request import to_openai
 from extproc.translators.anthropic.response import response_body
@@ -23,6 +22,7 @@ from extproc.translators.base import (
     UpstreamRequest,
 )
 from extproc.translators.common import SSE
+from extproc.usage import Usage
 
 # Providers that answer 400 to an OpenAI body with a field they do not know.
 _NO_TOP_K = frozenset({"openai", "azure"})

@@ -6,39 +6,14 @@ client logs and branches on, so it follows Anthropic's table per status.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
+from extproc.api_errors import anthropic_error_body as error_body
+from extproc.api_errors import anthropic_error_type_for_status as error_type_for_status
 from extproc.streaming.sse import encode_sse
 from extproc.translators.common import extract_error, loads_object
 
-# https://docs.anthropic.com/en/api/errors
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def error_type_for_status(status: int) -> str:
-    # Anthropic: "we may also use invalid_request_error for other 4XX codes".
-    return _TYPES.get(status) or ("invalid_request_error" if status < 500 else "api_error")
-
-
-def error_body(status: int, message: str, code: str | None = None) -> bytes:
-    """An Anthropic error body; ``code`` (the gateway's reason) rides along when given."""
-    err: dict[str, Any] = {"type": error_type_for_status(status), "message": message}
-    if code:
-        err["code"] = code
-    return orjson.dumps({"type": "error", "error": err})
+__all__ = ["error_body", "error_event", "error_type_for_status", "is_anthropic_error", "map_error"]
 
 
 def is_anthropic_error(body: bytes) -> bool:

@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators.base import ProviderTarget, TranslatedResponse
 from extproc.translators.claude import CLAUDE
 from extproc.translators.claude import _usage as usage_from_anthropic
 from extproc.translators.common import SSE, join_path, loads_object
+from extproc.usage import Usage
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"

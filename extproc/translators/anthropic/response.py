@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
 from extproc.translators.base import TranslationError
 from extproc.translators.common import new_id, usage_from_openai
+from extproc.usage import Usage
 
 STOP_REASON = {
     "stop": "end_turn",

@@ -19,11 +19,11 @@ from typing import Any
 
 import orjson
 
-from extproc.core.usage import Usage
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.anthropic.errors import error_event
 from extproc.translators.anthropic.response import message_id, stop_reason, usage_dict
 from extproc.translators.common import SSE, as_int, new_id, usage_from_openai
+from extproc.usage import Usage
 
 # The HTTP status an OpenAI in-stream error type stands for (Anthropic's types are per status).
 _OPENAI_TYPE_STATUS = {

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from extproc.core.usage import Usage
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators.anthropic.compose import AnthropicVia
 from extproc.translators.base import ProviderTarget, TranslationError
-from extproc.translators.registry import get_translator
+from extproc.translators.registry import spec_of
+from extproc.usage import Usage
 
 EVENT = TypeAdapter(RawMessageStreamEvent)
 
@@ -35,7 +35,7 @@ def target(type_: str, stream: bool = False, **settings_: Any) -> ProviderTarget
 
 
 def via(type_: str) -> AnthropicVia:
-    return AnthropicVia(get_translator(type_))
+    return AnthropicVia(spec_of(type_).translator)
 
 
 def names(body: bytes) -> list[str]:

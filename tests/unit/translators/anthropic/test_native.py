@@ -8,7 +8,6 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.core.usage import Usage
 from extproc.translators.anthropic.native import (
     NativeStreamTap,
     native_body,
@@ -17,6 +16,7 @@ from extproc.translators.anthropic.native import (
     native_response,
 )
 from extproc.translators.base import ProviderTarget
+from extproc.usage import Usage
 
 
 def target(model: str = "", stream: bool = False, **settings_: Any) -> ProviderTarget:

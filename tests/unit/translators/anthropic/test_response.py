@@ -8,7 +8,6 @@ import orjson
 import pytest
 from anthropic.types import Message
 
-from extproc.core.usage import Usage
 from extproc.translators.anthropic.response import (
     message_id,
     response_body,
@@ -18,6 +17,7 @@ from extproc.translators.anthropic.response import (
     usage_dict,
 )
 from extproc.translators.base import TranslationError
+from extproc.usage import Usage
 
 
 def completion(message: dict[str, Any], finish: str = "stop", **extra: Any) -> dict[str, Any]:

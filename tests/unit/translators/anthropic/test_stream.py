@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from extproc.core.usage import Usage
 from extproc.streaming.errors import StreamLimitError
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators.anthropic.stream import AnthropicStream
+from extproc.usage import Usage
 
 EVENT = TypeAdapter(RawMessageStreamEvent)
 
