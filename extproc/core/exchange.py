@@ -39,15 +39,18 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.legs import Leg, open_leg, passthrough
+from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import (
+    ANTHROPIC_ENDPOINTS,
     CHAT,
     EMBEDDINGS,
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
     RequestContext,
+    client_api_of,
     endpoint_of,
 )
 from extproc.streaming.errors import StreamLimitError
@@ -92,7 +95,7 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = (CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE)
+_BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _DECISIONS = (Continue, Reject)
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
 
@@ -109,6 +112,7 @@ class Exchange:
     """Decisions for one HTTP request/response, one ext_proc stream."""
 
     __slots__ = (
+        "_api",
         "_leg",
         "_on_done",
         "_phase",
@@ -140,6 +144,7 @@ class Exchange:
         self._leg: Leg | None = None
         self._resp_status = 0
         self.endpoint = OTHER
+        self._api = "openai"  # the client API of this request: its errors' shape
         self.ctx_headers: Headers = {}
 
     @property
@@ -201,6 +206,7 @@ class Exchange:
         limits = self.runtime.limits
         self._req_body = BodyBuffer(limits.max_request_bytes)
         self._resp_body = BodyBuffer(limits.max_response_bytes)
+        self._api = client_api_of(self.endpoint, route.client_api)
         rec = self.record
         rec.started = time.monotonic()
         rec.request_id = h.get("x-request-id", "")
@@ -213,14 +219,12 @@ class Exchange:
     async def _bodyless(self, route: RouteRuntime, h: Headers) -> Decision:
         """A request without a body (GET /v1/models, ...): auth and key only."""
         if self.endpoint in _BODY_ENDPOINTS:
-            return self._reject(
-                reject(400, "The request body is empty.", "empty_body", route.client_api)
-            )
+            return self._reject(reject(400, "The request body is empty.", "empty_body", self._api))
         ctx = RequestContext(route, h, self.endpoint, {})
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
-        return self._start_leg(passthrough(route, route.pick_provider()), ctx, b"")
+        return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -235,10 +239,10 @@ class Exchange:
             raw = self._req_body.add(ev.body, ev.end_of_stream)
         except TooLarge as e:
             msg = f"The request body is larger than {e.limit} bytes."
-            return self._reject(reject(413, msg, "body_too_large", route.client_api))
+            return self._reject(reject(413, msg, "body_too_large", self._api))
         if raw is None:
             return CONTINUE  # only in streamed request mode: parts until the end
-        body = parse_body(self.ctx_headers, raw, self.endpoint, route.client_api)
+        body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
         ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
@@ -251,7 +255,8 @@ class Exchange:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
         self.record.guard = ctx.annotations.get("guard", "")
-        leg = open_leg(route, self.endpoint, route.pick_provider(), ctx.body)
+        opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
+        leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
         return self._start_leg(leg, ctx, raw)
 
     def _start_leg(self, leg: Leg | Reject, ctx: RequestContext, raw: bytes) -> Decision:
@@ -264,7 +269,7 @@ class Exchange:
         try:
             d = leg.request(ctx, raw)
         except TranslationError as e:
-            return self._reject(reject(400, str(e), "untranslatable_request", ctx.route.client_api))
+            return self._reject(reject(400, str(e), "untranslatable_request", self._api))
         self._leg = leg
         return d
 
@@ -308,10 +313,19 @@ class Exchange:
             raw = self._resp_body.add(ev.body, ev.end_of_stream)
         except TooLarge:
             msg = "The provider's response is larger than the gateway's limit."
-            return self._finish(reject(502, msg, "response_too_large", self.route.client_api))
+            return self._finish(reject(502, msg, "response_too_large", self._api))
         if raw is None:
             return CONTINUE
-        out = leg.response(self._resp_status, raw)
+        try:
+            out = leg.response(self._resp_status, raw)
+        except TranslationError as e:
+            # A success answer the gateway cannot read (not JSON, not the API's shape).
+            log.error(
+                "untranslatable provider answer: %s (request_id=%s)", e, self.record.request_id
+            )
+            self.record.upstream_error = True
+            msg = f"The provider's answer could not be read: {e}"
+            return self._finish(reject(502, msg, "bad_upstream", self._api))
         rec = self.record
         rec.usage = out.usage
         if out.model:
@@ -355,7 +369,7 @@ class Exchange:
                     502,
                     "The provider's stream broke the gateway's limits; it was cut off.",
                     "stream_limit",
-                    self.route.client_api,
+                    self._api,
                 )
             )
         if not rec.first_byte and out:

@@ -26,7 +26,7 @@ from extproc.api_errors import ollama_error_body
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
-from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext
+from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
 from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.token_pool import NoTokenAvailable
 from extproc.translators.base import (
@@ -165,7 +165,7 @@ class PassThroughLeg(Leg):
         )
 
 
-class _BodyLeg(Leg):
+class BodyLeg(Leg):
     """A leg that reads the response: streamed through a translator or buffered."""
 
     __slots__ = ("include_usage",)
@@ -198,7 +198,7 @@ class _BodyLeg(Leg):
         return self.prov.translator.chat_response(status, raw, self.target)
 
 
-class OpenAICompatLeg(_BodyLeg):
+class OpenAICompatLeg(BodyLeg):
     """OpenAI chat to an OpenAI-compatible provider: bytes kept when nothing changed."""
 
     __slots__ = ()
@@ -218,7 +218,7 @@ class OpenAICompatLeg(_BodyLeg):
         )
 
 
-class TranslatedLeg(_BodyLeg):
+class TranslatedLeg(BodyLeg):
     """Chat (or embeddings) through the provider's translator."""
 
     __slots__ = ("embeddings",)
@@ -245,7 +245,7 @@ class TranslatedLeg(_BodyLeg):
         return super()._success(status, raw)
 
 
-class OllamaNativeLeg(_BodyLeg):
+class OllamaNativeLeg(BodyLeg):
     """Ollama client and upstream: the client's bytes go on; usage is read."""
 
     __slots__ = ()
@@ -270,7 +270,7 @@ class OllamaNativeLeg(_BodyLeg):
 # -- picking a leg -------------------------------------------------------------
 
 
-def _pick_token(route: RouteRuntime, prov: ProviderRuntime) -> str | Reject:
+def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | Reject:
     if prov.tokens is None:
         return ""
     try:
@@ -280,13 +280,13 @@ def _pick_token(route: RouteRuntime, prov: ProviderRuntime) -> str | Reject:
             503,
             f"No API token of provider {prov.name!r} is available: {e}",
             "no_token_available",
-            route.client_api,
+            api,
             headers=(("retry-after", str(max(1, int(e.retry_in_s + 0.999)))),),
         )
 
 
-def passthrough(route: RouteRuntime, prov: ProviderRuntime) -> Leg | Reject:
-    token = _pick_token(route, prov)
+def passthrough(route: RouteRuntime, prov: ProviderRuntime, endpoint: str = OTHER) -> Leg | Reject:
+    token = _pick_token(route, prov, client_api_of(endpoint, route.client_api))
     if isinstance(token, Reject):
         return token
     target = ProviderTarget(prov.type, prov.host, prov.base_path, token, "", False, prov.options)
@@ -308,28 +308,31 @@ def _stream_of(
             400,
             f'Route {route.name!r} does not allow streaming requests; send "stream": false.',
             "streaming_not_allowed",
-            route.client_api,
+            client_api_of(endpoint, route.client_api),
         )
     if not stream and not route.allow_non_streaming:
         return reject(
             400,
             f'Route {route.name!r} only allows streaming requests; send "stream": true.',
             "non_streaming_not_allowed",
-            route.client_api,
+            client_api_of(endpoint, route.client_api),
         )
     return stream
 
 
-def open_leg(
-    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
-) -> Leg | Reject:
-    """The leg for a request whose body was read (or a Reject: policy, no token)."""
-    if endpoint == OTHER or prov.protocol == "original":
-        return passthrough(route, prov)
-    stream = _stream_of(route, endpoint, prov, body)
-    if isinstance(stream, Reject):
-        return stream
-    token = _pick_token(route, prov)
+def resolve_target(
+    route: RouteRuntime,
+    endpoint: str,
+    prov: ProviderRuntime,
+    body: Mapping[str, Any],
+    stream: bool | None = None,
+) -> tuple[ProviderTarget, str, bool] | Reject:
+    """(target, requested model, include_usage) for a request whose body was read;
+    ``stream`` given: no stream policy applies (the endpoint never streams)."""
+    streams = _stream_of(route, endpoint, prov, body) if stream is None else stream
+    if isinstance(streams, Reject):
+        return streams
+    token = _pick_token(route, prov, client_api_of(endpoint, route.client_api))
     if isinstance(token, Reject):
         return token
     requested = body.get("model")
@@ -340,8 +343,21 @@ def open_leg(
     so = body.get("stream_options")
     include_usage = isinstance(so, dict) and so.get("include_usage") is True
     target = ProviderTarget(
-        prov.type, prov.host, prov.base_path, token, model, stream, prov.options
+        prov.type, prov.host, prov.base_path, token, model, streams, prov.options
     )
+    return target, requested, include_usage
+
+
+def open_leg(
+    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
+) -> Leg | Reject:
+    """The leg for a request whose body was read (or a Reject: policy, no token)."""
+    if endpoint == OTHER or prov.protocol == "original":
+        return passthrough(route, prov, endpoint)
+    resolved = resolve_target(route, endpoint, prov, body)
+    if isinstance(resolved, Reject):
+        return resolved
+    target, requested, include_usage = resolved
     args = (route, prov, target, requested, include_usage)
     if route.client_api == "ollama":
         return OllamaNativeLeg(*args)

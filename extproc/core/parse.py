@@ -11,7 +11,9 @@ import orjson
 
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.request import CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.core.request import ANTHROPIC_ENDPOINTS, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+
+_MESSAGES_ENDPOINTS = frozenset({CHAT, OLLAMA_CHAT, *ANTHROPIC_ENDPOINTS})
 
 # curl's default form type is accepted: the seed's `curl -d` sends a JSON body with it.
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
@@ -34,7 +36,7 @@ def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[st
         return reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api)
     if not isinstance(body, dict):
         return reject(400, "The request body must be a JSON object.", "invalid_body", api)
-    if endpoint in (CHAT, OLLAMA_CHAT):
+    if endpoint in _MESSAGES_ENDPOINTS:
         msgs = body.get("messages")
         if msgs is None:
             return reject(400, "'messages' is required.", "missing_messages", api)

@@ -47,6 +47,14 @@ def endpoint_of(path: str, client_api: str) -> str:
     return OTHER
 
 
+def client_api_of(endpoint: str, route_api: str) -> str:
+    """The API one request speaks ("openai", "ollama", "anthropic"): an ``auto``
+    route speaks Anthropic on the Messages paths and OpenAI elsewhere."""
+    if endpoint in ANTHROPIC_ENDPOINTS:
+        return "anthropic"
+    return "openai" if route_api == "auto" else route_api
+
+
 def text_of(content: Any) -> str:
     """Text of a message's content: a string, or the text parts of a content array."""
     if isinstance(content, str):
@@ -74,12 +82,8 @@ class RequestContext:
 
     @property
     def client_api(self) -> str:
-        """The API this request speaks ("openai", "ollama", "anthropic"): the
-        error shape its rejections use. ``auto`` routes decide per path."""
-        if self.endpoint in ANTHROPIC_ENDPOINTS:
-            return "anthropic"
-        api = self.route.client_api
-        return "openai" if api == "auto" else api
+        """The API this request speaks: the error shape its rejections use."""
+        return client_api_of(self.endpoint, self.route.client_api)
 
     @property
     def messages(self) -> list[Any]:

@@ -65,7 +65,7 @@ ERROR_STATUS = {
 }
 
 
-def _usage(u: Any) -> Usage | None:
+def usage_from_anthropic(u: Any) -> Usage | None:
     if not isinstance(u, dict):
         return None
     # Anthropic's input_tokens excludes cached tokens; OpenAI's prompt_tokens
@@ -265,7 +265,7 @@ class ClaudeTranslator:
             message["tool_calls"] = calls
         if thinking:
             message["reasoning_content"] = "".join(thinking)
-        usage = _usage(obj.get("usage"))
+        usage = usage_from_anthropic(obj.get("usage"))
         model = obj.get("model") if isinstance(obj.get("model"), str) else None
         finish = FINISH.get(str(obj.get("stop_reason")), "stop")
         return TranslatedResponse(
@@ -314,7 +314,7 @@ class ClaudeStream(JsonEventStream):
 
     @property
     def usage(self) -> Usage | None:
-        return _usage(self._usage_fields) if self._usage_fields else None
+        return usage_from_anthropic(self._usage_fields) if self._usage_fields else None
 
     def finish(self) -> bytes:
         self._decoder.finish()

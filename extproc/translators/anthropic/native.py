@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators.base import ProviderTarget, TranslatedResponse
-from extproc.translators.claude import CLAUDE
-from extproc.translators.claude import _usage as usage_from_anthropic
+from extproc.translators.claude import CLAUDE, usage_from_anthropic
 from extproc.translators.common import SSE, join_path, loads_object
 from extproc.usage import Usage
 
@@ -40,21 +37,22 @@ def native_headers(
     )
 
 
-def native_body(
-    raw: bytes, body: dict[str, Any], target: ProviderTarget, modified: bool = False
-) -> bytes | None:
-    """The upstream body, or None when the client's bytes can go unchanged.
+def native_payload(
+    body: dict[str, Any], target: ProviderTarget, modified: bool = False
+) -> dict[str, Any] | None:
+    """The body to send, or None when the client's bytes can go unchanged.
 
-    ``modified``: a processor changed ``body`` (the bytes are stale).
+    ``modified``: a processor changed ``body`` (the client's bytes are stale).
+    A changed body is a new dict: the caller's is not touched.
     """
-    out = body
+    changes: dict[str, Any] = {}
     if target.model and body.get("model") != target.model:
-        out = {**out, "model": target.model}
+        changes["model"] = target.model
     if bool(body.get("stream")) != target.stream:
-        out = {**out, "stream": target.stream}
-    if out is body and not modified:
+        changes["stream"] = target.stream
+    if not changes and not modified:
         return None
-    return orjson.dumps(out)
+    return {**body, **changes}
 
 
 def _model_of(obj: Mapping[str, Any]) -> str | None:

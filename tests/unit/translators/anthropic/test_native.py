@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from extproc.translators.anthropic.native import (
     NativeStreamTap,
-    native_body,
     native_headers,
     native_path,
+    native_payload,
     native_response,
 )
 from extproc.translators.base import ProviderTarget
@@ -46,21 +46,22 @@ def test_headers_key_and_version_default_or_kept() -> None:
 
 def test_body_kept_when_nothing_changes() -> None:
     body = {"model": "claude-x", "max_tokens": 5, "messages": []}
-    raw = orjson.dumps(body)
-    assert native_body(raw, body, target("claude-x")) is None
-    assert native_body(raw, body, target("")) is None
+    assert native_payload(body, target("claude-x")) is None
+    assert native_payload(body, target("")) is None
+    assert native_payload({**body, "stream": False}, target("claude-x")) is None
 
 
 def test_body_rewritten_for_model_mapping_stream_default_or_processors() -> None:
     body = {"model": "alias", "max_tokens": 5, "messages": []}
-    raw = orjson.dumps(body)
-    out = native_body(raw, body, target("claude-real"))
-    assert out is not None and orjson.loads(out)["model"] == "claude-real"
+    out = native_payload(body, target("claude-real"))
+    assert out == {**body, "model": "claude-real"}
     assert body["model"] == "alias"  # the caller's dict is not changed
-    out = native_body(raw, body, target("alias", stream=True))
-    assert out is not None and orjson.loads(out)["stream"] is True
-    out = native_body(raw, {**body, "x": 1}, target("alias"), modified=True)
-    assert out is not None and orjson.loads(out)["x"] == 1
+    out = native_payload(body, target("alias", stream=True))
+    assert out is not None and out["stream"] is True
+    out = native_payload({**body, "stream": True}, target("alias", stream=False))
+    assert out is not None and out["stream"] is False
+    out = native_payload({**body, "x": 1}, target("alias"), modified=True)
+    assert out == {**body, "x": 1}
 
 
 def test_json_response_passes_through_with_usage(load: Any) -> None:
