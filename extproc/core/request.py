@@ -70,6 +70,21 @@ def text_of(content: Any) -> str:
     return ""
 
 
+def _anthropic_texts(body: dict[str, Any], messages: list[Any]) -> list[str]:
+    """The Messages API's client-authored texts: the system prompt, user text
+    blocks and tool results (which travel in user turns)."""
+    out = [text_of(body.get("system"))]
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") != "user":
+            continue
+        content = m.get("content")
+        out.append(text_of(content))
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                out.append(text_of(block.get("content")))
+    return [t for t in out if t]
+
+
 @dataclass(slots=True)
 class RequestContext:
     route: RouteRuntime
@@ -91,10 +106,13 @@ class RequestContext:
         return m if isinstance(m, list) else []
 
     def user_texts(self) -> list[str]:
-        """Every user-authored text: user messages, or Ollama's `prompt`."""
+        """Every user-authored text: user messages (and the Messages API's system
+        prompt and tool results), or Ollama's `prompt`."""
         if self.endpoint == OLLAMA_GENERATE:
             p = self.body.get("prompt")
             return [p] if isinstance(p, str) else []
+        if self.endpoint in ANTHROPIC_ENDPOINTS:
+            return _anthropic_texts(self.body, self.messages)
         return [
             text_of(m.get("content"))
             for m in self.messages

@@ -5,6 +5,7 @@ official `anthropic` SDK as the client and the fake provider playing Claude
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,9 @@ providers:
   type: qwen
   api_tokens: [{QWEN_KEY}]
   model_mapping: {{"*": "qwen-plus"}}
+- name: qwen-limited
+  type: qwen
+  api_tokens: [{QWEN_KEY}]
 routes:
 - name: claude-code
   match: {{hosts: ["claude.test"]}}
@@ -52,6 +56,10 @@ routes:
 - name: claude-badkey
   match: {{hosts: ["badkey.test"]}}
   provider: claude-badkey
+  client_api: anthropic
+- name: limited
+  match: {{hosts: ["limited.test"]}}
+  provider: qwen-limited
   client_api: anthropic
 - name: auto
   match: {{hosts: ["auto.test"]}}
@@ -113,7 +121,8 @@ def ask(text: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_claude_non_streaming(stack: Stack) -> None:
-    msg = client(stack, "claude.test").messages.create(**ask("Hi there", system="Be brief."))
+    c = client(stack, "claude.test")
+    msg = c.messages.create(**ask("Hi there", system="Be brief."))
     assert msg.type == "message"
     assert msg.content[0].text == (  # type: ignore[union-attr]
         "Hello from fake Claude. model=claude-sonnet-4-real system=True last_user=Hi there"
@@ -123,7 +132,8 @@ def test_claude_non_streaming(stack: Stack) -> None:
     assert rec.path == "/v1/messages"
     assert rec.headers["host"] == "api.anthropic.com"
     assert rec.headers["x-api-key"] == CLAUDE_KEY
-    assert rec.headers["anthropic-version"] == "2023-06-01"  # the SDK's, kept
+    # The SDK's own version header is kept.
+    assert rec.headers["anthropic-version"] == c.default_headers["anthropic-version"]
     assert rec.json()["model"] == "claude-sonnet-4-real"  # mapped
 
 
@@ -139,18 +149,23 @@ def test_claude_streaming(stack: Stack) -> None:
 
 
 def test_claude_stream_passes_byte_for_byte(stack: Stack) -> None:
-    """What Claude sent is what the client gets (ping events included)."""
+    """The client's bytes reach Claude unchanged (nothing to map), and what Claude
+    sent is what the client gets (ping events included)."""
     stack.fake.take()
+    sent = json.dumps(ask("raw", model="claude-sonnet-4-real", stream=True)).encode()
     r = httpx.post(
         f"{stack.url}/v1/messages",
         headers={"host": "claude.test", "x-api-key": CONSUMER_KEY},
-        json=ask("raw", model="claude-sonnet-4-real", stream=True),
+        content=sent,
         timeout=15,
     )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     assert b"event: ping" in r.content
     assert r.content.endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+    rec = only_record(stack)
+    assert rec.headers["anthropic-version"] == "2023-06-01"  # none sent: the default
+    assert rec.body == sent
 
 
 def tool_round_trip(stack: Stack, host: str, stream: bool) -> tuple[Any, Any]:
@@ -266,7 +281,7 @@ def test_qwen_provider_error_in_anthropic_shape(stack: Stack) -> None:
         ),
     )
     with pytest.raises(anthropic.RateLimitError) as ei:
-        client(stack, "qwen.test").messages.create(**ask("hi"))
+        client(stack, "limited.test").messages.create(**ask("hi"))
     body = ei.value.body
     assert isinstance(body, dict) and body["type"] == "error"
     assert body["error"]["type"] == "rate_limit_error"
@@ -331,19 +346,39 @@ def test_auto_route_detects_messages_path(stack: Stack) -> None:
     assert r.status_code == 200 and r.json()["object"] == "chat.completion"
 
 
-def test_usage_reaches_metrics_and_request_log(stack: Stack) -> None:
-    client(stack, "qwen.test").messages.create(**ask("count me"))
+def logged(stack: Stack, route: str) -> list[dict[str, Any]]:
+    """Request log lines of `route` that carry usage (written in batches: wait)."""
     deadline = time.monotonic() + 5
     reqs: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not reqs:
         logs = [json.loads(x) for x in stack.logs().splitlines() if x.startswith("{")]
         reqs = [
-            x for x in logs if x.get("msg") == "request" and x.get("route") == "anthropic-to-qwen"
+            x
+            for x in logs
+            if x.get("msg") == "request" and x.get("route") == route and x.get("total_tokens")
         ]
-        if reqs:
-            break
         time.sleep(0.1)
-    assert reqs and reqs[-1]["total_tokens"] == 18 and reqs[-1]["consumer"] == "coder"
+    assert reqs, stack.logs()[-2000:]
+    return reqs
+
+
+@pytest.mark.parametrize(
+    ("host", "route", "provider", "tokens"),
+    [("qwen.test", "anthropic-to-qwen", "qwen", 18), ("claude.test", "claude-code", "claude", 21)],
+)
+def test_usage_reaches_metrics_and_request_log(
+    stack: Stack, host: str, route: str, provider: str, tokens: int
+) -> None:
+    client(stack, host).messages.create(**ask("count me"))
+    last = logged(stack, route)[-1]
+    assert last["total_tokens"] == tokens and last["consumer"] == "coder"
+    assert last["endpoint"] == "anthropic_messages"
     metrics = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).text
-    assert 'gen_ai_provider_name="qwen"' in metrics
+    sums = re.findall(
+        rf'^gen_ai_client_token_usage_sum{{[^}}]*gen_ai_provider_name="{provider}"[^}}]*'
+        r'gen_ai_token_type="output"[^}]*} (\S+)$',
+        metrics,
+        re.M,
+    )
+    assert sums and float(sums[0]) > 0, metrics
     assert CONSUMER_KEY not in stack.logs() and CONSUMER_KEY not in metrics
