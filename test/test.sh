@@ -96,7 +96,41 @@ ollama badkey /api/generate '{"model": "llama3", "prompt": "Why is the sky blue?
 ollama nokey /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}'
 [ "$(status nokey)" = 401 ] && ok "missing key: status 401" || bad "missing key: status $(status nokey)"
 
-say "8. metrics: http://127.0.0.1:9464/metrics"
+say "8. Claude Code style: the Anthropic Messages API (ANTHROPIC_BASE_URL=$BASE, ANTHROPIC_API_KEY=\$LLM_PROXY_KEY)"
+areq() {  # areq NAME PATH BODY [KEY] -> an Anthropic SDK's request (x-api-key, anthropic-version)
+  curl -s -o "$tmp/$1.body" -D "$tmp/$1.headers" -w '%{http_code}' "$BASE$2" \
+    -H "x-api-key: ${4-$PROXY_KEY}" -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \
+    -d "$3" >"$tmp/$1.status" || echo 000 >"$tmp/$1.status"
+  echo "  -> HTTP $(cat "$tmp/$1.status"): $(head -c 300 "$tmp/$1.body")"
+}
+MSG='"max_tokens":256,"messages":[{"role":"user","content":"Hello Claude"}]'
+areq cc /v1/messages '{"model":"claude-sonnet-4-5",'"$MSG"'}'
+[ "$(status cc)" = 200 ] && ok "status 200" || bad "status $(status cc)"
+[ "$(json cc "d['type']")" = message ] && ok "an Anthropic message: $(json cc "d['content'][0]['text'][:60]")" || bad "not an Anthropic message"
+[ "$(header cc x-fake-received-path)" = /v1/messages ] && ok "passed through to Claude's /v1/messages with the provider's key" || bad "path: $(header cc x-fake-received-path)"
+[ "$(json cc "d['usage']['output_tokens']")" -gt 0 ] 2>/dev/null && ok "usage: $(json cc "d['usage']")" || bad "no usage"
+curl -sN "$BASE/v1/messages" -H "x-api-key: $PROXY_KEY" -H 'anthropic-version: 2023-06-01' \
+  -d '{"model":"claude-sonnet-4-5","stream":true,'"$MSG"'}' >"$tmp/ccs.out"
+grep -c '^event: ' "$tmp/ccs.out" | xargs -I{} echo "  -> {} SSE events"
+[ "$(grep '^event: ' "$tmp/ccs.out" | head -1)" = "event: message_start" ] && [ "$(grep '^event: ' "$tmp/ccs.out" | tail -1)" = "event: message_stop" ] \
+  && ok "stream: message_start ... message_stop, byte for byte from Claude" || bad "stream events: $(grep '^event: ' "$tmp/ccs.out" | tr '\n' ' ')"
+areq ccq /qwen/v1/messages '{"model":"claude-sonnet-4-5","system":"Be brief.",'"$MSG"'}'
+[ "$(status ccq)" = 200 ] && [ "$(json ccq "d['type']")" = message ] && ok "/qwen: dashscope's answer as an Anthropic message: $(json ccq "d['content'][0]['text'][:60]")" || bad "/qwen: status $(status ccq)"
+[ "$(header ccq x-llm-provider)" = dashscope ] && ok "/qwen: served by dashscope, translated both ways" || bad "x-llm-provider: $(header ccq x-llm-provider)"
+curl -sN "$BASE/qwen/v1/messages" -H "x-api-key: $PROXY_KEY" -H 'anthropic-version: 2023-06-01' \
+  -d '{"model":"claude-sonnet-4-5","stream":true,'"$MSG"'}' >"$tmp/ccqs.out"
+grep -q '^event: content_block_delta' "$tmp/ccqs.out" && [ "$(grep '^event: ' "$tmp/ccqs.out" | tail -1)" = "event: message_stop" ] \
+  && ok "/qwen stream: OpenAI chunks became content_block_delta ... message_stop" || bad "/qwen stream: $(head -c 300 "$tmp/ccqs.out")"
+areq cccount /v1/messages/count_tokens '{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"Hello"}]}'
+[ "$(json cccount "d['input_tokens']")" -gt 0 ] 2>/dev/null && ok "count_tokens passes through to Claude" || bad "count_tokens: status $(status cccount)"
+areq ccqcount /qwen/v1/messages/count_tokens '{"model":"x","messages":[{"role":"user","content":"Hello"}]}'
+[ "$(status ccqcount)" = 501 ] && ok "count_tokens on dashscope: 501 $(json ccqcount "d['error']['type']")" || bad "status $(status ccqcount)"
+areq ccbad /v1/messages '{"model":"claude-sonnet-4-5",'"$MSG"'}' wrong-key
+[ "$(status ccbad)" = 401 ] && [ "$(json ccbad "d['type']")" = error ] && ok "wrong key: 401 in Anthropic's shape ($(json ccbad "d['error']['type']"))" || bad "wrong key: status $(status ccbad)"
+areq ccdeny /qwen/v1/messages '{"model":"x","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":"我的账号"}]}]}'
+[ "$(status ccdeny)" = 403 ] && [ "$(json ccdeny "d['error']['type']")" = permission_error ] && ok "deny_patterns on a text block: 403 permission_error" || bad "deny: status $(status ccdeny)"
+
+say "9. metrics: http://127.0.0.1:9464/metrics"
 curl -s "${METRICS:-http://127.0.0.1:9464/metrics}" >"$tmp/metrics" || true
 grep -E '^(gen_ai_client_token_usage_sum|llm_extproc_requests_total|llm_extproc_blocked_requests_total)' "$tmp/metrics" | head -12 | sed 's/^/  /'
 grep -q '^llm_extproc_requests_total' "$tmp/metrics" && ok "request counters exported" || bad "no request counters"
