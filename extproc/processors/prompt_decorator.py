@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.core.events import Reject
-from extproc.core.request import RequestContext
+from extproc.core.request import ANTHROPIC_ENDPOINTS, RequestContext
 from extproc.processors.base import Processor
 
 
@@ -20,8 +20,35 @@ class PromptDecorator(Processor):
         msgs = ctx.body.get("messages")
         if not isinstance(msgs, list):
             return None
+        if ctx.endpoint in ANTHROPIC_ENDPOINTS:
+            _decorate_anthropic(ctx, msgs, self._prepend, self._append)
+            return None
         pre: list[Any] = [{"role": r, "content": c} for r, c in self._prepend]
         post: list[Any] = [{"role": r, "content": c} for r, c in self._append]
         ctx.body["messages"] = pre + msgs + post
         ctx.modified = True
         return None
+
+
+def _decorate_anthropic(
+    ctx: RequestContext,
+    msgs: list[Any],
+    prepend: tuple[tuple[str, str], ...],
+    append: tuple[tuple[str, str], ...],
+) -> None:
+    """The Messages API has no system role: system texts join the ``system``
+    field (as text blocks, so a client's block list and cache marks stay)."""
+    body = ctx.body
+    system = body.get("system")
+    blocks = [{"type": "text", "text": system}] if isinstance(system, str) and system else []
+    blocks = list(system) if isinstance(system, list) else blocks
+    pre = [{"type": "text", "text": c} for r, c in prepend if r == "system"]
+    post = [{"type": "text", "text": c} for r, c in append if r == "system"]
+    if pre or post:
+        body["system"] = pre + blocks + post
+    body["messages"] = (
+        [{"role": r, "content": c} for r, c in prepend if r != "system"]
+        + msgs
+        + [{"role": r, "content": c} for r, c in append if r != "system"]
+    )
+    ctx.modified = True

@@ -181,3 +181,29 @@ async def test_chat_client_against_a_real_http_server() -> None:
         await client.aclose()
         server.close()
     assert got == [b"Bearer sk-REWRITE-KEY"]
+
+
+def test_prompt_decorator_on_the_messages_api_puts_system_texts_in_system() -> None:
+    from extproc.core.request import ANTHROPIC_MESSAGES
+
+    p = PromptDecorator(
+        (("system", "Be kind."), ("user", "Context.")), (("system", "Answer in French."),)
+    )
+    c = ctx(
+        {"system": "You code.", "messages": [{"role": "user", "content": "hi"}]},
+        ANTHROPIC_MESSAGES,
+    )
+    assert p.process(c) is None and c.modified
+    assert c.body["system"] == [
+        {"type": "text", "text": "Be kind."},
+        {"type": "text", "text": "You code."},
+        {"type": "text", "text": "Answer in French."},
+    ]
+    assert c.body["messages"] == [
+        {"role": "user", "content": "Context."},
+        {"role": "user", "content": "hi"},
+    ]
+    blocks = [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}]
+    c2 = ctx({"system": blocks, "messages": []}, ANTHROPIC_MESSAGES)
+    PromptDecorator((), (("system", "X"),)).process(c2)
+    assert c2.body["system"] == [*blocks, {"type": "text", "text": "X"}]
