@@ -46,9 +46,8 @@ class AnthropicVia:
         return self.inner.chat_request(self.openai_body(body), target)
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
-        """Raises TranslationError when a 2xx answer is not a chat completion."""
-        if status >= 400:
-            return TranslatedResponse(self.error_response(status, body), None, None)
+        """A success (errors go to `error_response`); raises TranslationError when
+        it is not a chat completion."""
         mid = self.inner.chat_response(status, body, target)
         return TranslatedResponse(response_body(mid.body, target.model), mid.usage, mid.model)
 
