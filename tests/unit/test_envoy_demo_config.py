@@ -97,12 +97,14 @@ def pick_vhost(route_config: dict[str, Any], host: str) -> dict[str, Any]:
     return min(candidates, key=lambda c: c[0])[1]
 
 
-def ext_proc_runs(route_config: dict[str, Any], vhost: dict[str, Any]) -> bool:
+def ext_proc_runs(route_config: dict[str, Any], vhost: dict[str, Any], path: str = "/") -> bool:
     """Envoy merges ExtProcPerRoute from the route table, the virtual host and
-    the route (least to most specific); the most specific `disabled` wins and
-    no per-route config at all means the filter runs."""
+    the route `path` takes (the first whose prefix matches; least to most
+    specific); the most specific `disabled` wins and no per-route config at all
+    means the filter runs."""
+    route = next(r for r in vhost["routes"] if path.startswith(r["match"]["prefix"]))
     enabled = True
-    for level in (route_config, vhost, *vhost["routes"]):
+    for level in (route_config, vhost, route):
         per = level.get("typed_per_filter_config", {}).get(EXT_PROC)
         if per is not None:
             assert per["@type"] == PER_ROUTE
@@ -119,6 +121,10 @@ def test_ext_proc_runs_follows_envoys_merge_order() -> None:
     assert ext_proc_runs({}, {**off, "routes": [{**route, **on}]})
     assert not ext_proc_runs(off, {"routes": [route]})
     assert ext_proc_runs(off, {**on, "routes": [route]})
+    # The first route whose prefix matches the path decides.
+    two = {**off, "routes": [{"match": {"prefix": "/v1/messages"}, **on}, route]}
+    assert ext_proc_runs({}, two, "/v1/messages/count_tokens")
+    assert not ext_proc_runs({}, two, "/v1/chat/completions")
 
 
 def test_pick_vhost_prefers_exact_then_suffix_then_catch_all() -> None:
@@ -180,6 +186,11 @@ def test_demo_runs_ext_proc_on_llm_hosts_only(demo: dict[str, Any]) -> None:
         "anthropic": True,
         "everything-else": False,
     }
+    # Except the Anthropic Messages API (Claude Code), whatever host it names.
+    other = pick_vhost(rc, "127.0.0.1:18000")
+    for path in ("/v1/messages", "/v1/messages/count_tokens", "/qwen/v1/messages"):
+        assert ext_proc_runs(rc, other, path), path
+    assert not ext_proc_runs(rc, other, "/v1/models")
     # The Ollama key proxy's listener is all LLM traffic.
     (ollama,) = hcms(demo)["ollama"]["route_config"]["virtual_hosts"]
     assert ext_proc_runs(hcms(demo)["ollama"]["route_config"], ollama)
@@ -188,8 +199,14 @@ def test_demo_runs_ext_proc_on_llm_hosts_only(demo: dict[str, Any]) -> None:
 def test_every_host_the_demo_config_routes_reaches_ext_proc(demo: dict[str, Any]) -> None:
     service = yaml.safe_load((ROOT / "test" / "demo" / "config.yaml").read_text())
     rc = hcms(demo)["llm"]["route_config"]
-    hosts = [h for r in service["routes"] for h in r["match"]["hosts"] if ":8004" not in h]
+    hosts = [h for r in service["routes"] for h in r["match"].get("hosts", []) if ":8004" not in h]
     assert hosts == ["test.com", "claude.test.com"]
+    # Routes without hosts match any host by path: those paths reach ext_proc anywhere.
+    prefixes = [r["match"]["path_prefix"] for r in service["routes"] if not r["match"].get("hosts")]
+    assert prefixes == ["/v1/messages", "/qwen/v1/messages"]
+    for host in ("127.0.0.1:18000", "localhost", "gateway.example.com"):
+        for prefix in prefixes:
+            assert ext_proc_runs(rc, pick_vhost(rc, host), prefix), (host, prefix)
     # The tests' configs use *.test hosts, with and without a port.
     for host in (*hosts, "qwen.test", "plugin.test:8080", "dashscope.aliyuncs.com"):
         assert ext_proc_runs(rc, pick_vhost(rc, host)), host
