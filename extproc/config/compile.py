@@ -37,6 +37,7 @@ from extproc.processors.regex_guard import RegexGuard, compile_patterns
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
 from extproc.providers.custom_settings import CustomSetting, resolve_custom_settings
 from extproc.providers.model_mapping import ModelMapper
+from extproc.providers.regex import compile_re2
 from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.registry import PROVIDER_CATALOG
@@ -430,14 +431,12 @@ class _Compiler:
         return AuthRuntime(a.required, sources, a.forward_consumer_header.lower())
 
     def header_matcher(self, name: str, m: pb.StringMatch, path: str) -> HeaderMatcher | None:
-        import re2
-
         rx = None
         if m.regex:
             try:
-                rx = re2.compile(m.regex)
-            except re2.error:
-                self.err(f"{path}.regex", f"RE2 cannot compile pattern {m.regex!r}")
+                rx = compile_re2(m.regex, "")
+            except ValueError as e:
+                self.err(f"{path}.regex", str(e))
                 return None
         if not (m.exact or m.prefix or m.regex):
             self.err(path, "needs one of exact, prefix, regex")

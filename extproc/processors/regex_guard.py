@@ -1,22 +1,19 @@
 """allow/deny patterns on user messages (the ASM plugin's checks), with RE2.
 
-RE2 runs in linear time, so a hostile prompt cannot make a pattern backtrack.
-Deny patterns are joined into one alternation: one scan per message.
+Patterns compile in `extproc/providers/regex.py` (RE2: linear time, so a
+hostile prompt cannot make a pattern backtrack). Each list is joined into one
+alternation: one scan per message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import re2
-
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
 from extproc.processors.base import Processor
-
-_OPTS = re2.Options()
-_OPTS.log_errors = False  # a bad pattern is reported once, as a config error
+from extproc.providers.regex import compile_any, compile_re2
 
 
 def compile_patterns(
@@ -26,13 +23,12 @@ def compile_patterns(
     problems = []
     for i, p in enumerate(patterns):
         try:
-            re2.compile(p, _OPTS)
-        except re2.error as e:
-            msg = e.args[0].decode() if e.args and isinstance(e.args[0], bytes) else str(e)
-            problems.append((f"{field_path}[{i}]", f"RE2 cannot compile pattern {p!r}: {msg}"))
+            compile_re2(p, "")
+        except ValueError as e:
+            problems.append((f"{field_path}[{i}]", str(e)))
     if problems or not patterns:
         return None, problems
-    return re2.compile("|".join(f"(?:{p})" for p in patterns), _OPTS), []
+    return compile_any(patterns, field_path), []
 
 
 class RegexGuard(Processor):
