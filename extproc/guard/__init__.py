@@ -1,12 +1,12 @@
 """The intelligent guard: an LLM that judges whether a prompt may be sent upstream.
 
-Sans-IO pieces (``prompt``, ``verdict``, ``cache``, ``policy``) plus a thin httpx
-transport (``client``).
+Sans-IO pieces (``prompt``, ``verdict``, ``cache``) plus ``client``, which asks the
+guard model through the shared chat client (``extproc/processors/chat_client.py``).
+What to do with a verdict is the ``llm_guard`` processor's business.
 """
 
 from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
-from extproc.guard.policy import decide, judged_text
 from extproc.guard.prompt import DEFAULT_SYSTEM_PROMPT, build_guard_request
 from extproc.guard.verdict import Verdict, parse_guard_reply
 
@@ -16,7 +16,5 @@ __all__ = [
     "Verdict",
     "VerdictCache",
     "build_guard_request",
-    "decide",
-    "judged_text",
     "parse_guard_reply",
 ]
