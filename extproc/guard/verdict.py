@@ -29,10 +29,6 @@ class Verdict:
     kind: VerdictKind
     reason: str
 
-    @property
-    def allowed(self) -> bool:
-        return self.kind == "allow"
-
     @staticmethod
     def error(reason: str) -> Verdict:
         return Verdict("error", reason)

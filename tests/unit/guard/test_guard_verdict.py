@@ -79,7 +79,6 @@ def test_long_reason_is_clipped() -> None:
 
 def test_verdict_is_frozen() -> None:
     verdict = Verdict("allow", "ok")
-    assert verdict.allowed
     with pytest.raises(AttributeError):
         verdict.kind = "deny"  # type: ignore[misc]
     assert Verdict.error("boom") == Verdict("error", "boom")
