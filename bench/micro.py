@@ -97,15 +97,19 @@ def envoy_messages() -> list[bytes]:
     return [m.SerializeToString() for m in msgs]
 
 
-def drive(ex: Exchange, ev: Any) -> Any:
-    """Run ex.handle(ev) to completion without an event loop (the bench
-    config's processors never suspend)."""
-    coro = ex.handle(ev)
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine that never suspends to completion without an event loop
+    (the bench config's processors and hooks do no I/O)."""
     try:
         coro.send(None)
     except StopIteration as s:
         return s.value
-    raise RuntimeError("Exchange.handle suspended; a processor awaits")
+    coro.close()
+    raise RuntimeError("the coroutine suspended; a processor awaits I/O")
+
+
+def drive(ex: Exchange, ev: Any) -> Any:
+    return run_sync(ex.handle(ev))
 
 
 def timed(n: int, fn: Callable[[], Any]) -> float:
@@ -168,7 +172,7 @@ def main() -> None:
     guard = next(p for p in route.processors if p.name == "regex_guard")
     body = json.loads(CHAT_BODY)
     ctx = RequestContext(route, {":authority": "llm.bench"}, "chat", body)
-    out["  of which regex_guard.process"] = timed(a.n, lambda: guard.process(ctx))
+    out["  of which regex_guard.process"] = timed(a.n, lambda: run_sync(guard.process(ctx)))
 
     def convert() -> None:
         for k, d in zip(kinds, decisions, strict=False):

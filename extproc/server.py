@@ -15,10 +15,11 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
+from extproc.budget import Budget, BudgetUnavailable, make_budget
 from extproc.config.errors import ConfigError
 from extproc.config.runtime import Runtime
-from extproc.consumers.auth import AuthResult, make_authenticator
+from extproc.consumers.auth import AuthHook, make_authenticator
+from extproc.core.events import Reject
 from extproc.core.exchange import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import PromptCapture, log_exchange
@@ -71,7 +72,7 @@ class Server:
             if runtime.debug_log_prompts
             else None
         )
-        self.authenticate: Callable[[RequestContext], AuthResult] | None = (
+        self.authenticate: AuthHook | None = (
             self._authenticate
             if self._authenticator is not None or self._prompts is not None
             else None
@@ -87,11 +88,11 @@ class Server:
 
     # -- hooks ---------------------------------------------------------------
 
-    def _authenticate(self, ctx: RequestContext) -> AuthResult:
+    async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self._prompts is not None:
             # Before the authenticator: it removes a body key, never a user text.
             self._prompts.capture(ctx)
-        return self._authenticator(ctx) if self._authenticator is not None else None
+        return await self._authenticator(ctx) if self._authenticator is not None else None
 
     def _on_done(self, rec: ExchangeRecord) -> None:
         """Once per exchange: log line, metrics, budget charge. Never raises."""
@@ -110,9 +111,6 @@ class Server:
         tokens = rec.usage.total_tokens if rec.usage is not None else 0
         if budget is None or not rec.consumer or tokens <= 0:
             return
-        if isinstance(budget, MemoryBudget):
-            budget.charge(rec.consumer, tokens)
-            return
         task = asyncio.get_running_loop().create_task(self._charge_async(rec.consumer, tokens))
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
@@ -120,7 +118,7 @@ class Server:
     async def _charge_async(self, consumer: str, tokens: int) -> None:
         assert self.budget is not None
         try:
-            await self.budget.charge(consumer, tokens)  # type: ignore[misc]
+            await self.budget.charge(consumer, tokens)
         except BudgetUnavailable as e:
             log.warning(
                 "budget charge lost",

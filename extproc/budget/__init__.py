@@ -12,6 +12,7 @@ replica and worker; keys `llm_extproc:budget:<consumer>:<window_start>`).
 from __future__ import annotations
 
 from extproc.budget.base import (
+    Budget,
     BudgetUnavailable,
     BudgetUsage,
     budget_reject,
@@ -21,8 +22,6 @@ from extproc.budget.base import (
 from extproc.budget.memory import MemoryBudget
 from extproc.budget.redis_store import RedisBudget
 from extproc.config.runtime import Runtime
-
-Budget = MemoryBudget | RedisBudget
 
 __all__ = [
     "Budget",

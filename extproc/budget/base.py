@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from extproc.core.errors import reject
 from extproc.core.events import Reject
@@ -17,6 +18,21 @@ class BudgetUnavailable(Exception):
 class BudgetUsage:
     used: int  # tokens charged in the current window
     reset_in_s: float  # seconds until the window ends
+
+
+class Budget(Protocol):
+    """A budget backend: every call is a coroutine, whatever the store."""
+
+    window_s: float
+    fail_open: bool  # store unreachable: let requests through instead of 503
+
+    async def usage(self, consumer: str) -> BudgetUsage: ...
+
+    async def charge(self, consumer: str, tokens: int) -> int:
+        """Add tokens to the consumer's current window; the window's new total."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def window_of(now: float, window_s: float) -> tuple[float, float]:

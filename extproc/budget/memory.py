@@ -9,9 +9,11 @@ from extproc.budget.base import BudgetUsage, window_of
 
 
 class MemoryBudget:
-    """Tokens used per consumer in the current fixed window."""
+    """Tokens used per consumer in the current fixed window.
 
-    is_async = False
+    Async like every backend; these coroutines never suspend."""
+
+    fail_open = False  # nothing to be unreachable
 
     def __init__(self, window_s: float, clock: Callable[[], float] = time.time) -> None:
         if window_s <= 0:
@@ -20,14 +22,14 @@ class MemoryBudget:
         self._clock = clock
         self._used: dict[str, tuple[float, int]] = {}  # consumer -> (window start, tokens)
 
-    def usage(self, consumer: str) -> BudgetUsage:
+    async def usage(self, consumer: str) -> BudgetUsage:
         now = self._clock()
         start, end = window_of(now, self.window_s)
         got = self._used.get(consumer)
         used = got[1] if got is not None and got[0] == start else 0
         return BudgetUsage(used, end - now)
 
-    def charge(self, consumer: str, tokens: int) -> int:
+    async def charge(self, consumer: str, tokens: int) -> int:
         """Add tokens to the consumer's current window; the window's new total."""
         start, _ = window_of(self._clock(), self.window_s)
         got = self._used.get(consumer)

@@ -24,8 +24,6 @@ KEY_PREFIX = "llm_extproc:budget:"
 
 
 class RedisBudget:
-    is_async = True
-
     def __init__(
         self,
         url: str,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, budget_reject, unavailable_reject
@@ -42,7 +42,8 @@ OLLAMA_AUTH_MESSAGE = "Invalid or missing API key"
 _MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
-AuthResult = Reject | None | Awaitable[Reject | None]
+# The exchange's authenticate hook: a coroutine, whatever the budget store.
+AuthHook = Callable[[RequestContext], Awaitable[Reject | None]]
 
 
 def _digest(key: bytes) -> bytes:
@@ -78,8 +79,7 @@ def strip_body_key(ctx: RequestContext, sources: tuple[str, ...]) -> None:
 
 
 class Authenticator:
-    """`authenticate(ctx)` for the exchange: Reject, None, or an awaitable of
-    either (only when the budget store is asynchronous, i.e. Redis)."""
+    """`await authenticate(ctx)` for the exchange: a Reject, or None to go on."""
 
     def __init__(self, runtime: Runtime, budget: Budget | None = None) -> None:
         self.runtime = runtime
@@ -102,7 +102,7 @@ class Authenticator:
 
     # -- the hook ------------------------------------------------------------
 
-    def __call__(self, ctx: RequestContext) -> AuthResult:
+    async def __call__(self, ctx: RequestContext) -> Reject | None:
         route = ctx.route
         auth = route.auth
         if auth is None:
@@ -136,7 +136,7 @@ class Authenticator:
                 api,
             )
         if consumer.token_budget > 0 and self.budget is not None:
-            return self._check_budget(consumer, api)
+            return await self._check_budget(consumer, api)
         return None
 
     @staticmethod
@@ -169,24 +169,13 @@ class Authenticator:
 
     # -- budgets -------------------------------------------------------------
 
-    def _check_budget(self, consumer: ConsumerRuntime, api: str) -> AuthResult:
-        budget = self.budget
-        assert budget is not None
-        if budget.is_async:
-            return self._check_budget_async(consumer, api)
-        usage = budget.usage(consumer.name)
-        assert not isinstance(usage, Awaitable)
-        if usage.used >= consumer.token_budget:
-            return budget_reject(consumer.name, consumer.token_budget, budget.window_s, usage, api)
-        return None
-
-    async def _check_budget_async(self, consumer: ConsumerRuntime, api: str) -> Reject | None:
+    async def _check_budget(self, consumer: ConsumerRuntime, api: str) -> Reject | None:
         budget = self.budget
         assert budget is not None
         try:
-            usage = await budget.usage(consumer.name)  # type: ignore[misc]
+            usage = await budget.usage(consumer.name)
         except BudgetUnavailable:
-            if getattr(budget, "fail_open", False):
+            if budget.fail_open:
                 return None
             return unavailable_reject(api)
         if usage.used >= consumer.token_budget:

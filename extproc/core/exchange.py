@@ -14,7 +14,6 @@ Envoy's dynamic metadata at the end.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -131,9 +130,7 @@ class Exchange:
         self,
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
-        # May return an awaitable (e.g. a budget store lookup); it is awaited.
-        authenticate: Callable[[RequestContext], Reject | Awaitable[Reject | None] | None]
-        | None = None,
+        authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
     ) -> None:
         self.runtime = runtime
         self._phase = Phase.START
@@ -229,8 +226,7 @@ class Exchange:
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
             return None
-        rej = self.authenticate(ctx)
-        return await rej if inspect.isawaitable(rej) else rej
+        return await self.authenticate(ctx)
 
     async def _request_body(self, ev: RequestBody) -> Decision:
         route = self.route
@@ -250,7 +246,7 @@ class Exchange:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
         for p in route.processors:
-            rej = await p.aprocess(ctx) if p.is_async else p.process(ctx)
+            rej = await p.process(ctx)
             if rej is not None:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)

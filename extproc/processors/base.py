@@ -2,9 +2,12 @@
 
 A processor looks at the parsed request and either passes (returns None),
 changes `ctx.body` (and sets `ctx.modified`), or stops the request with a
-Reject. Synchronous processors implement `process`; ones that do I/O set
-`is_async = True` and implement `aprocess`. Writing a new one is one class
-here plus one line in `extproc/processors/registry.py`.
+Reject. `process` is a coroutine for every processor, so the exchange has one
+calling convention; one that does no I/O simply never suspends. A processor
+that needs connections or background tasks opens them in `start()` and closes
+them in `aclose()`, never when it is built: compiling a config (check-config, a
+reload that fails) must leave nothing open. Writing a new one is one class plus
+one line in `extproc/processors/registry.py`.
 """
 
 from __future__ import annotations
@@ -17,16 +20,12 @@ from extproc.core.request import RequestContext
 
 class Processor:
     name: ClassVar[str] = "processor"
-    is_async: ClassVar[bool] = False
 
-    def process(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         raise NotImplementedError
 
-    async def aprocess(self, ctx: RequestContext) -> Reject | None:
-        return self.process(ctx)
-
     async def start(self) -> None:
-        """Called once when the server starts (open pools, warm caches)."""
+        """Called once before the processor serves (open pools, warm caches)."""
 
     async def aclose(self) -> None:
-        """Called once at shutdown."""
+        """Called once when the processor's config is retired or at shutdown."""

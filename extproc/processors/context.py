@@ -84,7 +84,7 @@ class Context(Processor):
             await asyncio.sleep(self._refresh_s)
             await self.source.refresh()
 
-    def process(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         if ctx.endpoint not in (CHAT, OLLAMA_CHAT):
             return None
         text = self.source.text

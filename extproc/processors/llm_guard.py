@@ -17,7 +17,6 @@ from extproc.processors.base import Processor
 
 class LlmGuard(Processor):
     name = "llm_guard"
-    is_async = True
 
     def __init__(self, client: GuardClient, on_error: str, judge: str, show_reason: bool):
         self.client = client
@@ -25,7 +24,7 @@ class LlmGuard(Processor):
         self._last_only = judge == "last_user"
         self._show_reason = show_reason
 
-    async def aprocess(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         texts = ctx.user_texts()
         if not texts:
             return None

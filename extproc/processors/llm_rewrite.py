@@ -21,14 +21,13 @@ DEFAULT_REWRITE_PROMPT = (
 
 class LlmRewrite(Processor):
     name = "llm_rewrite"
-    is_async = True
 
     def __init__(self, client: ChatClient, system_prompt: str, on_error: str):
         self.client = client
         self._system = system_prompt or DEFAULT_REWRITE_PROMPT
         self._fail_open = on_error == "allow"
 
-    async def aprocess(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         target = self._last_user_slot(ctx)
         if target is None:
             return None

@@ -36,7 +36,7 @@ class MaxTokensCap(Processor):
             raise ValueError("fill must be true or false")
         return cls(int(cap), fill)
 
-    def process(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         body = ctx.body
         if ctx.endpoint in (OLLAMA_CHAT, OLLAMA_GENERATE):
             opts = body.get("options")

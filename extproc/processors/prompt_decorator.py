@@ -16,7 +16,7 @@ class PromptDecorator(Processor):
         self._prepend = prepend
         self._append = append
 
-    def process(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         msgs = ctx.body.get("messages")
         if not isinstance(msgs, list):
             return None

@@ -38,7 +38,7 @@ class RegexGuard(Processor):
         self._allow = allow
         self._deny = deny
 
-    def process(self, ctx: RequestContext) -> Reject | None:
+    async def process(self, ctx: RequestContext) -> Reject | None:
         texts = ctx.user_texts()
         deny, allow = self._deny, self._allow
         if deny is not None:

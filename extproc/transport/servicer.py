@@ -145,8 +145,7 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
         self,
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
-        authenticate: Callable[[RequestContext], Reject | Awaitable[Reject | None] | None]
-        | None = None,
+        authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.on_done = on_done

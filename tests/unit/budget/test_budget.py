@@ -36,19 +36,19 @@ def test_window_of_is_epoch_aligned() -> None:
     assert window_label(120.0) == "120" and window_label(0.5) == "0.500"
 
 
-def test_memory_fixed_window() -> None:
+async def test_memory_fixed_window() -> None:
     clock = Clock(1000.0)
     b = MemoryBudget(60, clock=clock)
-    assert b.usage("a") == BudgetUsage(0, 20.0)
-    assert b.charge("a", 30) == 30
-    assert b.charge("a", 25) == 55
-    assert b.charge("a", -5) == 55  # never negative
-    assert b.usage("a").used == 55 and b.usage("b").used == 0
+    assert await b.usage("a") == BudgetUsage(0, 20.0)
+    assert await b.charge("a", 30) == 30
+    assert await b.charge("a", 25) == 55
+    assert await b.charge("a", -5) == 55  # never negative
+    assert (await b.usage("a")).used == 55 and (await b.usage("b")).used == 0
     clock.t = 1019.5
-    assert b.usage("a") == BudgetUsage(55, 0.5)
+    assert await b.usage("a") == BudgetUsage(55, 0.5)
     clock.t = 1020.0  # the next window starts empty
-    assert b.usage("a") == BudgetUsage(0, 60.0)
-    assert b.charge("a", 1) == 1
+    assert await b.usage("a") == BudgetUsage(0, 60.0)
+    assert await b.charge("a", 1) == 1
 
 
 def test_memory_rejects_bad_window() -> None:

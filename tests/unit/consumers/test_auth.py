@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import Any
 
@@ -106,112 +105,121 @@ def test_no_auth_route_means_no_authenticator() -> None:
         ({}, {**MSG, "key": ALICE}),
     ],
 )
-def test_every_source(runtime: Runtime, headers: dict[str, str], body: dict[str, Any]) -> None:
+async def test_every_source(
+    runtime: Runtime, headers: dict[str, str], body: dict[str, Any]
+) -> None:
     a = make_authenticator(runtime)
     assert a is not None
     ctx = ctx_for(runtime, "api.test", body, headers)
-    assert a(ctx) is None
+    assert await a(ctx) is None
     assert ctx.consumer == "alice"
     assert "key" not in ctx.body
 
 
-def test_sources_in_order(runtime: Runtime) -> None:
+async def test_sources_in_order(runtime: Runtime) -> None:
     a = Authenticator(runtime)
     # authorization comes first: bob's key there wins over alice's in x-api-key.
     ctx = ctx_for(runtime, "api.test", MSG, {"authorization": f"Bearer {BOB}", "x-api-key": ALICE})
-    a(ctx)
+    await a(ctx)
     assert ctx.consumer == "bob"
 
 
-def test_non_bearer_authorization_is_no_key(runtime: Runtime) -> None:
+async def test_non_bearer_authorization_is_no_key(runtime: Runtime) -> None:
     a = Authenticator(runtime)
-    rej = a(ctx_for(runtime, "api.test", MSG, {"authorization": f"Basic {ALICE}"}))
+    rej = await a(ctx_for(runtime, "api.test", MSG, {"authorization": f"Basic {ALICE}"}))
     assert isinstance(rej, Reject) and rej.status == 401 and rej.reason == "missing_api_key"
 
 
-def test_body_key_stripped_and_marked_modified(runtime: Runtime) -> None:
+async def test_body_key_stripped_and_marked_modified(runtime: Runtime) -> None:
     a = Authenticator(runtime)
     ctx = ctx_for(runtime, "api.test", {**MSG, "key": ALICE})
-    assert a(ctx) is None
+    assert await a(ctx) is None
     assert ctx.modified and "key" not in ctx.body
     # Stripped even when another source carried the key, and on a rejection.
     ctx = ctx_for(runtime, "api.test", {**MSG, "key": "junk"}, {"x-api-key": ALICE})
-    assert a(ctx) is None and "key" not in ctx.body
+    assert await a(ctx) is None and "key" not in ctx.body
     ctx = ctx_for(runtime, "api.test", {**MSG, "key": "junk"})
-    assert isinstance(a(ctx), Reject) and "key" not in ctx.body
+    assert isinstance(await a(ctx), Reject) and "key" not in ctx.body
 
 
-def test_openai_shapes(runtime: Runtime) -> None:
+async def test_openai_shapes(runtime: Runtime) -> None:
     a = Authenticator(runtime)
-    missing = a(ctx_for(runtime, "api.test", MSG))
+    missing = await a(ctx_for(runtime, "api.test", MSG))
     assert isinstance(missing, Reject) and missing.status == 401
     e = _err(missing)["error"]
     assert e["type"] == "authentication_error" and e["code"] == "missing_api_key"
-    unknown = a(ctx_for(runtime, "api.test", MSG, {"x-api-key": "sk-guess-SECRET"}))
+    unknown = await a(ctx_for(runtime, "api.test", MSG, {"x-api-key": "sk-guess-SECRET"}))
     assert isinstance(unknown, Reject) and unknown.status == 401
     assert _err(unknown)["error"]["code"] == "invalid_api_key"
     assert b"sk-guess-SECRET" not in unknown.body
-    forbidden = a(ctx_for(runtime, "api.test", {**MSG, "model": "qwen-turbo"}, {"x-api-key": BOB}))
+    forbidden = await a(
+        ctx_for(runtime, "api.test", {**MSG, "model": "qwen-turbo"}, {"x-api-key": BOB})
+    )
     assert isinstance(forbidden, Reject) and forbidden.status == 403
     e = _err(forbidden)["error"]
     assert e["type"] == "permission_error" and e["code"] == "model_not_allowed"
     assert "'bob'" in e["message"] and "'qwen-turbo'" in e["message"]
 
 
-def test_route_not_allowed(runtime: Runtime) -> None:
+async def test_route_not_allowed(runtime: Runtime) -> None:
     a = Authenticator(runtime)
-    rej = a(ctx_for(runtime, "opt.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB}))
+    rej = await a(ctx_for(runtime, "opt.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB}))
     assert isinstance(rej, Reject) and rej.status == 403 and rej.reason == "route_not_allowed"
     assert "'optional'" in _err(rej)["error"]["message"]
 
 
-def test_model_default_checked_when_absent(runtime: Runtime) -> None:
+async def test_model_default_checked_when_absent(runtime: Runtime) -> None:
     a = Authenticator(runtime)
     # bob may use qwen-max only; with no model the provider default qwen-turbo is used.
-    rej = a(ctx_for(runtime, "api.test", MSG, {"x-api-key": BOB}))
+    rej = await a(ctx_for(runtime, "api.test", MSG, {"x-api-key": BOB}))
     assert isinstance(rej, Reject) and rej.status == 403
-    assert a(ctx_for(runtime, "api.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB})) is None
+    assert (
+        await a(ctx_for(runtime, "api.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB}))
+        is None
+    )
     # Bodyless requests (GET /v1/models) involve no model.
-    assert a(ctx_for(runtime, "api.test", None, {"x-api-key": BOB}, path="/v1/models")) is None
+    assert (
+        await a(ctx_for(runtime, "api.test", None, {"x-api-key": BOB}, path="/v1/models")) is None
+    )
 
 
 @pytest.mark.parametrize("key", [None, "wrong", "", 7, ["x"]])
 @pytest.mark.parametrize("path", ["/api/generate", "/api/chat"])
-def test_ollama_seed_shape(runtime: Runtime, key: object, path: str) -> None:
+async def test_ollama_seed_shape(runtime: Runtime, key: object, path: str) -> None:
     body: dict[str, Any] = {"model": "llama3", "prompt": "Why is the sky blue?"}
     if key is not None:
         body["key"] = key
-    rej = Authenticator(runtime)(ctx_for(runtime, "ollama.test", body, path=path))
+    rej = await Authenticator(runtime)(ctx_for(runtime, "ollama.test", body, path=path))
     assert isinstance(rej, Reject) and rej.status == 401
     assert orjson.loads(rej.body) == {"error": "Invalid or missing API key"}
 
 
-def test_ollama_forbidden_shape(runtime: Runtime) -> None:
+async def test_ollama_forbidden_shape(runtime: Runtime) -> None:
     body = {"model": "llama3", "prompt": "hi", "key": BOB}
-    rej = Authenticator(runtime)(ctx_for(runtime, "ollama.test", body, path="/api/generate"))
+    rej = await Authenticator(runtime)(ctx_for(runtime, "ollama.test", body, path="/api/generate"))
     assert isinstance(rej, Reject) and rej.status == 403
     assert set(orjson.loads(rej.body)) == {"error"}
 
 
-def test_ollama_good_key(runtime: Runtime) -> None:
+async def test_ollama_good_key(runtime: Runtime) -> None:
     ctx = ctx_for(
         runtime, "ollama.test", {"model": "llama3", "prompt": "p", "key": ALICE}, path="/api/chat"
     )
-    assert Authenticator(runtime)(ctx) is None
+    assert await Authenticator(runtime)(ctx) is None
     assert ctx.consumer == "alice" and ctx.body == {"model": "llama3", "prompt": "p"}
 
 
-def test_optional_auth(runtime: Runtime) -> None:
+async def test_optional_auth(runtime: Runtime) -> None:
     a = Authenticator(runtime)
     ctx = ctx_for(runtime, "opt.test", MSG)
-    assert a(ctx) is None and ctx.consumer is None
+    assert await a(ctx) is None and ctx.consumer is None
     ctx = ctx_for(runtime, "opt.test", MSG, {"authorization": f"Bearer {ALICE}"})
-    assert a(ctx) is None and ctx.consumer == "alice"
+    assert await a(ctx) is None and ctx.consumer == "alice"
     # A wrong key is still wrong where a key is optional.
-    rej = a(ctx_for(runtime, "opt.test", MSG, {"authorization": "Bearer bad"}))
+    rej = await a(ctx_for(runtime, "opt.test", MSG, {"authorization": "Bearer bad"}))
     assert isinstance(rej, Reject) and rej.status == 401
     # No auth on the route: nothing is checked.
-    assert a(ctx_for(runtime, "open.test", MSG)) is None
+    assert await a(ctx_for(runtime, "open.test", MSG)) is None
 
 
 def test_every_key_compared_constant_time(
@@ -235,7 +243,7 @@ def test_every_key_compared_constant_time(
         assert all(len(x) == len(y) == 32 for x, y in calls)
 
 
-def test_no_secret_in_any_message(runtime: Runtime) -> None:
+async def test_no_secret_in_any_message(runtime: Runtime) -> None:
     a = Authenticator(runtime, MemoryBudget(60))
     cases = [
         ctx_for(runtime, "api.test", {**MSG, "key": ALICE + "x"}),
@@ -245,7 +253,7 @@ def test_no_secret_in_any_message(runtime: Runtime) -> None:
         ctx_for(runtime, "ollama.test", {"prompt": "p", "key": "nope"}, path="/api/generate"),
     ]
     for ctx in cases:
-        rej = a(ctx)
+        rej = await a(ctx)
         assert isinstance(rej, Reject)
         text = rej.body.decode() + repr(rej.headers) + rej.reason
         for s in (ALICE, BOB, PROVIDER, "nope"):
@@ -257,32 +265,33 @@ BUDGET_CONFIG = CONFIG.replace(
 )
 
 
-def test_budget_check_memory() -> None:
+async def test_budget_check_memory() -> None:
     rt = compile_config(load_text(BUDGET_CONFIG))
     now = [1000.0]
     budget = MemoryBudget(60, clock=lambda: now[0])
     a = Authenticator(rt, budget)
     h = {"x-api-key": ALICE}
-    assert a(ctx_for(rt, "api.test", MSG, h)) is None
-    budget.charge("alice", 100)
-    rej = a(ctx_for(rt, "api.test", MSG, h))
+    assert await a(ctx_for(rt, "api.test", MSG, h)) is None
+    await budget.charge("alice", 100)
+    rej = await a(ctx_for(rt, "api.test", MSG, h))
     assert isinstance(rej, Reject) and rej.status == 429
     assert dict(rej.headers)["retry-after"] == "20"  # window [960, 1020)
     assert _err(rej)["error"]["type"] == "rate_limit_error"
     # Ollama shape on an Ollama route.
-    rej = a(ctx_for(rt, "ollama.test", {"prompt": "p", "key": ALICE}, path="/api/generate"))
+    rej = await a(ctx_for(rt, "ollama.test", {"prompt": "p", "key": ALICE}, path="/api/generate"))
     assert isinstance(rej, Reject) and rej.status == 429
     assert set(orjson.loads(rej.body)) == {"error"}
     # bob has no budget: never limited.
-    assert a(ctx_for(rt, "api.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB})) is None
+    assert (
+        await a(ctx_for(rt, "api.test", {**MSG, "model": "qwen-max"}, {"x-api-key": BOB})) is None
+    )
     now[0] = 1020.0
-    assert a(ctx_for(rt, "api.test", MSG, h)) is None
+    assert await a(ctx_for(rt, "api.test", MSG, h)) is None
 
 
-class _FakeAsyncBudget:
+class _FakeStoreBudget:
     """The RedisBudget interface, in memory, optionally unreachable."""
 
-    is_async = True
     window_s = 60.0
 
     def __init__(self, used: int = 0, down: bool = False, fail_open: bool = False) -> None:
@@ -296,19 +305,17 @@ class _FakeAsyncBudget:
         return BudgetUsage(self.used, 12.5)
 
 
-def test_budget_check_async() -> None:
+async def test_budget_check_against_a_store() -> None:
     rt = compile_config(load_text(BUDGET_CONFIG))
     h = {"x-api-key": ALICE}
 
     async def run(budget: Any) -> Any:
-        res = Authenticator(rt, budget)(ctx_for(rt, "api.test", MSG, h))
-        assert asyncio.iscoroutine(res)
-        return await res
+        return await Authenticator(rt, budget)(ctx_for(rt, "api.test", MSG, h))
 
-    assert asyncio.run(run(_FakeAsyncBudget(used=99))) is None
-    rej = asyncio.run(run(_FakeAsyncBudget(used=100)))
+    assert await run(_FakeStoreBudget(used=99)) is None
+    rej = await run(_FakeStoreBudget(used=100))
     assert isinstance(rej, Reject) and rej.status == 429
     assert dict(rej.headers)["retry-after"] == "13"
-    rej = asyncio.run(run(_FakeAsyncBudget(down=True)))
+    rej = await run(_FakeStoreBudget(down=True))
     assert isinstance(rej, Reject) and rej.status == 503 and rej.reason == "budget_unavailable"
-    assert asyncio.run(run(_FakeAsyncBudget(down=True, fail_open=True))) is None
+    assert await run(_FakeStoreBudget(down=True, fail_open=True)) is None

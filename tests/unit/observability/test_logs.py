@@ -85,7 +85,7 @@ def test_prompt_capture_masks_keys() -> None:
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
+async def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
     caplog.set_level(logging.INFO, "extproc.requests")
     rt = compile_config(load_text(CONFIG.replace("DEBUG", str(debug).lower())))
     srv = Server(rt, ServeOptions(metrics_port=0))
@@ -97,7 +97,7 @@ def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bo
         "chat",
         {"messages": [{"role": "user", "content": "hello there"}], "key": KEY},
     )
-    assert srv.authenticate(ctx) is None and ctx.consumer == "alice"
+    assert await srv.authenticate(ctx) is None and ctx.consumer == "alice"
     srv.on_done(record())
     (line,) = capture_lines(caplog)
     assert ("prompts" in line) is debug
@@ -105,17 +105,18 @@ def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bo
         assert line["prompts"] == ["hello there"]
     text = orjson.dumps(line).decode()
     assert KEY not in text and "sk-PROVIDER-SECRET" not in text
-    # The budget was charged the record's total tokens.
+    # The budget was charged the record's total tokens (by a task, as for every store).
     from extproc.budget import MemoryBudget
 
-    assert isinstance(srv.budget, MemoryBudget) and srv.budget.usage("alice").used == 7
+    await asyncio.gather(*srv._charges)
+    assert isinstance(srv.budget, MemoryBudget) and (await srv.budget.usage("alice")).used == 7
     assert (
         srv.metrics.registry.get_sample_value(
             "llm_extproc_requests_total", {"route": "r", "provider": "q", "status_class": "2xx"}
         )
         == 1
     )
-    asyncio.run(srv.stop())
+    await srv.stop()
 
 
 def test_buffered_handler_batches_info_and_writes_warnings_at_once() -> None:

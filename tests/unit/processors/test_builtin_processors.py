@@ -27,10 +27,10 @@ def ctx(body: dict[str, Any], endpoint: str = CHAT) -> RequestContext:
     return RequestContext(ROUTE, {}, endpoint, body)
 
 
-def test_prompt_decorator_prepends_and_appends() -> None:
+async def test_prompt_decorator_prepends_and_appends() -> None:
     p = PromptDecorator((("system", "Be kind."),), (("user", "Answer in French."),))
     c = ctx({"messages": [{"role": "user", "content": "hi"}]})
-    assert p.process(c) is None
+    assert await p.process(c) is None
     assert c.modified
     assert [m["content"] for m in c.body["messages"]] == ["Be kind.", "hi", "Answer in French."]
 
@@ -42,7 +42,7 @@ async def test_context_file_inserted_after_system_messages_and_refreshed(tmp_pat
     p = Context(src, refresh_s=3600)
     await src.refresh()
     c = ctx({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "q"}]})
-    assert p.process(c) is None
+    assert await p.process(c) is None
     assert c.body["messages"] == [
         {"role": "system", "content": "S"},
         {"role": "system", "content": "version one"},
@@ -52,7 +52,7 @@ async def test_context_file_inserted_after_system_messages_and_refreshed(tmp_pat
     os.utime(f, (1, 1))  # a different mtime even on coarse clocks
     await src.refresh()
     c2 = ctx({"messages": [{"role": "user", "content": "q"}]})
-    p.process(c2)
+    await p.process(c2)
     assert c2.body["messages"][0] == {"role": "system", "content": "version two, longer"}
 
 
@@ -61,14 +61,14 @@ async def test_context_keeps_last_good_text_and_fails_closed_without_one(tmp_pat
     src = ContextSource(str(f), "", max_bytes=1000)
     await src.refresh()  # missing file: no text yet
     p = Context(src, refresh_s=3600)
-    r = p.process(ctx({"messages": [{"role": "user", "content": "q"}]}))
+    r = await p.process(ctx({"messages": [{"role": "user", "content": "q"}]}))
     assert isinstance(r, Reject) and r.status == 503
     f.write_text("good")
     await src.refresh()
     f.unlink()
     await src.refresh()
     c = ctx({"messages": [{"role": "user", "content": "q"}]})
-    assert p.process(c) is None and c.body["messages"][0]["content"] == "good"
+    assert await p.process(c) is None and c.body["messages"][0]["content"] == "good"
 
 
 async def test_context_file_over_max_bytes_is_refused(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ async def test_llm_rewrite_replaces_the_last_user_message() -> None:
             ]
         }
     )
-    assert await p.aprocess(c) is None
+    assert await p.process(c) is None
     assert c.modified and c.body["messages"][2]["content"] == "a better question"
     assert c.body["messages"][0]["content"] == "first"
     assert chat.seen[0][0]["role"] == "system" and chat.seen[0][1] == {
@@ -136,17 +136,17 @@ async def test_llm_rewrite_replaces_the_last_user_message() -> None:
 async def test_llm_rewrite_ollama_generate_prompt() -> None:
     p = LlmRewrite(FakeChat("better"), "custom prompt", "deny")
     c = ctx({"prompt": "why sky blue"}, OLLAMA_GENERATE)
-    assert await p.aprocess(c) is None
+    assert await p.process(c) is None
     assert c.body["prompt"] == "better"
 
 
 async def test_llm_rewrite_failure_follows_on_error() -> None:
     body = {"messages": [{"role": "user", "content": "q"}]}
-    r = await LlmRewrite(FakeChat(ChatCallError("timed out")), "", "deny").aprocess(ctx(dict(body)))
+    r = await LlmRewrite(FakeChat(ChatCallError("timed out")), "", "deny").process(ctx(dict(body)))
     assert isinstance(r, Reject) and r.status == 502
     assert orjson.loads(r.body)["error"]["code"] == "rewrite_failed"
     c = ctx(dict(body))
-    assert await LlmRewrite(FakeChat(ChatCallError("timed out")), "", "allow").aprocess(c) is None
+    assert await LlmRewrite(FakeChat(ChatCallError("timed out")), "", "allow").process(c) is None
     assert not c.modified
 
 

@@ -72,15 +72,15 @@ def test_config_errors_name_the_field(proc: str, field: str, words: str) -> None
     assert words in found[f"cfg.{field}"]
 
 
-def test_ollama_requests_cap_options_num_predict() -> None:
+async def test_ollama_requests_cap_options_num_predict() -> None:
     from extproc.core.request import OLLAMA_GENERATE, RequestContext
     from extproc.processors.max_tokens_cap import MaxTokensCap
 
     route = compile_config(load_text("hosts: [a.com]\napi_key: k\n"), {}).routes.routes[0]
     p = MaxTokensCap.from_config({"max_tokens": 50, "fill": True})
     c = RequestContext(route, {}, OLLAMA_GENERATE, {"prompt": "x", "options": {"num_predict": 500}})
-    p.process(c)
+    await p.process(c)
     assert c.body["options"]["num_predict"] == 50 and c.modified
     c = RequestContext(route, {}, OLLAMA_GENERATE, {"prompt": "x"})
-    p.process(c)
+    await p.process(c)
     assert c.body["options"] == {"num_predict": 50}
