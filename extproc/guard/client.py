@@ -1,10 +1,11 @@
-"""The guard's HTTP transport: one pooled ``httpx.AsyncClient`` per ``GuardClient``.
+"""Judging a text with the guard model, through the shared chat client.
 
 ``judge`` never raises for guard trouble: timeouts, connection errors, a full
-concurrency budget and bad replies all become ``error`` verdicts (what to do with them is
-``policy.decide``'s business). The guard key is only ever placed in the Authorization
-header; it is not logged, not put in reasons and scrubbed from any model-written reason.
-Logs (logger ``extproc.guard``) carry verdict kinds, reasons and timings, never the text.
+concurrency budget and bad replies all become ``error`` verdicts (the ``llm_guard``
+processor decides what they mean). The key (the guard's own or a provider's token) is
+only placed in the Authorization header by the chat client; it is not logged, not put
+in reasons and scrubbed from any model-written reason. Logs (logger ``extproc.guard``)
+carry verdict kinds, reasons and timings, never the text.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import asyncio
 import logging
 import time
 
-import httpx
 import orjson
 
 from extproc.guard.cache import VerdictCache
 from extproc.guard.prompt import DEFAULT_SYSTEM_PROMPT, build_guard_request
 from extproc.guard.verdict import Verdict, parse_guard_reply
+from extproc.processors.chat_client import ChatCallError, ChatClient
 
 __all__ = ["GuardClient"]
 
 logger = logging.getLogger("extproc.guard")
-
-MAX_REPLY_BYTES = 1 << 20  # a judge answer is tiny; refuse to buffer megabytes
 
 
 class GuardClient:
@@ -32,84 +31,44 @@ class GuardClient:
 
     def __init__(
         self,
-        host: str,
-        port: int,
-        path: str = "/compatible-mode/v1/chat/completions",
-        model: str = "qwen-turbo",
+        chat: ChatClient,
         *,
-        api_key: str,
-        timeout_s: float = 10.0,
-        tls: bool | None = None,
         system_prompt: str | None = None,
         max_concurrency: int = 32,
         cache: VerdictCache | None = None,
         queue_timeout_s: float | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not host:
-            raise ValueError("guard host is empty")
-        if not 0 < port < 65536:
-            raise ValueError(f"guard port {port} is out of range")
-        if not path.startswith("/"):
-            raise ValueError(f"guard path {path!r} must start with '/'")
-        if timeout_s <= 0:
-            raise ValueError("guard timeout_s must be > 0")
         if queue_timeout_s is not None and queue_timeout_s <= 0:
             raise ValueError("guard queue_timeout_s must be > 0")
         if max_concurrency < 1:
             raise ValueError("guard max_concurrency must be >= 1")
-        if not api_key:
-            raise ValueError("guard api_key is empty")
-        use_tls = port == 443 if tls is None else tls
-        scheme = "https" if use_tls else "http"
-        authority = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        default_port = 443 if use_tls else 80
-        self.base_url = (
-            f"{scheme}://{authority}" if port == default_port else f"{scheme}://{authority}:{port}"
-        )
-        self.path = path
-        self.model = model
-        self.timeout_s = float(timeout_s)
+        self.chat = chat
+        self.model = chat.model
+        self.timeout_s = chat.timeout_s
         self.max_concurrency = max_concurrency
         # How long a call may wait for a free slot (within its overall timeout_s budget).
         self.queue_timeout_s = min(queue_timeout_s or self.timeout_s, self.timeout_s)
         self.system_prompt = system_prompt or DEFAULT_SYSTEM_PROMPT
-        self._api_key = api_key
         self._cache = cache
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 5.0)),
-            limits=httpx.Limits(
-                max_connections=max_concurrency,
-                max_keepalive_connections=max_concurrency,
-                keepalive_expiry=30.0,
-            ),
-            trust_env=False,
-            follow_redirects=False,
-            transport=transport,
-        )
 
     def __repr__(self) -> str:
-        return f"GuardClient(base_url={self.base_url!r}, path={self.path!r}, model={self.model!r})"
+        return f"GuardClient({self.chat!r})"
 
     async def __aenter__(self) -> GuardClient:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    async def start(self) -> None:
+        """Open the pooled connections."""
+        await self.chat.start()
+
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._http.aclose()
-
-    def _scrub(self, reason: str) -> str:
-        return reason.replace(self._api_key, "[redacted]") if self._api_key in reason else reason
+        await self.chat.aclose()
 
     def _error(self, reason: str, started: float) -> Verdict:
         verdict = Verdict.error(reason)
@@ -159,24 +118,12 @@ class GuardClient:
         except TypeError:  # e.g. lone surrogates in the text
             return Verdict.error("judged text cannot be encoded as JSON")
         try:
-            async with asyncio.timeout(budget_s):
-                async with self._http.stream("POST", self.path, content=body) as response:
-                    data = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        data += chunk
-                        if len(data) > MAX_REPLY_BYTES:
-                            return Verdict.error(
-                                f"guard reply is larger than {MAX_REPLY_BYTES} bytes"
-                            )
-                    status = response.status_code
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            name = "TimeoutError" if isinstance(exc, TimeoutError) else type(exc).__name__
-            return Verdict.error(f"guard request timed out after {self.timeout_s:g}s ({name})")
-        except httpx.HTTPError as exc:
-            return Verdict.error(f"guard request failed ({type(exc).__name__})")
-        except Exception as exc:  # judge() must not raise for guard trouble; no exc_info logged
-            return Verdict.error(f"guard request failed unexpectedly ({type(exc).__name__})")
-        verdict = parse_guard_reply(status, bytes(data))
-        if verdict.kind != "error" and self._api_key in verdict.reason:
-            verdict = Verdict(verdict.kind, self._scrub(verdict.reason))
+            reply = await self.chat.post(body, budget_s)
+        except ChatCallError as e:
+            return Verdict.error(f"guard {e}")
+        verdict = parse_guard_reply(reply.status, reply.body)
+        if verdict.kind != "error":
+            reason = reply.redact(verdict.reason)
+            if reason is not verdict.reason:
+                verdict = Verdict(verdict.kind, reason)
         return verdict

@@ -12,10 +12,32 @@ one line in `extproc/processors/registry.py`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
+
+if TYPE_CHECKING:
+    from extproc.config.runtime import ProviderRuntime
+
+
+class Build(Protocol):
+    """What a built-in processor's `from_proto` gets from the config compiler:
+    where to report problems (by field path), secrets, durations, providers."""
+
+    problems: list[tuple[str, str]]
+
+    @property
+    def providers(self) -> Mapping[str, ProviderRuntime]: ...
+
+    def err(self, path: str, msg: str) -> None: ...
+
+    def secret(self, value: str, env: str, file: str, path: str, required: bool = False) -> str: ...
+
+    def positive(self, msg: Any, field: str, default: float, path: str) -> float:
+        """A duration field that must be more than zero, in seconds."""
+        ...
 
 
 class Processor:

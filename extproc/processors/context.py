@@ -2,7 +2,8 @@
 
 The text is fetched once and kept; a background refresh re-reads it every
 `refresh` interval (file: when its mtime/size changed; URL: conditional GET),
-so the request path only reads a cached string.
+so the request path only reads a cached string. The URL's HTTP client is
+opened in `start()`, not when the config is compiled.
 """
 
 from __future__ import annotations
@@ -14,21 +15,35 @@ import os
 
 import httpx
 
+from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import CHAT, OLLAMA_CHAT, RequestContext
-from extproc.processors.base import Processor
+from extproc.processors.base import Build, Processor
 
 log = logging.getLogger("extproc.processors")
 
 
 class ContextSource:
-    def __init__(self, file: str, url: str, max_bytes: int, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        file: str,
+        url: str,
+        max_bytes: int,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
         self.file, self.url, self.max_bytes = file, url, max_bytes
         self.text: str | None = None
         self._stamp: tuple[float, int] | None = None
         self._etag: str | None = None
-        self._client = httpx.AsyncClient(timeout=timeout_s) if url else None
+        self._timeout_s = timeout_s
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self.url and self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport)
 
     async def refresh(self) -> None:
         try:
@@ -63,8 +78,9 @@ class ContextSource:
             return f.read()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 class Context(Processor):
@@ -75,7 +91,20 @@ class Context(Processor):
         self._refresh_s = refresh_s
         self._task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def from_proto(cls, c: pb.ContextProcessor, path: str, b: Build) -> Context | None:
+        if bool(c.file) == bool(c.url):
+            b.err(path, "needs exactly one of file or url")
+            return None
+        return cls(
+            ContextSource(c.file, c.url, c.max_bytes or 256 * 1024),
+            b.positive(c, "refresh", 30.0, path),
+        )
+
     async def start(self) -> None:
+        if self._task is not None:
+            return
+        await self.source.start()
         await self.source.refresh()
         self._task = asyncio.create_task(self._loop())
 

@@ -8,11 +8,18 @@ retry may succeed).
 
 from __future__ import annotations
 
+from extproc.config.fields import flag, secs
+from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
+from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
-from extproc.processors.base import Processor
+from extproc.processors.base import Build, Processor
+from extproc.processors.chat_client import ChatClient
+from extproc.processors.upstream import DEFAULT_CHAT_PATH, resolve_upstream
+
+DEFAULT_GUARD_MODEL = "qwen-turbo"
 
 
 class LlmGuard(Processor):
@@ -23,6 +30,29 @@ class LlmGuard(Processor):
         self._fail_open = on_error == "allow"
         self._last_only = judge == "last_user"
         self._show_reason = show_reason
+
+    @classmethod
+    def from_proto(cls, g: pb.IntelligentGuard, path: str, b: Build) -> LlmGuard | None:
+        """`llm_guard` (or the plugin's `intelligent_guard`) at field path `path`."""
+        before = len(b.problems)
+        up = resolve_upstream(g, path, b, default_path=DEFAULT_CHAT_PATH, key_required=True)
+        on_error = g.on_error or "deny"
+        if on_error not in ("deny", "allow"):
+            b.err(f"{path}.on_error", f"must be 'deny' or 'allow', not {on_error!r}")
+        judge = g.judge or "all_user"
+        if judge not in ("all_user", "last_user"):
+            b.err(f"{path}.judge", f"must be 'all_user' or 'last_user', not {judge!r}")
+        if up is None or len(b.problems) > before:
+            return None
+        ttl = secs(g, "cache_ttl", 60.0)
+        concurrency = g.max_concurrency or 32
+        client = GuardClient(
+            ChatClient(up, g.model or DEFAULT_GUARD_MODEL, max_connections=concurrency),
+            system_prompt=g.system_prompt or None,
+            max_concurrency=concurrency,
+            cache=VerdictCache(max_entries=g.cache_size or 10000, ttl_s=ttl) if ttl > 0 else None,
+        )
+        return cls(client, on_error, judge, flag(g, "show_reason", True))
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         texts = ctx.user_texts()
@@ -46,6 +76,9 @@ class LlmGuard(Processor):
             "guard_unavailable",
             ctx.client_api,
         )
+
+    async def start(self) -> None:
+        await self.client.start()
 
     async def aclose(self) -> None:
         await self.client.aclose()

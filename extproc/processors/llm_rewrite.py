@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import CHAT, OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
-from extproc.processors.base import Processor
+from extproc.processors.base import Build, Processor
 from extproc.processors.chat_client import ChatCallError, ChatClient
+from extproc.processors.upstream import DEFAULT_CHAT_PATH, resolve_upstream
 
 log = logging.getLogger("extproc.processors")
 
@@ -26,6 +28,21 @@ class LlmRewrite(Processor):
         self.client = client
         self._system = system_prompt or DEFAULT_REWRITE_PROMPT
         self._fail_open = on_error == "allow"
+
+    @classmethod
+    def from_proto(cls, r: pb.LlmRewrite, path: str, b: Build) -> LlmRewrite | None:
+        """`llm_rewrite` at field path `path`; the model defaults to the provider's."""
+        before = len(b.problems)
+        up = resolve_upstream(r, path, b, default_path=DEFAULT_CHAT_PATH, key_required=False)
+        model = r.model or (up.default_model if up is not None else "")
+        if up is not None and not model:
+            b.err(f"{path}.model", "is required")
+        on_error = r.on_error or "deny"
+        if on_error not in ("deny", "allow"):
+            b.err(f"{path}.on_error", f"must be 'deny' or 'allow', not {on_error!r}")
+        if up is None or len(b.problems) > before:
+            return None
+        return cls(ChatClient(up, model), r.system_prompt, on_error)
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         target = self._last_user_slot(ctx)
@@ -65,6 +82,9 @@ class LlmRewrite(Processor):
                     return (m, "content", c)
                 return None  # multimodal content is left as it is
         return None
+
+    async def start(self) -> None:
+        await self.client.start()
 
     async def aclose(self) -> None:
         await self.client.aclose()

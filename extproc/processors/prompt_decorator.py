@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from extproc.config.v1 import config_pb2 as pb
 from extproc.core.events import Reject
 from extproc.core.request import ANTHROPIC_ENDPOINTS, RequestContext
-from extproc.processors.base import Processor
+from extproc.processors.base import Build, Processor
 
 
 class PromptDecorator(Processor):
@@ -15,6 +16,20 @@ class PromptDecorator(Processor):
     def __init__(self, prepend: tuple[tuple[str, str], ...], append: tuple[tuple[str, str], ...]):
         self._prepend = prepend
         self._append = append
+
+    @classmethod
+    def from_proto(cls, d: pb.PromptDecorator, path: str, b: Build) -> PromptDecorator:
+        for name, msgs in (("prepend", d.prepend), ("append", d.append)):
+            for i, m in enumerate(msgs):
+                if m.role not in ("system", "user", "assistant"):
+                    b.err(
+                        f"{path}.{name}[{i}].role",
+                        f"must be system, user or assistant, not {m.role!r}",
+                    )
+        return cls(
+            tuple((m.role, m.content) for m in d.prepend),
+            tuple((m.role, m.content) for m in d.append),
+        )
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         msgs = ctx.body.get("messages")

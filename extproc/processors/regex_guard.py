@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
-from extproc.processors.base import Processor
+from extproc.processors.base import Build, Processor
 from extproc.providers.regex import compile_any, compile_re2
 
 
@@ -37,6 +38,18 @@ class RegexGuard(Processor):
     def __init__(self, allow: object | None, deny: object | None):
         self._allow = allow
         self._deny = deny
+
+    @classmethod
+    def from_proto(cls, g: pb.RegexGuard, path: str, b: Build) -> RegexGuard | None:
+        """`regex_guard` (or the plugin's own patterns) at field path `path`; None
+        when there is nothing to check."""
+        allow, pa = compile_patterns(list(g.allow_patterns), f"{path}.allow_patterns")
+        deny, pd = compile_patterns(list(g.deny_patterns), f"{path}.deny_patterns")
+        for problem in pa + pd:
+            b.err(*problem)
+        if allow is None and deny is None:
+            return None
+        return cls(allow, deny)
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         texts = ctx.user_texts()

@@ -4,19 +4,6 @@ from extproc.config.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 
-PLUGIN_YAML = """
-hosts: ["dashscope.aliyuncs.com", "127.0.0.1:18000"]
-api_key: "sk-plugin-secret"
-allow_patterns: []
-deny_patterns: [".*账号.*"]
-intelligent_guard:
-  host: dashscope.aliyuncs.com
-  port: 443
-  path: /compatible-mode/v1/chat/completions
-  model: qwen-turbo
-  api_key: "guard-secret"
-"""
-
 PLUGIN_JSON = (
     '{"hosts": ["dashscope.aliyuncs.com"], "api_key": "k", "allow_patterns": [], '
     '"deny_patterns": [".*账号.*"], "intelligent_guard": {"host": "h", "port": 443, '
@@ -28,16 +15,6 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[tuple[str, st
     with pytest.raises(ConfigError) as e:
         compile_config(load_text(text, "cfg"), env or {})
     return e.value.problems
-
-
-def test_plugin_config_is_accepted_verbatim() -> None:
-    loaded = load_text(PLUGIN_YAML)
-    assert len(loaded.plugins) == 1
-    rt = compile_config(loaded, {})
-    (route,) = rt.routes.routes
-    assert route.hosts == ("dashscope.aliyuncs.com", "127.0.0.1:18000")
-    assert [p.name for p in route.processors] == ["regex_guard", "llm_guard"]
-    assert route.rewrite is False
 
 
 def test_plugin_config_as_json_document() -> None:
@@ -113,58 +90,6 @@ def test_errors_never_echo_secret_values() -> None:
 def test_unknown_kind_is_an_error() -> None:
     ((path, msg),) = problems("kind: WasmPlugin\nspec: {}\n")
     assert path == "cfg.kind" and "WasmPlugin" in msg
-
-
-LLM_DOCS = """
-apiVersion: istio.alibabacloud.com/v1beta1
-kind: LLMProvider
-metadata: {name: dashscope-qwen}
-spec:
-  host: dashscope.aliyuncs.com
-  path: /compatible-mode/v1/chat/completions
-  configs:
-    defaultConfig:
-      openAIConfig: {model: qwen-1.8b-chat, stream: false, apiKey: "${API_KEY}"}
-    routeSpecificConfigs:
-      vip-route:
-        openAIConfig: {model: qwen-turbo, stream: true, apiKey: "${API_KEY}"}
----
-apiVersion: istio.alibabacloud.com/v1beta1
-kind: LLMRoute
-metadata: {name: dashscope-route}
-spec:
-  host: test.com
-  rules:
-  - name: vip-route
-    matches:
-    - headers:
-        user-type: {exact: subscriber}
-    backendRefs:
-    - providerHost: dashscope.aliyuncs.com
-  - backendRefs:
-    - providerHost: dashscope.aliyuncs.com
-"""
-
-
-def test_asm_llm_provider_and_route() -> None:
-    rt = compile_config(load_text(LLM_DOCS), {"API_KEY": "k"})
-    vip, default = rt.routes.routes
-    assert vip.name == "vip-route"
-    assert vip.providers[0].name == "dashscope.aliyuncs.com@vip-route"
-    assert vip.providers[0].default_model == "qwen-turbo"
-    assert vip.providers[0].default_stream is True
-    assert default.providers[0].default_model == "qwen-1.8b-chat"
-    assert default.providers[0].type == "qwen"  # derived from the host
-    assert default.providers[0].base_path == "/compatible-mode/v1"
-    assert rt.routes.match("test.com", "/", {"user-type": "subscriber"}) is vip
-    assert rt.routes.match("test.com", "/", {"user-type": "free"}) is default
-    assert rt.routes.match("other.com", "/", {}) is None
-
-
-def test_llm_provider_path_must_be_chat_completions() -> None:
-    doc = "kind: LLMProvider\nspec: {host: h.com, path: /v1/foo, configs: {defaultConfig: {openAIConfig: {apiKey: k}}}}\n"
-    found = problems(doc)
-    assert any(p.endswith("spec.path") for p, _ in found)
 
 
 def test_native_route_references_are_checked() -> None:

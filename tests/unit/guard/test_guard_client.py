@@ -12,15 +12,25 @@ from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
 from extproc.guard.prompt import DEFAULT_SYSTEM_PROMPT
 from extproc.guard.verdict import Verdict
+from extproc.processors.chat_client import ChatClient
+from extproc.processors.upstream import DEFAULT_CHAT_PATH, Upstream, base_url
 
 GUARD_KEY = "sk-guard-TOPSECRET-0123456789"
 TEXT = "please summarise: the Q3 numbers are confidential-text-42"
 
 
-def make_client(server: FakeLLM, **kwargs: object) -> GuardClient:
-    options: dict[str, object] = {"api_key": GUARD_KEY, "timeout_s": 2.0}
-    options.update(kwargs)
-    return GuardClient("127.0.0.1", server.port, **options)  # type: ignore[arg-type]
+def make_client(
+    server: FakeLLM | int,
+    *,
+    model: str = "qwen-turbo",
+    path: str = DEFAULT_CHAT_PATH,
+    timeout_s: float = 2.0,
+    **kwargs: object,
+) -> GuardClient:
+    """A guard on 127.0.0.1 (the fake, or a bare port) with its own key."""
+    port = server if isinstance(server, int) else server.port
+    up = Upstream(base_url("127.0.0.1", port, None), path, timeout_s, api_key=GUARD_KEY)
+    return GuardClient(ChatClient(up, model), **kwargs)  # type: ignore[arg-type]
 
 
 def assert_no_leak(caplog: pytest.LogCaptureFixture, *texts: str) -> None:
@@ -85,6 +95,7 @@ async def test_guard_against_fake_llm(
     caplog.set_level(logging.DEBUG, logger="extproc.guard")
     fake_llm.handler = lambda _req: reply
     client = make_client(fake_llm, timeout_s=0.3)
+    await client.start()
     try:
         verdict = await client.judge(TEXT)
     except Exception as exc:  # judge must not raise; if it does, the text must be clean
@@ -211,7 +222,8 @@ def _closed_port() -> int:
 
 async def test_connection_refused_is_error(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="extproc.guard")
-    client = GuardClient("127.0.0.1", _closed_port(), api_key=GUARD_KEY, timeout_s=1.0)
+    client = make_client(_closed_port(), timeout_s=1.0)
+    await client.start()
     try:
         verdict = await client.judge(TEXT)
     finally:
@@ -245,50 +257,27 @@ async def test_oversized_reply_is_error(fake_llm: FakeLLM) -> None:
     assert "larger than" in verdict.reason
 
 
-@pytest.mark.parametrize(
-    ("host", "port", "tls", "base_url"),
-    [
-        ("guard.example.com", 443, None, "https://guard.example.com"),
-        ("guard.example.com", 8443, True, "https://guard.example.com:8443"),
-        ("guard.example.com", 80, None, "http://guard.example.com"),
-        ("guard.example.com", 443, False, "http://guard.example.com:443"),
-        ("10.0.0.1", 8080, None, "http://10.0.0.1:8080"),
-        ("::1", 8080, None, "http://[::1]:8080"),
-    ],
-)
-async def test_base_url(host: str, port: int, tls: bool | None, base_url: str) -> None:
-    client = GuardClient(host, port, api_key=GUARD_KEY, tls=tls)
-    try:
-        assert client.base_url == base_url
-        assert GUARD_KEY not in repr(client)
-    finally:
-        await client.aclose()
+@pytest.mark.parametrize("kwargs", [{"max_concurrency": 0}, {"queue_timeout_s": 0}])
+def test_invalid_arguments(fake_llm: FakeLLM, kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        make_client(fake_llm, **kwargs)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"host": "", "port": 80},
-        {"host": "h", "port": 0},
-        {"host": "h", "port": 70000},
-        {"host": "h", "port": 80, "path": "no-slash"},
-        {"host": "h", "port": 80, "timeout_s": 0},
-        {"host": "h", "port": 80, "max_concurrency": 0},
-        {"host": "h", "port": 80, "queue_timeout_s": 0},
-        {"host": "h", "port": 80, "api_key": ""},
-    ],
-)
-def test_invalid_arguments(kwargs: dict[str, object]) -> None:
-    options: dict[str, object] = {"api_key": GUARD_KEY, **kwargs}
-    with pytest.raises(ValueError) as info:
-        GuardClient(**options)  # type: ignore[arg-type]
-    assert GUARD_KEY not in str(info.value)
+def test_repr_names_no_key(fake_llm: FakeLLM) -> None:
+    assert GUARD_KEY not in repr(make_client(fake_llm))
 
 
 async def test_unencodable_text_is_error(fake_llm: FakeLLM) -> None:
     async with make_client(fake_llm) as client:
         verdict = await client.judge("bad \ud800 surrogate")
     assert verdict == Verdict.error("judged text cannot be encoded as JSON")
+    assert fake_llm.requests == []
+
+
+async def test_judge_before_start_is_error_and_opens_nothing(fake_llm: FakeLLM) -> None:
+    client = make_client(fake_llm)
+    verdict = await client.judge(TEXT)
+    assert verdict == Verdict.error("guard client is not started")
     assert fake_llm.requests == []
 
 

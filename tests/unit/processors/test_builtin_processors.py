@@ -19,6 +19,7 @@ from extproc.processors.chat_client import ChatCallError, ChatClient
 from extproc.processors.context import Context, ContextSource
 from extproc.processors.llm_rewrite import LlmRewrite
 from extproc.processors.prompt_decorator import PromptDecorator
+from extproc.processors.upstream import Upstream
 
 ROUTE = compile_config(load_text("hosts: [a.com]\napi_key: k\n"), {}).routes.routes[0]
 
@@ -88,8 +89,10 @@ async def test_context_url_fetched_once_then_conditional(monkeypatch: pytest.Mon
             return httpx.Response(304)
         return httpx.Response(200, text="from url", headers={"etag": '"v1"'})
 
-    src = ContextSource("", "http://ctx.test/doc", max_bytes=1000)
-    src._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    src = ContextSource(
+        "", "http://ctx.test/doc", max_bytes=1000, transport=httpx.MockTransport(handler)
+    )
+    await src.start()
     await src.refresh()
     await src.refresh()
     assert src.text == "from url"
@@ -172,9 +175,9 @@ async def test_chat_client_against_a_real_http_server() -> None:
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    client = ChatClient(
-        f"http://127.0.0.1:{port}", "/v1/chat/completions", "m", "sk-REWRITE-KEY", 5
-    )
+    up = Upstream(f"http://127.0.0.1:{port}", "/v1/chat/completions", 5, api_key="sk-REWRITE-KEY")
+    client = ChatClient(up, "m")
+    await client.start()
     try:
         assert await client.complete([{"role": "user", "content": "x"}]) == "rewritten"
     finally:

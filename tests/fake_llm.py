@@ -52,7 +52,13 @@ def chat_reply(content: str | None, status: int = 200, delay_s: float = 0.0) -> 
 
 Handler = Callable[[FakeRequest], FakeReply]
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class FakeLLM:
