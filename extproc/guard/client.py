@@ -55,13 +55,6 @@ class GuardClient:
     def __repr__(self) -> str:
         return f"GuardClient({self.chat!r})"
 
-    async def __aenter__(self) -> GuardClient:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     async def start(self) -> None:
         """Open the pooled connections."""
         await self.chat.start()

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fake_llm import FakeLLM, FakeReply, FakeRequest, chat_reply
@@ -31,6 +34,16 @@ def make_client(
     port = server if isinstance(server, int) else server.port
     up = Upstream(base_url("127.0.0.1", port, None), path, timeout_s, api_key=GUARD_KEY)
     return GuardClient(ChatClient(up, model), **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def started(server: FakeLLM, **kwargs: Any) -> AsyncIterator[GuardClient]:
+    client = make_client(server, **kwargs)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def assert_no_leak(caplog: pytest.LogCaptureFixture, *texts: str) -> None:
@@ -112,7 +125,7 @@ async def test_guard_against_fake_llm(
 
 
 async def test_request_shape(fake_llm: FakeLLM) -> None:
-    async with make_client(fake_llm, model="guard-model", path="/v1/chat/completions") as client:
+    async with started(fake_llm, model="guard-model", path="/v1/chat/completions") as client:
         assert (await client.judge(TEXT)).kind == "allow"
     (request,) = fake_llm.requests
     assert request.method == "POST"
@@ -130,7 +143,7 @@ async def test_request_shape(fake_llm: FakeLLM) -> None:
 
 
 async def test_custom_system_prompt_is_sent(fake_llm: FakeLLM) -> None:
-    async with make_client(fake_llm, system_prompt="Be strict.") as client:
+    async with started(fake_llm, system_prompt="Be strict.") as client:
         await client.judge(TEXT)
     assert fake_llm.requests[0].json()["messages"][0] == {"role": "system", "content": "Be strict."}
 
@@ -138,7 +151,7 @@ async def test_custom_system_prompt_is_sent(fake_llm: FakeLLM) -> None:
 async def test_cache_hit_avoids_second_call(fake_llm: FakeLLM) -> None:
     fake_llm.handler = lambda _req: chat_reply('{"result": "deny", "reason": "pii"}')
     cache = VerdictCache()
-    async with make_client(fake_llm, cache=cache) as client:
+    async with started(fake_llm, cache=cache) as client:
         first = await client.judge(TEXT)
         second = await client.judge(TEXT)
         await client.judge("another text")
@@ -150,7 +163,7 @@ async def test_cache_hit_avoids_second_call(fake_llm: FakeLLM) -> None:
 async def test_errors_are_not_cached(fake_llm: FakeLLM) -> None:
     fake_llm.handler = lambda _req: FakeReply(500, b"{}")
     cache = VerdictCache()
-    async with make_client(fake_llm, cache=cache) as client:
+    async with started(fake_llm, cache=cache) as client:
         assert (await client.judge(TEXT)).kind == "error"
         fake_llm.handler = lambda _req: chat_reply('{"result": "allow"}')
         assert (await client.judge(TEXT)).kind == "allow"
@@ -160,11 +173,11 @@ async def test_errors_are_not_cached(fake_llm: FakeLLM) -> None:
 
 async def test_cache_is_keyed_by_model_and_prompt(fake_llm: FakeLLM) -> None:
     cache = VerdictCache()
-    async with make_client(fake_llm, cache=cache, model="a") as one:
+    async with started(fake_llm, cache=cache, model="a") as one:
         await one.judge(TEXT)
-    async with make_client(fake_llm, cache=cache, model="b") as two:
+    async with started(fake_llm, cache=cache, model="b") as two:
         await two.judge(TEXT)
-    async with make_client(fake_llm, cache=cache, model="b", system_prompt="other") as three:
+    async with started(fake_llm, cache=cache, model="b", system_prompt="other") as three:
         await three.judge(TEXT)
     assert len(fake_llm.requests) == 3
 
@@ -174,9 +187,7 @@ async def test_concurrency_bound_gives_waiter_an_error(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="extproc.guard")
     fake_llm.handler = lambda _req: chat_reply('{"result": "allow"}', delay_s=0.5)
-    async with make_client(
-        fake_llm, max_concurrency=1, timeout_s=2.0, queue_timeout_s=0.1
-    ) as client:
+    async with started(fake_llm, max_concurrency=1, timeout_s=2.0, queue_timeout_s=0.1) as client:
         first = asyncio.create_task(client.judge(TEXT))
         await asyncio.sleep(0.05)  # let the first call take the only slot
         waiter = await client.judge("second text")
@@ -189,11 +200,11 @@ async def test_concurrency_bound_gives_waiter_an_error(
 
 async def test_concurrency_bound_with_shared_timeout(fake_llm: FakeLLM) -> None:
     fake_llm.handler = lambda _req: chat_reply('{"result": "allow"}', delay_s=2.0)
-    async with make_client(fake_llm, max_concurrency=1, timeout_s=0.3) as client:
+    async with started(fake_llm, max_concurrency=1, timeout_s=0.3) as client:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        t0 = loop.time()
         verdicts = await asyncio.gather(client.judge("a"), client.judge("b"))
-        elapsed = loop.time() - started
+        elapsed = loop.time() - t0
     # Both fail: the first times out upstream; the waiter either times out waiting for the
     # slot or gets it with only a sliver of its budget left (its wait counts against it).
     assert [v.kind for v in verdicts] == ["error", "error"]
@@ -201,14 +212,14 @@ async def test_concurrency_bound_with_shared_timeout(fake_llm: FakeLLM) -> None:
 
 
 async def test_slots_are_released(fake_llm: FakeLLM) -> None:
-    async with make_client(fake_llm, max_concurrency=2) as client:
+    async with started(fake_llm, max_concurrency=2) as client:
         verdicts = await asyncio.gather(*(client.judge(f"t{i}") for i in range(10)))
     assert all(v.kind == "allow" for v in verdicts)
     assert len(fake_llm.requests) == 10
 
 
 async def test_keep_alive_reuses_connection(fake_llm: FakeLLM) -> None:
-    async with make_client(fake_llm) as client:
+    async with started(fake_llm) as client:
         for i in range(3):
             await client.judge(f"t{i}")
     assert fake_llm.connections == 1
@@ -243,7 +254,7 @@ async def test_model_echoing_the_key_is_scrubbed(
         return chat_reply(json.dumps({"result": "deny", "reason": f"key {key} leaked"}))
 
     fake_llm.handler = echo
-    async with make_client(fake_llm) as client:
+    async with started(fake_llm) as client:
         verdict = await client.judge(TEXT)
     assert verdict == Verdict("deny", "key [redacted] leaked")
     assert_no_leak(caplog, verdict.reason)
@@ -251,7 +262,7 @@ async def test_model_echoing_the_key_is_scrubbed(
 
 async def test_oversized_reply_is_error(fake_llm: FakeLLM) -> None:
     fake_llm.handler = lambda _req: FakeReply(200, b" " * (2 << 20))
-    async with make_client(fake_llm) as client:
+    async with started(fake_llm) as client:
         verdict = await client.judge(TEXT)
     assert verdict.kind == "error"
     assert "larger than" in verdict.reason
@@ -268,7 +279,7 @@ def test_repr_names_no_key(fake_llm: FakeLLM) -> None:
 
 
 async def test_unencodable_text_is_error(fake_llm: FakeLLM) -> None:
-    async with make_client(fake_llm) as client:
+    async with started(fake_llm) as client:
         verdict = await client.judge("bad \ud800 surrogate")
     assert verdict == Verdict.error("judged text cannot be encoded as JSON")
     assert fake_llm.requests == []
