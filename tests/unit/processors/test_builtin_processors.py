@@ -186,7 +186,7 @@ async def test_chat_client_against_a_real_http_server() -> None:
     assert got == [b"Bearer sk-REWRITE-KEY"]
 
 
-def test_prompt_decorator_on_the_messages_api_puts_system_texts_in_system() -> None:
+async def test_prompt_decorator_on_the_messages_api_puts_system_texts_in_system() -> None:
     from extproc.core.request import ANTHROPIC_MESSAGES
 
     p = PromptDecorator(
@@ -196,7 +196,7 @@ def test_prompt_decorator_on_the_messages_api_puts_system_texts_in_system() -> N
         {"system": "You code.", "messages": [{"role": "user", "content": "hi"}]},
         ANTHROPIC_MESSAGES,
     )
-    assert p.process(c) is None and c.modified
+    assert await p.process(c) is None and c.modified
     assert c.body["system"] == [
         {"type": "text", "text": "Be kind."},
         {"type": "text", "text": "You code."},
@@ -208,5 +208,5 @@ def test_prompt_decorator_on_the_messages_api_puts_system_texts_in_system() -> N
     ]
     blocks = [{"type": "text", "text": "S", "cache_control": {"type": "ephemeral"}}]
     c2 = ctx({"system": blocks, "messages": []}, ANTHROPIC_MESSAGES)
-    PromptDecorator((), (("system", "X"),)).process(c2)
+    await PromptDecorator((), (("system", "X"),)).process(c2)
     assert c2.body["system"] == [*blocks, {"type": "text", "text": "X"}]
