@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 
@@ -20,6 +19,7 @@ from extproc.config.errors import ConfigError
 from extproc.config.fields import flag as _bool
 from extproc.config.fields import secs as _secs
 from extproc.config.loader import LoadedConfig
+from extproc.config.providers import mapper_of, settings_of, upstream_of
 from extproc.config.runtime import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -37,8 +37,6 @@ from extproc.config.v1 import config_pb2 as pb
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
-from extproc.providers.custom_settings import CustomSetting, resolve_custom_settings
-from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.regex import compile_re2
 from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
@@ -107,45 +105,13 @@ class _Compiler:
                 f"unknown provider type {ptype!r} (known: {', '.join(sorted(PROVIDER_CATALOG))})",
             )
             return
-        host, base_path = catalog.host or "", catalog.base_path
-        if p.base_url:
-            u = urlsplit(p.base_url)
-            if u.scheme not in ("http", "https") or not u.netloc:
-                self.err(f"{path}.base_url", "must be an absolute http(s) URL")
-            host, base_path = u.netloc, u.path.rstrip("/")
-        if p.host:
-            host = p.host
-        if p.base_path:
-            base_path = p.base_path.rstrip("/")
+        host, base_path = upstream_of(p, catalog, path, self.err)
         tokens = self.secret_list(p.api_tokens, p.api_tokens_env, p.api_tokens_file, path)
         if not tokens and not catalog.auth.startswith("optional"):
             self.err(f"{path}.api_tokens", f"provider type {ptype!r} needs at least one API token")
-        mapper = None
-        if p.model_mapping:
-            try:
-                mapper = ModelMapper({getattr(e, "from"): e.to for e in p.model_mapping})
-            except ValueError as e:
-                self.err(f"{path}.model_mapping", str(e))
         protocol = p.protocol or "openai"
         if protocol not in ("openai", "original"):
             self.err(f"{path}.protocol", f"must be 'openai' or 'original', not {protocol!r}")
-        settings: tuple[Any, ...] = ()
-        if p.custom_settings:
-            try:
-                settings = resolve_custom_settings(
-                    catalog.settings_paths,
-                    [
-                        CustomSetting(
-                            s.name,
-                            json_format.MessageToDict(s.value),
-                            s.mode or "auto",
-                            _bool(s, "overwrite", True),
-                        )
-                        for s in p.custom_settings
-                    ],
-                )
-            except ValueError as e:
-                self.err(f"{path}.custom_settings", str(e))
         self.provider_where[p.name] = path
         self.providers[p.name] = ProviderRuntime(
             name=p.name,
@@ -156,8 +122,8 @@ class _Compiler:
             if tokens
             else None,
             timeout_s=self.positive(p, "timeout", 120.0, path),
-            mapper=mapper,
-            custom_settings=settings,
+            mapper=mapper_of(p, path, self.err),
+            custom_settings=settings_of(p, catalog, path, self.err),
             protocol=protocol,
             default_model=p.default_model,
             default_stream=p.default_stream.value if p.HasField("default_stream") else None,
