@@ -17,7 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.budget import Budget, BudgetUnavailable, make_budget
 from extproc.config.errors import ConfigError
-from extproc.config.runtime import Runtime
+from extproc.config.runtime import RouteProcessor, Runtime
 from extproc.consumers.auth import AuthHook, make_authenticator
 from extproc.core.events import Reject
 from extproc.core.exchange import ExchangeRecord
@@ -29,7 +29,6 @@ from extproc.observability.metrics import (
     multiprocess_dir,
     multiprocess_registry,
 )
-from extproc.processors.base import Processor
 from extproc.transport.servicer import ExternalProcessor
 
 log = logging.getLogger("extproc.server")
@@ -203,7 +202,7 @@ class Server:
             },
         )
 
-    async def _close_later(self, processors: tuple[Processor, ...]) -> None:
+    async def _close_later(self, processors: tuple[RouteProcessor, ...]) -> None:
         await asyncio.sleep(self.opts.grace_s)
         current = {id(p) for p in self.runtime.processors}
         for p in processors:

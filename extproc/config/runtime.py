@@ -5,13 +5,29 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from extproc.processors.base import Processor
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.base import ProviderSpec, Translator
+
+
+class RouteProcessor(Protocol):
+    """What a route holds of a processor (processors/base.py implements it).
+
+    Structural, so the config layer does not import the processors, which
+    import the request context, which names the route: imports go one way.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def process(self, ctx: Any) -> Any: ...
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,7 @@ class RouteRuntime:
     header_matchers: tuple[HeaderMatcher, ...]
     providers: tuple[ProviderRuntime, ...]
     weights: tuple[int, ...]
-    processors: tuple[Processor, ...]
+    processors: tuple[RouteProcessor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
     client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
@@ -123,8 +139,8 @@ class Runtime:
     redis_url: str
 
     @property
-    def processors(self) -> tuple[Processor, ...]:
-        seen: dict[int, Processor] = {}
+    def processors(self) -> tuple[RouteProcessor, ...]:
+        seen: dict[int, RouteProcessor] = {}
         for r in self.routes.routes:
             for p in r.processors:
                 seen.setdefault(id(p), p)
