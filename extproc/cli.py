@@ -11,6 +11,9 @@ from extproc.config.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_file
 from extproc.config.runtime import Runtime
+from extproc.serving.options import ServeOptions
+from extproc.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from extproc.transport.base import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger("extproc.cli")
 
@@ -41,44 +44,61 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from extproc.observability.logs import setup_logging
-    from extproc.server import ServeOptions, install_uvloop, run_workers, serve_forever
-
-    setup_logging(args.log_level)
-    if args.workers > 1 and not args.worker:
-        # Validate once in the parent so a bad config fails fast and loudly.
-        try:
-            _load(args.config)
-        except ConfigError as e:
-            log.error(
-                "invalid config",
-                extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}},
-            )
-            return 1
-        argv = [a for a in sys.argv[1:]] + ["--worker"]
-        return run_workers(args.workers, argv)
-    try:
-        runtime = _load(args.config)
-    except ConfigError as e:
-        log.error(
-            "invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}}
-        )
-        return 1
-    if not args.no_uvloop:
-        install_uvloop()
-    opts = ServeOptions(
+def _serve_options(args: argparse.Namespace) -> ServeOptions:
+    return ServeOptions(
         host=args.host,
         port=args.port,
         unix_socket=args.unix_socket,
         grace_s=args.grace,
         workers=args.workers,
         metrics_port=args.metrics_port,
+        transport=args.transport,
+        max_message_bytes=args.max_message_bytes,
     )
+
+
+def _usage_problem(args: argparse.Namespace) -> str:
+    if not (args.host and args.port >= 0) and not args.unix_socket:
+        return "nothing to listen on: give --host and --port, or --unix-socket"
+    if args.workers > 1 and args.unix_socket:
+        # Only TCP ports can be shared between processes (SO_REUSEPORT).
+        return "--unix-socket cannot be combined with --workers > 1"
+    if args.workers < 1 or args.max_message_bytes < 1:
+        return "--workers and --max-message-bytes must be at least 1"
+    return ""
+
+
+def _load_or_log(path: str) -> Runtime | None:
+    try:
+        return _load(path)
+    except ConfigError as e:
+        log.error(
+            "invalid config", extra={"fields": {"problems": [f"{p}: {m}" for p, m in e.problems]}}
+        )
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from extproc.observability.logs import setup_logging
+    from extproc.serving.supervise import install_uvloop, serve_forever
+    from extproc.serving.workers import run_workers
+
+    setup_logging(args.log_level)
+    if problem := _usage_problem(args):
+        log.error(problem)
+        return 2
+    # In the parent of --workers too: a bad config fails fast and loudly.
+    runtime = _load_or_log(args.config)
+    if runtime is None:
+        return 1
+    if args.workers > 1 and not args.worker:
+        return run_workers(args.workers, [*args.argv, "--worker"], args.host, args.metrics_port)
+    if not args.no_uvloop:
+        install_uvloop()
     asyncio.run(
         serve_forever(
             runtime,
-            opts,
+            _serve_options(args),
             load=lambda: _load(args.config),
             watch=args.config if args.watch_config else "",
             watch_interval_s=args.watch_interval,
@@ -135,6 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--watch-interval", type=float, default=2.0, help="seconds between file checks (default 2)"
     )
+    s.add_argument(
+        "--transport",
+        choices=list(TRANSPORTS),
+        default=DEFAULT_TRANSPORT,
+        help="gRPC server: h2corn (default; a fraction of grpc.aio's cost per stream) "
+        "or grpcio (grpc.aio)",
+    )
+    s.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest ext_proc message accepted, e.g. a buffered body "
+        f"(default {DEFAULT_MAX_MESSAGE_BYTES}); larger ones fail the stream "
+        "with RESOURCE_EXHAUSTED",
+    )
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
@@ -149,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the workers of `serve --workers N` get the same arguments
     return int(args.func(args))
 
 

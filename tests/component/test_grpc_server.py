@@ -1,4 +1,5 @@
-"""The real grpc.aio server on loopback, driven by a gRPC client as Envoy would."""
+"""The real server on loopback, on each transport (h2corn, grpc.aio), driven
+by grpcio's client as Envoy would drive it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
-from extproc.server import ServeOptions, Server
+from extproc.core.exchange import ExchangeRecord
+from extproc.serving.options import ServeOptions
+from extproc.serving.server import Server
+from extproc.transport import TRANSPORTS
 
 KEY = "sk-component-SECRET"
 CONFIG = f'hosts: ["api.test"]\napi_key: "{KEY}"\ndeny_patterns: ["forbidden"]\ndefault_model: m1\n'
@@ -46,10 +50,21 @@ def req_body(body: bytes) -> ep.ProcessingRequest:
     return ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
 
 
+@pytest.fixture(params=list(TRANSPORTS))
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def options(transport: str, **kw: object) -> ServeOptions:
+    return ServeOptions(
+        **{"host": "127.0.0.1", "port": 0, "grace_s": 1, "transport": transport, **kw}
+    )  # type: ignore[arg-type]
+
+
 @pytest.fixture
-async def server() -> AsyncIterator[Server]:
+async def server(transport: str) -> AsyncIterator[Server]:
     rt = compile_config(load_text(CONFIG), {})
-    s = Server(rt, ServeOptions(host="127.0.0.1", port=0, grace_s=1))
+    s = Server(rt, options(transport))
     await s.start()
     try:
         yield s
@@ -122,9 +137,9 @@ async def test_out_of_order_message_fails_the_stream_not_hangs(server: Server) -
         assert "unexpected request_body" in (e.value.details() or "")
 
 
-async def test_graceful_stop_lets_in_flight_stream_finish() -> None:
+async def test_graceful_stop_lets_in_flight_stream_finish(transport: str) -> None:
     rt = compile_config(load_text(CONFIG), {})
-    s = Server(rt, ServeOptions(host="127.0.0.1", port=0, grace_s=5))
+    s = Server(rt, options(transport, grace_s=5))
     await s.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
         call = ep_grpc.ExternalProcessorStub(ch).Process()
@@ -140,10 +155,10 @@ async def test_graceful_stop_lets_in_flight_stream_finish() -> None:
         await stopping
 
 
-async def test_serves_on_a_unix_socket_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_serves_on_a_unix_socket_only(tmp_path, transport: str) -> None:  # type: ignore[no-untyped-def]
     sock = tmp_path / "extproc.sock"
     rt = compile_config(load_text(CONFIG), {})
-    s = Server(rt, ServeOptions(host="", port=0, unix_socket=str(sock), grace_s=1))
+    s = Server(rt, options(transport, host="", unix_socket=str(sock)))
     await s.start()
     try:
         assert s.bound_port == 0 and sock.exists()
@@ -161,10 +176,10 @@ async def test_serves_on_a_unix_socket_only(tmp_path) -> None:  # type: ignore[n
         await s.stop()
 
 
-async def test_reload_applies_to_new_streams_and_in_flight_ones_finish_on_the_old() -> None:
-    s = Server(
-        compile_config(load_text(CONFIG), {}), ServeOptions(host="127.0.0.1", port=0, grace_s=1)
-    )
+async def test_reload_applies_to_new_streams_and_in_flight_ones_finish_on_the_old(
+    transport: str,
+) -> None:
+    s = Server(compile_config(load_text(CONFIG), {}), options(transport))
     await s.start()
     try:
         body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}]})

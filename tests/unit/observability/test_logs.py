@@ -13,7 +13,8 @@ from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import JsonFormatter, PromptCapture, log_exchange
-from extproc.server import ServeOptions, Server
+from extproc.serving.options import ServeOptions
+from extproc.serving.server import Server
 from extproc.usage import Usage
 
 KEY = "ck-SECRET-9f8e7d"

@@ -1,25 +1,27 @@
-"""gRPC ExternalProcessor servicer: protobuf <-> core events/decisions, nothing else."""
+"""ext_proc protobuf <-> core events and decisions, for every transport.
+
+`decode` turns a ProcessingRequest into the exchange's event; `encode` turns
+the exchange's decision into the ProcessingResponse (`encode_bytes`: already
+serialized). The two answers most messages get (continue unchanged, skip the
+rest of an unmatched request) are built and serialized once.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
-from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from google.protobuf import struct_pb2
 
-from extproc.config.runtime import Runtime
 from extproc.core.events import (
     CONTINUE,
     SKIP,
     BodyMode,
     Continue,
     Decision,
+    Event,
     ModeOverride,
     Reject,
     RequestBody,
@@ -27,10 +29,9 @@ from extproc.core.events import (
     ResponseBody,
     ResponseHeaders,
 )
-from extproc.core.exchange import Exchange, ExchangeRecord, PhaseError
-from extproc.core.request import RequestContext
 
-log = logging.getLogger("extproc.transport")
+ProcessingRequest = ep.ProcessingRequest
+ProcessingResponse = ep.ProcessingResponse
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _SEND, _SKIP = pm.ProcessingMode.SEND, pm.ProcessingMode.SKIP
@@ -40,13 +41,10 @@ _BODY_MODE = {
     BodyMode.BUFFERED: pm.ProcessingMode.BUFFERED,
 }
 
-# Which ProcessingResponse field answers which ProcessingRequest field.
-_ANSWER = {
-    "request_headers": "request_headers",
-    "request_body": "request_body",
-    "response_headers": "response_headers",
-    "response_body": "response_body",
-}
+# The ProcessingRequest fields the exchange sees; the ProcessingResponse field
+# that answers each has the same name.
+KINDS = ("request_headers", "request_body", "response_headers", "response_body")
+_TRAILERS = ("request_trailers", "response_trailers")
 
 
 def headers_of(hm: Any) -> dict[str, str]:
@@ -55,6 +53,29 @@ def headers_of(hm: Any) -> dict[str, str]:
         h.key: (h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value)
         for h in hm.headers
     }
+
+
+def decode(req: ep.ProcessingRequest) -> tuple[str, Event | None]:
+    """(the request's kind, its event); the event is None for messages the
+    exchange does not take (trailers, fields newer than this code)."""
+    kind = req.WhichOneof("request")
+    if kind == "request_headers":
+        m = req.request_headers
+        return kind, RequestHeaders(headers_of(m.headers), m.end_of_stream)
+    if kind == "request_body":
+        return kind, RequestBody(req.request_body.body, req.request_body.end_of_stream)
+    if kind == "response_headers":
+        m = req.response_headers
+        return kind, ResponseHeaders(headers_of(m.headers), m.end_of_stream)
+    if kind == "response_body":
+        return kind, ResponseBody(req.response_body.body, req.response_body.end_of_stream)
+    return kind or "", None
+
+
+def no_event_answer(kind: str) -> ep.ProcessingResponse | None:
+    """The answer to a message `decode` gave no event for: trailers pass
+    unchanged; anything else gets none (Envoy sends nothing else we enabled)."""
+    return _TRAILER_ANSWERS.get(kind)
 
 
 def _fill_mode(mode: pm.ProcessingMode, m: ModeOverride) -> None:
@@ -110,6 +131,7 @@ def _fill_struct(s: struct_pb2.Struct, meta: Any) -> None:
 
 
 def to_proto(kind: str, d: Decision) -> ep.ProcessingResponse:
+    """A fresh ProcessingResponse answering a `kind` message with `d`."""
     resp = ep.ProcessingResponse()
     if isinstance(d, Reject):
         imm = resp.immediate_response
@@ -118,7 +140,7 @@ def to_proto(kind: str, d: Decision) -> ep.ProcessingResponse:
         imm.body = d.body
         imm.details = d.reason
     else:
-        answer = getattr(resp, _ANSWER[kind])
+        answer = getattr(resp, kind)
         answer.SetInParent()
         if d.set_headers or d.remove_headers or d.body is not None or d.clear_route_cache:
             common = answer.response
@@ -135,58 +157,27 @@ def to_proto(kind: str, d: Decision) -> ep.ProcessingResponse:
     return resp
 
 
-# The two answers most requests get, built once.
+# The two answers most messages get, built once. Shared: never mutate them.
 _SKIP_RESPONSE = to_proto("request_headers", SKIP)
-_EMPTY = {k: to_proto(k, Continue()) for k in _ANSWER}
+_EMPTY = {k: to_proto(k, Continue()) for k in KINDS}
+_TRAILER_ANSWERS = {k: ep.ProcessingResponse(**{k: ep.TrailersResponse()}) for k in _TRAILERS}
+_SKIP_BYTES = _SKIP_RESPONSE.SerializeToString()
+_EMPTY_BYTES = {k: r.SerializeToString() for k, r in _EMPTY.items()}
 
 
-class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
-    def __init__(
-        self,
-        runtime: Runtime,
-        on_done: Callable[[ExchangeRecord], None] | None = None,
-        authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
-    ) -> None:
-        self.runtime = runtime
-        self.on_done = on_done
-        self.authenticate = authenticate
+def encode(kind: str, d: Decision) -> ep.ProcessingResponse:
+    """The answer to a `kind` message (prebuilt for CONTINUE and SKIP)."""
+    if d is CONTINUE:
+        return _EMPTY[kind]
+    if d is SKIP:
+        return _SKIP_RESPONSE
+    return to_proto(kind, d)
 
-    async def Process(
-        self,
-        request_iterator: AsyncIterator[ep.ProcessingRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[ep.ProcessingResponse]:
-        ex = Exchange(self.runtime, self.on_done, self.authenticate)
-        try:
-            async for req in request_iterator:
-                kind = req.WhichOneof("request")
-                if kind == "request_headers":
-                    m = req.request_headers
-                    d = await ex.handle(RequestHeaders(headers_of(m.headers), m.end_of_stream))
-                elif kind == "request_body":
-                    d = await ex.handle(
-                        RequestBody(req.request_body.body, req.request_body.end_of_stream)
-                    )
-                elif kind == "response_headers":
-                    m = req.response_headers
-                    d = await ex.handle(ResponseHeaders(headers_of(m.headers), m.end_of_stream))
-                elif kind == "response_body":
-                    d = await ex.handle(
-                        ResponseBody(req.response_body.body, req.response_body.end_of_stream)
-                    )
-                elif kind in ("request_trailers", "response_trailers"):
-                    yield ep.ProcessingResponse(**{kind: ep.TrailersResponse()})
-                    continue
-                else:
-                    continue
-                if d is CONTINUE:
-                    yield _EMPTY[kind]
-                elif d is SKIP:
-                    yield _SKIP_RESPONSE
-                else:
-                    yield to_proto(kind, d)
-        except PhaseError as e:
-            log.error("ext_proc protocol error: %s", e)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-        finally:
-            ex.close()
+
+def encode_bytes(kind: str, d: Decision) -> bytes:
+    """`encode(kind, d)` serialized (preserialized for CONTINUE and SKIP)."""
+    if d is CONTINUE:
+        return _EMPTY_BYTES[kind]
+    if d is SKIP:
+        return _SKIP_BYTES
+    return to_proto(kind, d).SerializeToString()

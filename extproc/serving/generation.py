@@ -1,0 +1,62 @@
+"""One config's hooks for new streams, swapped whole on reload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from extproc.budget import Budget
+from extproc.config.runtime import Runtime
+from extproc.consumers.auth import Authenticator, AuthResult, make_authenticator
+from extproc.core.exchange import Exchange, ExchangeRecord
+from extproc.core.request import RequestContext
+from extproc.observability.logs import PromptCapture
+
+Authenticate = Callable[[RequestContext], AuthResult]
+# What to do with a finished exchange: (its prompts capture, its record).
+Report = Callable[[PromptCapture | None, ExchangeRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """Everything a new stream takes from the config, as one value.
+
+    The server holds one reference and replaces it on reload, so a stream
+    reads its runtime, authenticator, prompt capture and on_done together:
+    never the new runtime with the old hooks. Streams in flight keep the
+    generation they started with."""
+
+    runtime: Runtime
+    authenticate: Authenticate | None
+    on_done: Callable[[ExchangeRecord], None]
+    prompts: PromptCapture | None = None
+
+    def exchange(self) -> Exchange:
+        return Exchange(self.runtime, self.on_done, self.authenticate)
+
+
+def build_generation(runtime: Runtime, budget: Budget | None, report: Report) -> Generation:
+    prompts = (
+        PromptCapture(k for k, _ in runtime.consumer_keys) if runtime.debug_log_prompts else None
+    )
+    return Generation(
+        runtime,
+        _authenticate(prompts, make_authenticator(runtime, budget)),
+        partial(report, prompts),
+        prompts,
+    )
+
+
+def _authenticate(
+    prompts: PromptCapture | None, authenticator: Authenticator | None
+) -> Authenticate | None:
+    if prompts is None:
+        return authenticator  # no wrapper on the hot path
+
+    def authenticate(ctx: RequestContext) -> AuthResult:
+        # Before the authenticator: it removes a body key, never a user text.
+        prompts.capture(ctx)
+        return authenticator(ctx) if authenticator is not None else None
+
+    return authenticate

@@ -1,0 +1,205 @@
+"""One process's server: the current Generation, budget, metrics, a transport."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
+from extproc.config.runtime import Runtime
+from extproc.core.exchange import Exchange, ExchangeRecord
+from extproc.observability.logs import PromptCapture, log_exchange
+from extproc.observability.metrics import Metrics, MetricsEndpoint, multiprocess_dir
+from extproc.processors.base import Processor
+from extproc.serving.generation import Authenticate, Generation, build_generation
+from extproc.serving.options import ServeOptions
+from extproc.transport import make_transport
+
+log = logging.getLogger("extproc.server")
+
+
+class Server:
+    """`start`, then `wait` or `stop`; `reload` serves a new config.
+
+    Each ext_proc stream gets an Exchange from the current Generation, whose
+    hooks are `authenticate` (prompt capture, consumer keys, token budget)
+    and `on_done` (the request's log line, metrics, budget charge)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        opts: ServeOptions,
+        on_done: Callable[[ExchangeRecord], None] | None = None,
+        budget: Budget | None = None,
+    ):
+        self.opts = opts
+        self.budget = budget if budget is not None else make_budget(runtime)
+        self.metrics = Metrics(runtime)
+        self._on_done_override = on_done
+        self.generation = self._build(runtime)
+        self.transport = make_transport(opts.transport, self.new_exchange, opts.listen())
+        self._metrics_endpoint: MetricsEndpoint | None = None
+        self.metrics_port = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # budget charges
+        self._closers: set[asyncio.Task[None]] = set()  # a replaced config's processors
+        self._started = False
+
+    def new_exchange(self) -> Exchange:
+        """The transport's handler factory: one read of the current generation."""
+        return self.generation.exchange()
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.generation.runtime
+
+    @property
+    def authenticate(self) -> Authenticate | None:
+        return self.generation.authenticate
+
+    @property
+    def on_done(self) -> Callable[[ExchangeRecord], None]:
+        return self.generation.on_done
+
+    @property
+    def bound_port(self) -> int:
+        return self.transport.bound_port
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _build(self, runtime: Runtime) -> Generation:
+        gen = build_generation(runtime, self.budget, self._report)
+        if self._on_done_override is not None:
+            return Generation(gen.runtime, gen.authenticate, self._on_done_override, gen.prompts)
+        return gen
+
+    def _report(self, prompts: PromptCapture | None, rec: ExchangeRecord) -> None:
+        """Once per exchange: log line, metrics, budget charge. Never raises."""
+        try:
+            log_exchange(rec, prompts.pop(rec) if prompts is not None else None)
+        except Exception:
+            log.exception("request log failed")
+        try:
+            self.metrics.observe(rec)
+        except Exception:
+            log.exception("metrics failed")
+        self._charge(rec)
+
+    def _charge(self, rec: ExchangeRecord) -> None:
+        budget = self.budget
+        tokens = rec.usage.total_tokens if rec.usage is not None else 0
+        if budget is None or not rec.consumer or tokens <= 0:
+            return
+        if isinstance(budget, MemoryBudget):
+            budget.charge(rec.consumer, tokens)
+            return
+        self._background(self._charge_async(rec.consumer, tokens))
+
+    async def _charge_async(self, consumer: str, tokens: int) -> None:
+        assert self.budget is not None
+        try:
+            await self.budget.charge(consumer, tokens)  # type: ignore[misc]
+        except BudgetUnavailable as e:
+            log.warning(
+                "budget charge lost",
+                extra={"fields": {"consumer": consumer, "tokens": tokens, "error": str(e)}},
+            )
+
+    def _background(
+        self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
+    ) -> None:
+        tasks = self._tasks if tasks is None else tasks
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        for p in self.runtime.processors:
+            await p.start()
+        if self.opts.metrics_port > 0 and not multiprocess_dir():
+            # With --workers the parent serves every worker's metrics.
+            ep = MetricsEndpoint(
+                self.metrics.registry, self.opts.host or "0.0.0.0", self.opts.metrics_port
+            )
+            ep.start()
+            self._metrics_endpoint, self.metrics_port = ep, ep.bound_port
+        await self.transport.start()
+        self._started = True
+        log.info(
+            "serving",
+            extra={
+                "fields": {
+                    "transport": self.opts.transport,
+                    "port": self.bound_port,
+                    "unix_socket": self.opts.unix_socket,
+                    "metrics_port": self.metrics_port,
+                    "pid": os.getpid(),
+                }
+            },
+        )
+
+    async def reload(self, runtime: Runtime) -> None:
+        """Serve a new config: streams that start from now on use it; streams in
+        flight finish on the old one, whose processors are closed after the
+        grace period. Budget counters carry over (same backend)."""
+        if not self._started:
+            raise RuntimeError("reload before start")
+        old = self.runtime
+        if (runtime.budget_backend, runtime.redis_url) != (old.budget_backend, old.redis_url):
+            log.warning("budgets backend changed: restart to apply it; keeping the current one")
+        for p in runtime.processors:
+            await p.start()
+        generation = self._build(runtime)
+        self.metrics.use_runtime(runtime)
+        # One assignment: a new stream sees the old generation or the new one.
+        self.generation = generation
+        self._background(self._close_later(old.processors), self._closers)
+        log.info(
+            "config reloaded",
+            extra={
+                "fields": {
+                    "routes": len(runtime.routes.routes),
+                    "providers": len(runtime.providers),
+                }
+            },
+        )
+
+    async def _close_later(self, processors: tuple[Processor, ...]) -> None:
+        try:
+            await asyncio.sleep(self.opts.grace_s)
+        finally:  # also when stop() ends the wait early
+            current = {id(p) for p in self.runtime.processors}
+            for p in processors:
+                if id(p) not in current:
+                    with contextlib.suppress(Exception):
+                        await p.aclose()
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight streams finish within the grace period."""
+        if not self._started:
+            return
+        self._started = False
+        await self.transport.stop()
+        for t in set(self._closers):
+            t.cancel()
+        await asyncio.gather(*self._closers, return_exceptions=True)
+        for p in self.runtime.processors:
+            with contextlib.suppress(Exception):
+                await p.aclose()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.opts.grace_s or None)
+        if self.budget is not None:
+            with contextlib.suppress(Exception):
+                await self.budget.aclose()
+        if self._metrics_endpoint is not None:
+            self._metrics_endpoint.stop()
+            self._metrics_endpoint = None
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        await self.transport.wait()

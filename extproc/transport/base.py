@@ -1,0 +1,52 @@
+"""What a transport is given and what it offers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from extproc.core.exchange import Exchange
+
+# One Exchange per ext_proc stream; the caller decides which config it uses.
+ExchangeFactory = Callable[[], Exchange]
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+# Services the gRPC health service answers for ("" is the whole server).
+HEALTH_SERVICES = ("", EXT_PROC_SERVICE)
+# grpc's own default limit for a received message, on both transports.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where and how a transport listens."""
+
+    host: str = "0.0.0.0"  # "" or port < 0: no TCP listener
+    port: int = 50051  # 0: any free port (see Transport.bound_port)
+    unix_socket: str = ""
+    reuse_port: bool = False  # several worker processes share the TCP port
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    grace_s: float = 10.0  # in-flight streams get this long on stop
+
+    @property
+    def tcp(self) -> bool:
+        return bool(self.host) and self.port >= 0
+
+
+class Transport(Protocol):
+    """A gRPC server for ext_proc and the gRPC health service."""
+
+    bound_port: int  # the TCP port after start (0 without TCP)
+
+    def __init__(self, new_exchange: ExchangeFactory, listen: Listen) -> None: ...
+
+    async def start(self) -> None:
+        """Listen and serve; health reports SERVING. Raises if it cannot bind."""
+
+    async def stop(self) -> None:
+        """Health reports NOT_SERVING, new streams are refused, streams in
+        flight get `grace_s` to finish."""
+
+    async def wait(self) -> None:
+        """Until the server has stopped."""
