@@ -2,7 +2,7 @@
 gRPC: the parts bench.py's end-to-end numbers cannot separate.
 
 Drives the same four ext_proc messages Envoy sends for the full pipeline
-(bench/extproc-bench.yaml, host llm.bench) through the servicer's conversion
+(bench/extproc-bench.yaml, host llm.bench) through the transport codec's
 functions and the Exchange, and times each step with time.perf_counter_ns
 over many iterations:
 
@@ -11,7 +11,7 @@ over many iterations:
   exchange      Exchange.handle for the four events (routing, JSON, regex
                 guard, translation, usage read), on_done excluded
   regex_guard   the route's RegexGuard.process alone (part of exchange)
-  to_proto      Decision -> ProcessingResponse (+ SerializeToString)
+  encode_bytes  Decision -> serialized ProcessingResponse (codec.encode_bytes)
   log_line      log_exchange into a file (the per-request JSON log line)
   metrics       Metrics.observe (Prometheus counters/histograms)
 
@@ -47,7 +47,7 @@ from extproc.core.events import (  # noqa: E402
 )
 from extproc.core.exchange import Exchange  # noqa: E402
 from extproc.core.request import RequestContext  # noqa: E402
-from extproc.transport import servicer  # noqa: E402
+from extproc.transport import codec  # noqa: E402
 
 sys.path.insert(0, str(BENCH))
 from bench import CHAT_BODY, CLIENT_AUTH  # noqa: E402
@@ -137,9 +137,9 @@ def main() -> None:
     def events() -> list[Any]:
         d = decoded
         return [
-            RequestHeaders(servicer.headers_of(d[0].request_headers.headers), False),
+            RequestHeaders(codec.headers_of(d[0].request_headers.headers), False),
             RequestBody(d[1].request_body.body, True),
-            ResponseHeaders(servicer.headers_of(d[2].response_headers.headers), False),
+            ResponseHeaders(codec.headers_of(d[2].response_headers.headers), False),
             ResponseBody(d[3].response_body.body, True),
         ]
 
@@ -162,8 +162,8 @@ def main() -> None:
     out["headers_of (req + resp)"] = timed(
         a.n,
         lambda: (
-            servicer.headers_of(decoded[0].request_headers.headers),
-            servicer.headers_of(decoded[2].response_headers.headers),
+            codec.headers_of(decoded[0].request_headers.headers),
+            codec.headers_of(decoded[2].response_headers.headers),
         ),
     )
     out["exchange (4 events, no on_done)"] = timed(a.n, one_exchange)
@@ -176,12 +176,9 @@ def main() -> None:
 
     def convert() -> None:
         for k, d in zip(kinds, decisions, strict=False):
-            if d is servicer.CONTINUE:
-                servicer._EMPTY[k].SerializeToString()
-            else:
-                servicer.to_proto(k, d).SerializeToString()
+            codec.encode_bytes(k, d)
 
-    out["to_proto + serialize (4)"] = timed(a.n, convert)
+    out["encode_bytes (4)"] = timed(a.n, convert)
 
     # The request log line, to a file as production logs to stderr.
     from extproc.observability import logs
