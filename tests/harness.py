@@ -26,6 +26,12 @@ from fake_provider import ThreadedFakeProvider  # noqa: E402
 ENVOY_DEMO = ROOT / "envoy" / "envoy-demo.yaml"
 
 
+def default_transport() -> str:
+    """The transport e2e servers run on: $LLM_EXTPROC_TRANSPORT, else the
+    default. test/all.sh runs tests/e2e once per transport."""
+    return os.environ.get("LLM_EXTPROC_TRANSPORT", "") or "h2corn"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,12 +112,14 @@ class Stack:
         fake_keys: dict[str, str] | None = None,
         drip_s: float = 0.0,
         extra_args: tuple[str, ...] = (),
+        transport: str = "",
     ):
         self.tmp = tmp
         self.config_text = config
         self.env = dict(env or {})
         self.fake = ThreadedFakeProvider(keys=fake_keys or {}, drip_s=drip_s)
         self.extra_args = extra_args
+        self.transport = transport or default_transport()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
@@ -155,6 +163,8 @@ class Stack:
                     str(self.extproc_port),
                     "--metrics-port",
                     str(self.metrics_port),
+                    "--transport",
+                    self.transport,
                     *self.extra_args,
                 ],
                 stdout=subprocess.DEVNULL,

@@ -208,3 +208,110 @@ async def test_reload_applies_to_new_streams_and_in_flight_ones_finish_on_the_ol
         assert set_h["authorization"] == b"Bearer k2"
     finally:
         await s.stop()
+
+
+async def test_unknown_health_service_is_not_found(server: Server) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service="no.such.Service")
+            )
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_message_over_the_limit_fails_with_resource_exhausted(transport: str) -> None:
+    s = Server(compile_config(load_text(CONFIG), {}), options(transport, max_message_bytes=4096))
+    await s.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+            call = ep_grpc.ExternalProcessorStub(ch).Process()
+            await call.write(req_headers("api.test"))
+            await call.read()
+            await call.write(req_body(b"x" * 8192))
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await asyncio.wait_for(call.read(), 5)
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # A message under the limit still passes, on a new stream.
+        body = orjson.dumps({"messages": [{"role": "user", "content": "hi"}]})
+        _, r = await exchange(s.bound_port, req_headers("api.test"), req_body(body))
+        assert r.WhichOneof("response") == "request_body"
+    finally:
+        await s.stop()
+
+
+async def test_client_cancel_mid_stream_closes_the_exchange_quietly(
+    transport: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    records: list[ExchangeRecord] = []
+    s = Server(compile_config(load_text(CONFIG), {}), options(transport), on_done=records.append)
+    await s.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+            call = ep_grpc.ExternalProcessorStub(ch).Process()
+            await call.write(req_headers("api.test"))
+            await call.read()
+            call.cancel()  # as Envoy resets the stream when its request ends
+            for _ in range(100):
+                if records:
+                    break
+                await asyncio.sleep(0.05)
+        assert [r.route for r in records] == ["plugin-0"]
+        # The server goes on serving.
+        (r,) = await exchange(s.bound_port, req_headers("elsewhere.test"))
+        assert r.mode_override.response_header_mode == pm.ProcessingMode.SKIP
+    finally:
+        await s.stop()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+async def test_unknown_method_is_unimplemented(server: Server) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.bound_port}") as ch:
+        unknown = ch.unary_unary(
+            "/envoy.service.ext_proc.v3.ExternalProcessor/Nope",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await unknown(b"")
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_health_reports_not_serving_once_draining(transport: str) -> None:
+    s = Server(compile_config(load_text(CONFIG), {}), options(transport, grace_s=5))
+    await s.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        req = health_pb2.HealthCheckRequest(service="")
+        assert (await stub.Check(req)).status == health_pb2.HealthCheckResponse.SERVING
+        # An open stream keeps the drain going while we ask again.
+        call = ep_grpc.ExternalProcessorStub(ch).Process()
+        await call.write(req_headers("api.test"))
+        await call.read()
+        stopping = asyncio.create_task(s.stop())
+        await asyncio.sleep(0.2)
+        try:
+            status = (await stub.Check(req, timeout=2)).status
+        except grpc.aio.AioRpcError as e:
+            status = None  # new calls refused: not serving either
+            assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        assert status in (None, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await call.done_writing()
+        await stopping
+
+
+async def test_h2corn_refuses_compressed_messages() -> None:
+    s = Server(compile_config(load_text(CONFIG), {}), options("h2corn"))
+    await s.start()
+    try:
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{s.bound_port}", compression=grpc.Compression.Gzip
+        ) as ch:
+            call = ep_grpc.ExternalProcessorStub(ch).Process()
+            # grpc sends a message uncompressed unless compressing makes it smaller.
+            await call.write(req_body(b"a" * 10000))
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await asyncio.wait_for(call.read(), 5)
+            assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert "compressed" in (e.value.details() or "")
+    finally:
+        await s.stop()

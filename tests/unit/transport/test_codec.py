@@ -1,0 +1,94 @@
+"""The ext_proc codec: protobuf to events, decisions to protobuf."""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+
+from extproc.core.events import (
+    CONTINUE,
+    SKIP,
+    Continue,
+    Reject,
+    RequestBody,
+    RequestHeaders,
+    ResponseBody,
+    ResponseHeaders,
+)
+from extproc.transport import codec
+
+
+def headers(**h: str) -> ep.HttpHeaders:
+    return ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in h.items()]
+        ),
+        end_of_stream=True,
+    )
+
+
+def test_decode_each_kind() -> None:
+    kind, ev = codec.decode(ep.ProcessingRequest(request_headers=headers(host="a")))
+    assert kind == "request_headers" and ev == RequestHeaders({"host": "a"}, True)
+    kind, ev = codec.decode(
+        ep.ProcessingRequest(request_body=ep.HttpBody(body=b"x", end_of_stream=True))
+    )
+    assert kind == "request_body" and ev == RequestBody(b"x", True)
+    kind, ev = codec.decode(ep.ProcessingRequest(response_headers=headers(**{":status": "200"})))
+    assert kind == "response_headers" and ev == ResponseHeaders({":status": "200"}, True)
+    kind, ev = codec.decode(ep.ProcessingRequest(response_body=ep.HttpBody(body=b"y")))
+    assert kind == "response_body" and ev == ResponseBody(b"y", False)
+
+
+def test_old_envoys_string_values_are_read() -> None:
+    hm = base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key="host", value="old")])
+    assert codec.headers_of(hm) == {"host": "old"}
+
+
+def test_trailers_pass_and_unknown_messages_get_no_answer() -> None:
+    kind, ev = codec.decode(ep.ProcessingRequest(request_trailers=ep.HttpTrailers()))
+    assert ev is None
+    answer = codec.no_event_answer(kind)
+    assert answer is not None and answer.WhichOneof("response") == "request_trailers"
+    kind, ev = codec.decode(ep.ProcessingRequest())
+    assert ev is None and codec.no_event_answer(kind) is None
+
+
+def test_common_answers_are_prebuilt_and_match_a_fresh_build() -> None:
+    for kind in codec.KINDS:
+        assert codec.encode(kind, CONTINUE) is codec.encode(kind, CONTINUE)
+        assert (
+            codec.encode_bytes(kind, CONTINUE)
+            == codec.to_proto(kind, Continue()).SerializeToString()
+        )
+    assert (
+        codec.encode_bytes("request_headers", SKIP)
+        == codec.to_proto("request_headers", SKIP).SerializeToString()
+    )
+
+
+def test_reject_becomes_an_immediate_response() -> None:
+    d = Reject(403, b"{}", (("content-type", "application/json"),), "denied")
+    r = ep.ProcessingResponse.FromString(codec.encode_bytes("request_body", d))
+    assert r.immediate_response.status.code == 403
+    assert r.immediate_response.details == "denied"
+    (h,) = r.immediate_response.headers.set_headers
+    assert (h.header.key, h.header.raw_value) == ("content-type", b"application/json")
+
+
+def test_mutations_and_metadata() -> None:
+    d = Continue(
+        set_headers=(("authorization", "Bearer k"),),
+        remove_headers=("x-drop",),
+        body=b"{}",
+        clear_route_cache=True,
+        metadata={"llm": {"model": "m", "tokens": 3, "stream": False}},
+    )
+    r = codec.encode("request_body", d)
+    common = r.request_body.response
+    assert common.header_mutation.set_headers[0].header.raw_value == b"Bearer k"
+    assert list(common.header_mutation.remove_headers) == ["x-drop"]
+    assert common.body_mutation.body == b"{}" and common.clear_route_cache
+    fields = r.dynamic_metadata.fields["llm"].struct_value.fields
+    assert fields["model"].string_value == "m" and fields["tokens"].number_value == 3
+    assert fields["stream"].bool_value is False
