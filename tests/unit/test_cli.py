@@ -76,8 +76,44 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     assert b"bogus" in p.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--unix-socket", "/tmp/x.sock", "--workers", "2"], "cannot be combined"),
+        (["--host", ""], "nothing to listen on"),
+        (["--transport", "nope"], "invalid choice"),
+    ],
+)
+def test_serve_refuses_impossible_listen_options(
+    tmp_path: Path, args: list[str], problem: str
+) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("hosts: [a.com]\napi_key: k\n")
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "extproc.cli",
+            "serve",
+            "--config",
+            str(f),
+            "--metrics-port",
+            "0",
+            *args,
+        ],
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert p.returncode == 2
+    assert problem.encode() in p.stderr
+
+
+@pytest.mark.parametrize("transport", ["h2corn", "grpcio"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) -> None:
+def test_serve_drains_and_exits_zero_on_sigterm(
+    tmp_path: Path, workers: int, transport: str
+) -> None:
     f = tmp_path / "c.yaml"
     f.write_text("hosts: [a.com]\napi_key: k\n")
     port = free_port()
@@ -98,6 +134,8 @@ def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) ->
             "0",
             "--workers",
             str(workers),
+            "--transport",
+            transport,
         ],
         stderr=log.open("wb"),
         cwd=ROOT,
@@ -108,9 +146,11 @@ def test_serve_drains_and_exits_zero_on_sigterm(tmp_path: Path, workers: int) ->
         deadline = time.monotonic() + 30
         while log.read_text().count('"msg":"serving"') < workers and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert log.read_text().count(f'"transport":"{transport}"') == workers
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
         assert log.read_text().count('"msg":"stopped"') == workers
+        assert "Traceback" not in log.read_text()
     finally:
         if p.poll() is None:
             p.kill()
