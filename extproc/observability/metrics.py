@@ -26,7 +26,7 @@ request id or key is ever a label.
 
 Several worker processes (`--workers N`) use prometheus_client's
 multiprocess mode: the parent process serves one /metrics for all workers
-(see `extproc.server.run_workers`).
+(see `extproc.serving.workers.run_workers`).
 """
 
 from __future__ import annotations
