@@ -14,8 +14,11 @@ ExchangeFactory = Callable[[], Exchange]
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # Services the gRPC health service answers for ("" is the whole server).
 HEALTH_SERVICES = ("", EXT_PROC_SERVICE)
-# grpc's own default limit for a received message, on both transports.
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Largest ext_proc message taken, on both transports (grpc's own default is
+# 4 MiB). Above the config's largest default body limit
+# (limits.max_response_bytes, 16 MiB) plus headroom, so that the config's
+# limits, which answer the client in its API's error shape, apply first.
+DEFAULT_MAX_MESSAGE_BYTES = 20 << 20
 
 
 @dataclass(frozen=True, slots=True)
