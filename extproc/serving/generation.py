@@ -9,7 +9,8 @@ from functools import partial
 from extproc.budget import Budget
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator, AuthResult, make_authenticator
-from extproc.core.exchange import Exchange, ExchangeRecord
+from extproc.core.exchange import Exchange
+from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import PromptCapture
 

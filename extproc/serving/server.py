@@ -11,7 +11,8 @@ from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
 from extproc.config.runtime import Runtime
-from extproc.core.exchange import Exchange, ExchangeRecord
+from extproc.core.exchange import Exchange
+from extproc.core.record import ExchangeRecord
 from extproc.observability.logs import PromptCapture, log_exchange
 from extproc.observability.metrics import Metrics, MetricsEndpoint, multiprocess_dir
 from extproc.processors.base import Processor

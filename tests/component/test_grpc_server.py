@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
-from extproc.core.exchange import ExchangeRecord
+from extproc.core.record import ExchangeRecord
 from extproc.serving.options import ServeOptions
 from extproc.serving.server import Server
 from extproc.transport import TRANSPORTS

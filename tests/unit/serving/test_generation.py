@@ -5,7 +5,7 @@ from __future__ import annotations
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.consumers.auth import Authenticator
-from extproc.core.exchange import ExchangeRecord
+from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import PromptCapture
 from extproc.serving.generation import build_generation
