@@ -12,7 +12,7 @@ from extproc.config.errors import ConfigError
 from extproc.config.loader import load_file
 from extproc.config.runtime import Runtime
 from extproc.serving.options import ServeOptions
-from extproc.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from extproc.transport import DEFAULT_TRANSPORT, TRANSPORTS, ListenError
 from extproc.transport.base import DEFAULT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger("extproc.cli")
@@ -95,15 +95,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return run_workers(args.workers, [*args.argv, "--worker"], args.host, args.metrics_port)
     if not args.no_uvloop:
         install_uvloop()
-    asyncio.run(
-        serve_forever(
-            runtime,
-            _serve_options(args),
-            load=lambda: _load(args.config),
-            watch=args.config if args.watch_config else "",
-            watch_interval_s=args.watch_interval,
+    try:
+        asyncio.run(
+            serve_forever(
+                runtime,
+                _serve_options(args),
+                load=lambda: _load(args.config),
+                watch=args.config if args.watch_config else "",
+                watch_interval_s=args.watch_interval,
+            )
         )
-    )
+    except ListenError as e:
+        log.error("cannot serve", extra={"fields": {"error": str(e)}})
+        return 1
     return 0
 
 

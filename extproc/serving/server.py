@@ -129,7 +129,11 @@ class Server:
             )
             ep.start()
             self._metrics_endpoint, self.metrics_port = ep, ep.bound_port
-        await self.transport.start()
+        try:
+            await self.transport.start()
+        except BaseException:
+            await self._release()
+            raise
         self._started = True
         log.info(
             "serving",
@@ -189,6 +193,11 @@ class Server:
         for t in set(self._closers):
             t.cancel()
         await asyncio.gather(*self._closers, return_exceptions=True)
+        await self._release()
+        log.info("stopped")
+
+    async def _release(self) -> None:
+        """Close what start() opened, apart from the transport."""
         for p in self.runtime.processors:
             with contextlib.suppress(Exception):
                 await p.aclose()
@@ -200,7 +209,6 @@ class Server:
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.stop()
             self._metrics_endpoint = None
-        log.info("stopped")
 
     async def wait(self) -> None:
         await self.transport.wait()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from extproc.transport.base import ExchangeFactory, Listen, Transport
+from extproc.transport.base import ExchangeFactory, Listen, ListenError, Transport
 
 TRANSPORTS = {"h2corn": "H2cornTransport", "grpcio": "GrpcioTransport"}
 DEFAULT_TRANSPORT = "h2corn"
@@ -20,6 +20,7 @@ __all__ = [
     "TRANSPORTS",
     "ExchangeFactory",
     "Listen",
+    "ListenError",
     "Transport",
     "make_transport",
 ]

@@ -21,6 +21,11 @@ HEALTH_SERVICES = ("", EXT_PROC_SERVICE)
 DEFAULT_MAX_MESSAGE_BYTES = 20 << 20
 
 
+class ListenError(Exception):
+    """A transport could not listen where it was asked to (the message says
+    where and why)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Listen:
     """Where and how a transport listens."""
@@ -45,7 +50,7 @@ class Transport(Protocol):
     def __init__(self, new_exchange: ExchangeFactory, listen: Listen) -> None: ...
 
     async def start(self) -> None:
-        """Listen and serve; health reports SERVING. Raises if it cannot bind."""
+        """Listen and serve; health reports SERVING. ListenError if it cannot."""
 
     async def stop(self) -> None:
         """Health reports NOT_SERVING, new streams are refused, streams in

@@ -11,7 +11,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from extproc.core.exchange import PhaseError
-from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen
+from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen, ListenError
 from extproc.transport.codec import decode, encode, no_event_answer
 
 log = logging.getLogger("extproc.transport")
@@ -41,6 +41,13 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
             ex.close()
 
 
+def _bind(server: grpc.aio.Server, address: str) -> int:
+    try:
+        return server.add_insecure_port(address)
+    except RuntimeError as e:  # grpc says no more than "Failed to bind"
+        raise ListenError(f"cannot listen on {address}") from e
+
+
 class GrpcioTransport:
     def __init__(self, new_exchange: ExchangeFactory, listen: Listen) -> None:
         self.listen = listen
@@ -62,9 +69,9 @@ class GrpcioTransport:
         ep_grpc.add_ExternalProcessorServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         if opts.tcp:
-            self.bound_port = server.add_insecure_port(f"{opts.host}:{opts.port}")
+            self.bound_port = _bind(server, f"{opts.host}:{opts.port}")
         if opts.unix_socket:
-            server.add_insecure_port(f"unix:{opts.unix_socket}")
+            _bind(server, f"unix:{opts.unix_socket}")
         await server.start()
         self._server = server
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)

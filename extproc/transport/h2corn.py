@@ -29,7 +29,7 @@ from extproc.transport.asgi_grpc import (
     Receive,
     Send,
 )
-from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen
+from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen, ListenError
 from extproc.transport.codec import ProcessingRequest, decode, encode_bytes, no_event_answer
 
 log = logging.getLogger("extproc.transport")
@@ -158,10 +158,10 @@ class H2cornTransport:
         task = asyncio.get_running_loop().create_task(server.serve())
         try:
             await server.wait_started()
-        except BaseException:
-            with contextlib.suppress(BaseException):
+        except OSError as e:  # h2corn names the address and the reason
+            with contextlib.suppress(Exception):
                 await task
-            raise
+            raise ListenError(str(e)) from e
         self._server, self._task = server, task
         if self.listen.tcp:
             self.bound_port = int(server.addresses[0].rsplit(":", 1)[1])

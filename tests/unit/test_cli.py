@@ -170,3 +170,39 @@ def test_the_deployment_and_image_arguments_parse() -> None:
     import json
 
     assert build_parser().parse_args(json.loads(cmd[4:])).config == "/etc/llm-extproc/config.yaml"
+
+
+@pytest.mark.parametrize("transport", ["h2corn", "grpcio"])
+def test_serve_says_so_when_the_port_is_taken(tmp_path: Path, transport: str) -> None:
+    import socket
+
+    f = tmp_path / "c.yaml"
+    f.write_text("hosts: [a.com]\napi_key: k\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "extproc.cli",
+                "serve",
+                "--config",
+                str(f),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--metrics-port",
+                "0",
+                "--transport",
+                transport,
+            ],
+            capture_output=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert p.returncode == 1
+    assert b'"msg":"cannot serve"' in p.stderr and str(port).encode() in p.stderr
+    assert b"Traceback" not in p.stderr
