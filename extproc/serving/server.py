@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -74,7 +75,7 @@ class Server:
     def _build(self, runtime: Runtime) -> Generation:
         gen = build_generation(runtime, self.budget, self._report)
         if self._on_done_override is not None:
-            return Generation(gen.runtime, gen.authenticate, self._on_done_override, gen.prompts)
+            return dataclasses.replace(gen, on_done=self._on_done_override)
         return gen
 
     def _report(self, prompts: PromptCapture | None, rec: ExchangeRecord) -> None:
