@@ -8,13 +8,13 @@ from functools import partial
 
 from extproc.budget import Budget
 from extproc.config.runtime import Runtime
-from extproc.consumers.auth import Authenticator, AuthResult, make_authenticator
+from extproc.consumers.auth import Authenticator, AuthHook, make_authenticator
+from extproc.core.events import Reject
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import PromptCapture
 
-Authenticate = Callable[[RequestContext], AuthResult]
 # What to do with a finished exchange: (its prompts capture, its record).
 Report = Callable[[PromptCapture | None, ExchangeRecord], None]
 
@@ -29,7 +29,7 @@ class Generation:
     generation they started with."""
 
     runtime: Runtime
-    authenticate: Authenticate | None
+    authenticate: AuthHook | None
     on_done: Callable[[ExchangeRecord], None]
     prompts: PromptCapture | None = None
 
@@ -51,13 +51,13 @@ def build_generation(runtime: Runtime, budget: Budget | None, report: Report) ->
 
 def _authenticate(
     prompts: PromptCapture | None, authenticator: Authenticator | None
-) -> Authenticate | None:
+) -> AuthHook | None:
     if prompts is None:
         return authenticator  # no wrapper on the hot path
 
-    def authenticate(ctx: RequestContext) -> AuthResult:
+    async def authenticate(ctx: RequestContext) -> Reject | None:
         # Before the authenticator: it removes a body key, never a user text.
         prompts.capture(ctx)
-        return authenticator(ctx) if authenticator is not None else None
+        return await authenticator(ctx) if authenticator is not None else None
 
     return authenticate

@@ -10,14 +10,14 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from extproc.budget import Budget, BudgetUnavailable, MemoryBudget, make_budget
-from extproc.config.runtime import Runtime
+from extproc.budget import Budget, BudgetUnavailable, make_budget
+from extproc.config.runtime import RouteProcessor, Runtime
+from extproc.consumers.auth import AuthHook
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
 from extproc.observability.logs import PromptCapture, log_exchange
 from extproc.observability.metrics import Metrics, MetricsEndpoint, multiprocess_dir
-from extproc.processors.base import Processor
-from extproc.serving.generation import Authenticate, Generation, build_generation
+from extproc.serving.generation import Generation, build_generation
 from extproc.serving.options import ServeOptions
 from extproc.transport import make_transport
 
@@ -46,7 +46,7 @@ class Server:
         self.transport = make_transport(opts.transport, self.new_exchange, opts.listen())
         self._metrics_endpoint: MetricsEndpoint | None = None
         self.metrics_port = 0
-        self._tasks: set[asyncio.Task[None]] = set()  # budget charges
+        self._charges: set[asyncio.Task[None]] = set()  # budget charges
         self._closers: set[asyncio.Task[None]] = set()  # a replaced config's processors
         self._started = False
 
@@ -59,7 +59,7 @@ class Server:
         return self.generation.runtime
 
     @property
-    def authenticate(self) -> Authenticate | None:
+    def authenticate(self) -> AuthHook | None:
         return self.generation.authenticate
 
     @property
@@ -95,15 +95,12 @@ class Server:
         tokens = rec.usage.total_tokens if rec.usage is not None else 0
         if budget is None or not rec.consumer or tokens <= 0:
             return
-        if isinstance(budget, MemoryBudget):
-            budget.charge(rec.consumer, tokens)
-            return
         self._background(self._charge_async(rec.consumer, tokens))
 
     async def _charge_async(self, consumer: str, tokens: int) -> None:
         assert self.budget is not None
         try:
-            await self.budget.charge(consumer, tokens)  # type: ignore[misc]
+            await self.budget.charge(consumer, tokens)
         except BudgetUnavailable as e:
             log.warning(
                 "budget charge lost",
@@ -113,7 +110,7 @@ class Server:
     def _background(
         self, coro: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
     ) -> None:
-        tasks = self._tasks if tasks is None else tasks
+        tasks = self._charges if tasks is None else tasks
         task = asyncio.get_running_loop().create_task(coro)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -175,7 +172,7 @@ class Server:
             },
         )
 
-    async def _close_later(self, processors: tuple[Processor, ...]) -> None:
+    async def _close_later(self, processors: tuple[RouteProcessor, ...]) -> None:
         try:
             await asyncio.sleep(self.opts.grace_s)
         finally:  # also when stop() ends the wait early
@@ -202,8 +199,8 @@ class Server:
         for p in self.runtime.processors:
             with contextlib.suppress(Exception):
                 await p.aclose()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.opts.grace_s or None)
+        if self._charges:
+            await asyncio.wait(set(self._charges), timeout=self.opts.grace_s or None)
         if self.budget is not None:
             with contextlib.suppress(Exception):
                 await self.budget.aclose()

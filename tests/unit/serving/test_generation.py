@@ -29,7 +29,7 @@ def test_without_prompt_logging_the_authenticator_is_the_hook() -> None:
     assert isinstance(gen.authenticate, Authenticator)
 
 
-def test_with_prompt_logging_the_hook_captures_masked_texts_and_reports_them() -> None:
+async def test_with_prompt_logging_the_hook_captures_masked_texts_and_reports_them() -> None:
     reported: list[tuple[PromptCapture | None, ExchangeRecord]] = []
     rt = runtime(True)
     gen = build_generation(rt, None, lambda p, r: reported.append((p, r)))
@@ -40,7 +40,7 @@ def test_with_prompt_logging_the_hook_captures_masked_texts_and_reports_them() -
         "chat",
         {"messages": [{"role": "user", "content": f"key {KEY}"}], "key": KEY},
     )
-    assert gen.authenticate(ctx) is None and ctx.consumer == "alice"
+    assert await gen.authenticate(ctx) is None and ctx.consumer == "alice"
     rec = ExchangeRecord(request_id="req-7")
     gen.on_done(rec)
     ((prompts, got),) = reported
