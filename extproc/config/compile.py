@@ -16,6 +16,7 @@ from google.protobuf import json_format
 
 from extproc.config import asm
 from extproc.config.errors import ConfigError
+from extproc.config.fallback import compile_fallback
 from extproc.config.fields import flag as _bool
 from extproc.config.fields import secs as _secs
 from extproc.config.loader import LoadedConfig
@@ -184,6 +185,7 @@ class _Compiler:
                         f"provider {prov.name!r} has no host (set host or base_url)",
                     )
         auth = self.auth(r.auth, f"{path}.auth") if r.HasField("auth") else None
+        fallback = compile_fallback(r, path, self.providers, refs, client_api, self.err)
         if self.problems:
             return None
         return RouteRuntime(
@@ -200,6 +202,7 @@ class _Compiler:
             client_api=client_api,
             auth=auth,
             rewrite=rewrite,
+            fallback=fallback,
         )
 
     def route_client_api(self, r: pb.Route, path: str, provs: list[ProviderRuntime]) -> str:

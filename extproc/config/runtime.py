@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.base import ProviderSpec, Translator
+
+if TYPE_CHECKING:
+    from extproc.config.fallback import FallbackRuntime
 
 
 class RouteProcessor(Protocol):
@@ -93,6 +96,8 @@ class RouteRuntime:
     client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
     auth: AuthRuntime | None
     rewrite: bool
+    # Envoy retries this route across providers (config/fallback.py); None: one provider per request.
+    fallback: FallbackRuntime | None = None
 
     def pick_provider(self) -> ProviderRuntime:
         if len(self.providers) == 1:

@@ -165,7 +165,7 @@ class CustomSetting(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., mode: _Optional[str] = ..., overwrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("name", "match", "provider", "providers", "processors", "allow_streaming", "allow_non_streaming", "client_api", "auth", "rewrite")
+    __slots__ = ("name", "match", "provider", "providers", "processors", "allow_streaming", "allow_non_streaming", "client_api", "auth", "rewrite", "fallback", "retry")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -176,6 +176,8 @@ class Route(_message.Message):
     CLIENT_API_FIELD_NUMBER: _ClassVar[int]
     AUTH_FIELD_NUMBER: _ClassVar[int]
     REWRITE_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
     name: str
     match: RouteMatch
     provider: str
@@ -186,7 +188,19 @@ class Route(_message.Message):
     client_api: str
     auth: RouteAuth
     rewrite: _wrappers_pb2.BoolValue
-    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., provider: _Optional[str] = ..., providers: _Optional[_Iterable[_Union[WeightedProvider, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., allow_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., allow_non_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., client_api: _Optional[str] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ..., rewrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ...) -> None: ...
+    fallback: _containers.RepeatedScalarFieldContainer[str]
+    retry: RouteRetry
+    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., provider: _Optional[str] = ..., providers: _Optional[_Iterable[_Union[WeightedProvider, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., allow_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., allow_non_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., client_api: _Optional[str] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ..., rewrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., fallback: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[RouteRetry, _Mapping]] = ...) -> None: ...
+
+class RouteRetry(_message.Message):
+    __slots__ = ("retry_on", "max_attempts", "per_try_timeout")
+    RETRY_ON_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PER_TRY_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    retry_on: _containers.RepeatedScalarFieldContainer[str]
+    max_attempts: int
+    per_try_timeout: _duration_pb2.Duration
+    def __init__(self, retry_on: _Optional[_Iterable[str]] = ..., max_attempts: _Optional[int] = ..., per_try_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RouteMatch(_message.Message):
     __slots__ = ("hosts", "path_prefix", "headers")
