@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import Any
 
 from extproc.config.compile import compile_config
 from extproc.config.errors import ConfigError
@@ -41,6 +42,33 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(
             f"  route {r.name}: hosts [{hosts}] prefix {r.path_prefix or '/'} -> {provs}; processors: {procs}"
         )
+    return 0
+
+
+def cmd_envoy_fallback(args: argparse.Namespace) -> int:
+    import yaml
+
+    from extproc.envoy_fallback import fallback_resources
+
+    try:
+        rt = _load(args.config)
+    except ConfigError as e:
+        print(f"{args.config}: invalid config", file=sys.stderr)
+        for path, msg in e.problems:
+            print(f"  {path}: {msg}", file=sys.stderr)
+        return 1
+    upstream = None
+    if args.upstream:
+        host, _, port = args.upstream.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"--upstream {args.upstream!r}: expected HOST:PORT", file=sys.stderr)
+            return 2
+        upstream = (host, int(port))
+    out = fallback_resources(rt, args.extproc_cluster, upstream, args.extproc_authority)
+    if not out:
+        print(f"{args.config}: no route has fallback or retry", file=sys.stderr)
+        return 1
+    print(yaml.safe_dump(out, sort_keys=False, width=100, default_flow_style=None), end="")
     return 0
 
 
@@ -184,7 +212,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("config", help="config file")
     c.set_defaults(func=cmd_check_config)
+    _add_envoy_fallback(sub)
     return p
+
+
+def _add_envoy_fallback(sub: Any) -> None:
+    f = sub.add_parser(
+        "envoy-fallback",
+        help="print the Envoy virtual host and clusters the config's fallback routes need",
+        description="Print, as YAML, the Envoy virtual host (add it to the listener's "
+        "route_config) and the provider clusters (add them to clusters) that carry out "
+        "the config's fallback and retry routes.",
+    )
+    f.add_argument("config", help="config file")
+    f.add_argument(
+        "--extproc-cluster",
+        default="llm_extproc",
+        help="the Envoy cluster of this gRPC service (default llm_extproc)",
+    )
+    f.add_argument(
+        "--extproc-authority",
+        default="",
+        help="the :authority of its gRPC calls (in Istio: the Service's host name)",
+    )
+    f.add_argument(
+        "--upstream",
+        default="",
+        help="HOST:PORT every provider cluster points at, in plain HTTP (tests, demos)",
+    )
+    f.set_defaults(func=cmd_envoy_fallback)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,23 @@ def render_envoy(
     return text
 
 
+def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], port: int) -> str:
+    """The Envoy config plus what the gateway config's fallback routes need
+    (`llm-extproc envoy-fallback`), every provider cluster pointing at the fake."""
+    import yaml
+
+    from extproc.config.compile import compile_config
+    from extproc.config.loader import load_text
+    from extproc.envoy_fallback import fallback_resources, merge_fallback
+
+    resources = fallback_resources(
+        compile_config(load_text(config_text, "config"), env), upstream=("127.0.0.1", port)
+    )
+    if not resources:
+        return envoy_text
+    return yaml.safe_dump(merge_fallback(yaml.safe_load(envoy_text), resources), sort_keys=False)
+
+
 def wait_port(
     port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -176,15 +193,14 @@ class Stack:
         wait_port(self.extproc_port, proc=self.procs[-1])
         wait_healthy(self.extproc_port)
         envoy_cfg = self.tmp / "envoy.yaml"
-        envoy_cfg.write_text(
-            render_envoy(
-                self.listener,
-                self.extproc_port,
-                self.fake.port,
-                self.admin,
-                ollama=self.ollama_listener,
-            )
+        envoy_text = render_envoy(
+            self.listener,
+            self.extproc_port,
+            self.fake.port,
+            self.admin,
+            ollama=self.ollama_listener,
         )
+        envoy_cfg.write_text(with_fallback(envoy_text, text, env, self.fake.port))
         self.procs.append(
             subprocess.Popen(
                 [

@@ -18,6 +18,9 @@ Headers = Mapping[str, str]  # lower-case names; pseudo-headers keep their ':'
 class RequestHeaders:
     headers: Headers
     end_of_stream: bool
+    # Envoy's dynamic metadata forwarded with the message (namespace -> fields);
+    # only upstream ext_proc filters forward any (see envoy_fallback.py).
+    metadata: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
+from typing import Any
 
 from extproc.config.runtime import RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
@@ -37,6 +38,7 @@ from extproc.core.events import (
     ResponseBody,
     ResponseHeaders,
 )
+from extproc.core.fallback_leg import FallbackLeg, fallback_leg
 from extproc.core.legs import Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
@@ -138,7 +140,7 @@ class Exchange:
         self.authenticate = authenticate
         self.route: RouteRuntime | None = None
         self.record = ExchangeRecord()
-        self._leg: Leg | None = None
+        self._leg: Leg | FallbackLeg | None = None
         self._resp_status = 0
         self.endpoint = OTHER
         self._api = "openai"  # the client API of this request: its errors' shape
@@ -221,6 +223,8 @@ class Exchange:
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
+        if route.fallback is not None:
+            return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
         return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
@@ -251,17 +255,20 @@ class Exchange:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
         self.record.guard = ctx.annotations.get("guard", "")
-        opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
-        leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
+        leg: Leg | FallbackLeg | Reject
+        if route.fallback is not None:
+            leg = fallback_leg(ctx, self.runtime.metadata_namespace)
+        else:
+            opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
+            leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
         return self._start_leg(leg, ctx, raw)
 
-    def _start_leg(self, leg: Leg | Reject, ctx: RequestContext, raw: bytes) -> Decision:
+    def _start_leg(
+        self, leg: Leg | FallbackLeg | Reject, ctx: RequestContext, raw: bytes
+    ) -> Decision:
         if isinstance(leg, Reject):
             return self._reject(leg)
-        rec, target = self.record, leg.target
-        rec.provider, rec.provider_type = leg.prov.name, leg.prov.type
-        rec.model_requested, rec.model_served = leg.requested_model, target.model
-        rec.stream = target.stream
+        leg.describe(self.record)
         try:
             d = leg.request(ctx, raw)
         except TranslationError as e:
@@ -285,20 +292,21 @@ class Exchange:
         if leg is None:
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
-        leg.report_status(status, h)
-        headers: tuple[tuple[str, str], ...] = (("x-llm-provider", leg.prov.name),)
+        headers, remove = leg.answer_headers(status, h, rec)
         rec.upstream_error = status >= 400
         if ev.end_of_stream:
-            return self._finish(Continue(set_headers=headers))
+            return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
             return Continue(
                 set_headers=(*headers, ("content-type", leg.stream.content_type)),
-                remove_headers=("content-length",),
+                remove_headers=(*remove, "content-length"),
                 mode=ModeOverride(response_body=mode),
             )
-        return Continue(set_headers=headers, mode=ModeOverride(response_body=mode))
+        return Continue(
+            set_headers=headers, remove_headers=remove, mode=ModeOverride(response_body=mode)
+        )
 
     def _response_body(self, ev: ResponseBody) -> Decision:
         leg = self._leg
@@ -326,7 +334,7 @@ class Exchange:
         rec.usage = out.usage
         if out.model:
             rec.model_served = out.model
-        meta = rec.metadata(self.runtime.metadata_namespace)
+        meta = self._end_metadata()
         self.close()
         body = out.body
         if body is raw or body == raw:
@@ -337,7 +345,7 @@ class Exchange:
             metadata=meta,
         )
 
-    def _stream_chunk(self, leg: Leg, ev: ResponseBody) -> Decision:
+    def _stream_chunk(self, leg: Leg | FallbackLeg, ev: ResponseBody) -> Decision:
         st = leg.stream
         assert st is not None and self.route is not None
         rec = self.record
@@ -375,6 +383,10 @@ class Exchange:
         rec.usage = st.usage
         if st.model:
             rec.model_served = st.model
-        meta = rec.metadata(self.runtime.metadata_namespace)
+        meta = self._end_metadata()
         self.close()
         return Continue(body=None if out is ev.body else out, metadata=meta)
+
+    def _end_metadata(self) -> dict[str, Any] | None:
+        """Envoy's dynamic metadata with the last response chunk."""
+        return self.record.metadata(self.runtime.metadata_namespace)

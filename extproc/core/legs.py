@@ -26,6 +26,7 @@ from extproc.api_errors import ollama_error_body
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
+from extproc.core.record import ExchangeRecord
 from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
 from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.token_pool import NoTokenAvailable
@@ -74,6 +75,19 @@ class Leg:
 
     def request(self, ctx: RequestContext, raw: bytes) -> Continue:
         raise NotImplementedError
+
+    def describe(self, rec: ExchangeRecord) -> None:
+        """What the request's record knows once the leg is picked."""
+        rec.provider, rec.provider_type = self.prov.name, self.prov.type
+        rec.model_requested, rec.model_served = self.requested_model, self.target.model
+        rec.stream = self.target.stream
+
+    def answer_headers(
+        self, status: int, headers: Headers, rec: ExchangeRecord
+    ) -> tuple[Pairs, tuple[str, ...]]:
+        """At response headers: (headers to set, to remove) on the client's answer."""
+        self.report_status(status, headers)
+        return (("x-llm-provider", self.prov.name),), ()
 
     def report_status(self, status: int, headers: Headers) -> None:
         """Feed the provider's answer to token rotation (429/401 cool a key down)."""
@@ -276,6 +290,10 @@ def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | R
     try:
         return prov.tokens.pick()
     except NoTokenAvailable as e:
+        if route.fallback is not None:
+            # An attempt of a fallback route: the provider decides (its 429
+            # moves Envoy on to the next attempt); a reject here would not.
+            return prov.tokens.soonest()
         return reject(
             503,
             f"No API token of provider {prov.name!r} is available: {e}",
@@ -293,7 +311,7 @@ def passthrough(route: RouteRuntime, prov: ProviderRuntime, endpoint: str = OTHE
     return PassThroughLeg(route, prov, target, "")
 
 
-def _stream_of(
+def stream_of(
     route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
 ) -> bool | Reject:
     field = body.get("stream")
@@ -329,7 +347,7 @@ def resolve_target(
 ) -> tuple[ProviderTarget, str, bool] | Reject:
     """(target, requested model, include_usage) for a request whose body was read;
     ``stream`` given: no stream policy applies (the endpoint never streams)."""
-    streams = _stream_of(route, endpoint, prov, body) if stream is None else stream
+    streams = stream_of(route, endpoint, prov, body) if stream is None else stream
     if isinstance(streams, Reject):
         return streams
     token = _pick_token(route, prov, client_api_of(endpoint, route.client_api))

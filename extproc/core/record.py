@@ -29,19 +29,35 @@ class ExchangeRecord:
     first_byte: float = 0.0
     ended: float = 0.0
     upstream_error: bool = False
+    # Fallback routes (Envoy retries across providers). The request's record:
+    # how many attempts Envoy made and "provider:status" of each, comma-separated.
+    attempts: int = 0
+    attempt_log: str = ""
+    # An attempt's own record (core/attempt.py): which attempt it was (1, 2, ...).
+    attempt: int = 0
 
     def metadata(self, namespace: str) -> dict[str, Any]:
         """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""
         u = self.usage
-        return {
-            namespace: {
-                "route": self.route,
-                "provider": self.provider,
-                "consumer": self.consumer,
-                "model_requested": self.model_requested,
-                "model_served": self.model_served,
-                "input_tokens": u.input_tokens if u else 0,
-                "output_tokens": u.output_tokens if u else 0,
-                "total_tokens": u.total_tokens if u else 0,
-            }
+        out: dict[str, Any] = {
+            "route": self.route,
+            "provider": self.provider,
+            "consumer": self.consumer,
+            "model_requested": self.model_requested,
+            "model_served": self.model_served,
+            "input_tokens": u.input_tokens if u else 0,
+            "output_tokens": u.output_tokens if u else 0,
+            "total_tokens": u.total_tokens if u else 0,
         }
+        if self.attempts:
+            out["attempts"] = self.attempts
+            out["attempt_log"] = self.attempt_log
+        return {namespace: out}
+
+    def attempt_statuses(self) -> list[dict[str, Any]]:
+        """`attempt_log` as [{"provider", "status"}, ...], for the request log."""
+        out: list[dict[str, Any]] = []
+        for item in self.attempt_log.split(",") if self.attempt_log else ():
+            name, _, status = item.rpartition(":")
+            out.append({"provider": name, "status": int(status) if status.isdigit() else 0})
+        return out

@@ -127,9 +127,35 @@ def log_exchange(rec: ExchangeRecord, prompts: list[str] | None = None) -> None:
     """The request's one log line. `prompts` only with observability.debug_log_prompts."""
     if request_log.isEnabledFor(logging.INFO):
         fields = record_fields(rec)
+        if rec.attempts:
+            fields["attempts"] = rec.attempts
+            fields["attempt_statuses"] = rec.attempt_statuses()
         if prompts is not None:
             fields["prompts"] = prompts
         request_log.info("request", extra={"fields": fields})
+
+
+def log_attempt(rec: ExchangeRecord) -> None:
+    """One line per attempt of a fallback route (the request's own line follows)."""
+    if request_log.isEnabledFor(logging.INFO):
+        f = record_fields(rec)
+        fields = {k: f[k] for k in _ATTEMPT_FIELDS}
+        fields["attempt"] = rec.attempt
+        request_log.info("attempt", extra={"fields": fields})
+
+
+_ATTEMPT_FIELDS = (
+    "request_id",
+    "route",
+    "provider",
+    "consumer",
+    "model_served",
+    "stream",
+    "status",
+    "blocked_reason",
+    "duration_ms",
+    "ttfb_ms",
+)
 
 
 class PromptCapture:

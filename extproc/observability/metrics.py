@@ -11,6 +11,9 @@ Metrics (Prometheus names; the OTel name is the same with dots):
   (empty, or the status class of a failed request).
 * `gen_ai_server_time_to_first_token_seconds` histogram, streaming
   requests answered with 2xx (the upstream's first response bytes).
+* `llm_extproc_upstream_attempts_total` (route, provider, status): each
+  attempt Envoy made on a fallback route; `llm_extproc_request_attempts`
+  histogram (route): attempts per request of a fallback route.
 * `llm_extproc_requests_total` (route, provider, status_class),
   `llm_extproc_guard_decisions_total` (result),
   `llm_extproc_blocked_requests_total` (reason),
@@ -181,6 +184,19 @@ class Metrics:
             registry=r,
         )
 
+        self.attempts = Counter(
+            "llm_extproc_upstream_attempts",
+            "Attempts Envoy made on fallback routes, by route, provider and status",
+            ["route", "gen_ai_provider_name", "status"],
+            registry=r,
+        )
+        self.attempts_per_request = Histogram(
+            "llm_extproc_request_attempts",
+            "Attempts per request of a fallback route",
+            ["route"],
+            buckets=(1, 2, 3, 4, 5, 6, 8, 10),
+            registry=r,
+        )
         self.reloads = Counter(
             "llm_extproc_config_reloads",
             "Config reloads (SIGHUP or --watch-config), by result",
@@ -208,10 +224,24 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def observe_attempt(self, rec: ExchangeRecord) -> None:
+        """One attempt of a fallback route (the request is observed on its own)."""
+        route = self._name(rec.route, self._routes)
+        provider = self._name(rec.provider, self._providers)
+        status = str(rec.status) if 100 <= rec.status <= 599 else "none"
+        self._child(self.attempts, route, provider, status).inc()
+        if rec.upstream_error:
+            self._child(self.upstream_errors, provider, status).inc()
+
     def observe(self, rec: ExchangeRecord) -> None:
+        if rec.attempt:
+            self.observe_attempt(rec)
+            return
         route = self._name(rec.route, self._routes)
         provider = self._name(rec.provider, self._providers)
         consumer = self._name(rec.consumer, self._consumers)
+        if rec.attempts:
+            self._child(self.attempts_per_request, route).observe(rec.attempts)
         op = _OPERATION.get(rec.endpoint, OTHER)
         req_model = self.request_model(rec.model_requested)
         resp_model = self.response_model(rec.model_served)
@@ -220,7 +250,7 @@ class Metrics:
             self._child(self.guard_decisions, self.guard(rec.guard)).inc()
         if rec.blocked_reason:
             self._child(self.blocked, self.reason(rec.blocked_reason)).inc()
-        if rec.upstream_error:
+        if rec.upstream_error and not rec.attempts:  # attempts count their own
             status = str(rec.status) if 100 <= rec.status <= 599 else "none"
             self._child(self.upstream_errors, provider, status).inc()
         u = rec.usage

@@ -89,6 +89,11 @@ class TokenPool:
             retry_in = min(self._until) - now
         raise NoTokenAvailable(size, max(retry_in, 0.0))
 
+    def soonest(self) -> str:
+        """The token whose cooldown ends first (usable or not)."""
+        with self._lock:
+            return self._tokens[self._until.index(min(self._until))]
+
     def report(self, token: str, status: int, retry_after: float | None = None) -> None:
         """Feed back the upstream ``status`` for a request made with ``token``.
 

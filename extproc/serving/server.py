@@ -15,7 +15,7 @@ from extproc.config.runtime import RouteProcessor, Runtime
 from extproc.consumers.auth import AuthHook
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
-from extproc.observability.logs import PromptCapture, log_exchange
+from extproc.observability.logs import PromptCapture, log_attempt, log_exchange
 from extproc.observability.metrics import Metrics, MetricsEndpoint, multiprocess_dir
 from extproc.serving.generation import Generation, build_generation
 from extproc.serving.options import ServeOptions
@@ -50,9 +50,9 @@ class Server:
         self._closers: set[asyncio.Task[None]] = set()  # a replaced config's processors
         self._started = False
 
-    def new_exchange(self) -> Exchange:
+    def new_exchange(self, provider: str = "") -> Exchange:
         """The transport's handler factory: one read of the current generation."""
-        return self.generation.exchange()
+        return self.generation.exchange(provider)
 
     @property
     def runtime(self) -> Runtime:
@@ -80,6 +80,11 @@ class Server:
 
     def _report(self, prompts: PromptCapture | None, rec: ExchangeRecord) -> None:
         """Once per exchange: log line, metrics, budget charge. Never raises."""
+        if rec.attempt:
+            # One attempt of a fallback route: the request's own record (in the
+            # router-level exchange) charges the budget for the answer only.
+            self._report_attempt(rec)
+            return
         try:
             log_exchange(rec, prompts.pop(rec) if prompts is not None else None)
         except Exception:
@@ -89,6 +94,13 @@ class Server:
         except Exception:
             log.exception("metrics failed")
         self._charge(rec)
+
+    def _report_attempt(self, rec: ExchangeRecord) -> None:
+        try:
+            log_attempt(rec)
+            self.metrics.observe(rec)
+        except Exception:
+            log.exception("attempt log or metrics failed")
 
     def _charge(self, rec: ExchangeRecord) -> None:
         budget = self.budget

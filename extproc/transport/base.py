@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from extproc.core.exchange import Exchange
 
-# One Exchange per ext_proc stream; the caller decides which config it uses.
-ExchangeFactory = Callable[[], Exchange]
+
+class ExchangeFactory(Protocol):
+    """One Exchange per ext_proc stream; the caller decides which config it uses."""
+
+    def __call__(self, provider: str = "") -> Exchange:
+        """`provider`: the one the stream's gRPC metadata names
+        (core.attempt.attempt_provider): the stream is one attempt of a
+        fallback route, in that provider cluster's upstream filter."""
+
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # Services the gRPC health service answers for ("" is the whole server).

@@ -13,7 +13,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from extproc.core.events import (
     CONTINUE,
@@ -55,13 +55,22 @@ def headers_of(hm: Any) -> dict[str, str]:
     }
 
 
+def metadata_of(req: ep.ProcessingRequest) -> dict[str, Any] | None:
+    """The dynamic metadata Envoy forwarded (namespace -> fields), if any: only
+    the upstream filters of fallback routes forward some (envoy_fallback.py)."""
+    if not req.HasField("metadata_context"):
+        return None
+    fm = req.metadata_context.filter_metadata
+    return {ns: json_format.MessageToDict(fm[ns]) for ns in fm} or None
+
+
 def decode(req: ep.ProcessingRequest) -> tuple[str, Event | None]:
     """(the request's kind, its event); the event is None for messages the
     exchange does not take (trailers, fields newer than this code)."""
     kind = req.WhichOneof("request")
     if kind == "request_headers":
         m = req.request_headers
-        return kind, RequestHeaders(headers_of(m.headers), m.end_of_stream)
+        return kind, RequestHeaders(headers_of(m.headers), m.end_of_stream, metadata_of(req))
     if kind == "request_body":
         return kind, RequestBody(req.request_body.body, req.request_body.end_of_stream)
     if kind == "response_headers":
@@ -126,6 +135,8 @@ def _fill_struct(s: struct_pb2.Struct, meta: Any) -> None:
                 out[k].bool_value = v
             elif isinstance(v, int | float):
                 out[k].number_value = v
+            elif isinstance(v, list | dict):
+                out[k].CopyFrom(json_format.ParseDict(v, struct_pb2.Value()))  # rare: fallback
             else:
                 out[k].string_value = str(v)
 

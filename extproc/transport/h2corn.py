@@ -16,6 +16,7 @@ import h2corn
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2
 
+from extproc.core.attempt import attempt_provider
 from extproc.core.exchange import PhaseError
 from extproc.transport.asgi_grpc import (
     FAILED_PRECONDITION,
@@ -61,14 +62,14 @@ class GrpcApp:
         stream = GrpcStream(receive, send, self.max_message_bytes)
         path = scope["path"]
         if path == PROCESS:
-            await self._process(stream)
+            await self._process(stream, attempt_provider(scope.get("headers") or ()))
         elif path == HEALTH_CHECK:
             await self._check(stream)
         else:
             await stream.finish(UNIMPLEMENTED, f"unknown method {path}")
 
-    async def _process(self, stream: GrpcStream) -> None:
-        ex = self.new_exchange()
+    async def _process(self, stream: GrpcStream, provider: str) -> None:
+        ex = self.new_exchange(provider)
         try:
             while (msg := await stream.read()) is not None:
                 kind, ev = decode(ProcessingRequest.FromString(msg))

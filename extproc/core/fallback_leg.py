@@ -1,0 +1,168 @@
+"""The router-level leg of a fallback route: Envoy picks and retries the providers.
+
+On a route with `fallback`/`retry` the router-level exchange does not pick a
+provider. It sends the checked request to the route's Envoy fallback route
+(metadata `fallback: <route>`, see envoy_fallback.py), where Envoy makes the
+attempts and an upstream exchange per attempt (core/attempt.py) translates it
+for that attempt's provider and translates the answer back. So what this leg
+reads is already in the client's API: it only taps usage and model, learns
+which provider answered and after how many attempts, and turns an answer Envoy
+made itself (every attempt failed without a response) into the client's error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from extproc.api_errors import error_type_for_status, ollama_error_body, openai_error_body
+from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY
+from extproc.config.runtime import ProviderRuntime, RouteRuntime
+from extproc.core.events import BodyMode, Continue, Headers, Reject
+from extproc.core.legs import Pairs, client_key_headers, stream_of
+from extproc.core.record import ExchangeRecord
+from extproc.core.request import EMBEDDINGS, OTHER, RequestContext
+from extproc.translators.base import StreamTranslator, TranslatedResponse
+from extproc.translators.common import loads_object, usage_from_openai
+from extproc.translators.ollama_native import NativeStreamTap, native_response
+from extproc.translators.openai_compat import OpenAIStreamTap
+
+
+class FallbackLeg:
+    """Routes the request to the Envoy fallback route and reads the answer."""
+
+    __slots__ = (
+        "endpoint",
+        "include_usage",
+        "namespace",
+        "provider",
+        "requested_model",
+        "route",
+        "stream",
+        "streaming",
+    )
+
+    def __init__(
+        self,
+        route: RouteRuntime,
+        endpoint: str,
+        requested: str,
+        streaming: bool,
+        include_usage: bool,
+        namespace: str,
+    ) -> None:
+        self.route, self.endpoint, self.namespace = route, endpoint, namespace
+        self.requested_model, self.streaming, self.include_usage = (
+            requested,
+            streaming,
+            include_usage,
+        )
+        self.stream: StreamTranslator | None = None
+        self.provider: ProviderRuntime | None = None  # the provider that answered
+
+    def describe(self, rec: ExchangeRecord) -> None:
+        rec.model_requested, rec.stream = self.requested_model, self.streaming
+
+    def request(self, ctx: RequestContext, raw: bytes) -> Continue:
+        # Every client key header is removed, present or not: Envoy clears the
+        # route cache only for a response that mutates headers.
+        headers: list[tuple[str, str]] = [(":authority", FALLBACK_AUTHORITY)]
+        body = None
+        if ctx.modified:
+            body = orjson.dumps(ctx.body)
+            headers.append(("content-length", str(len(body))))
+        meta: dict[str, Any] = {
+            "fallback": self.route.name,
+            "consumer": ctx.consumer or "",
+            "path": ctx.headers.get(":path", "/"),
+        }
+        return Continue(
+            set_headers=tuple(headers),
+            remove_headers=client_key_headers(self.route),
+            body=body,
+            clear_route_cache=True,
+            metadata={self.namespace: meta},
+        )
+
+    # -- response -------------------------------------------------------------
+
+    def answer_headers(
+        self, status: int, headers: Headers, rec: ExchangeRecord
+    ) -> tuple[Pairs, tuple[str, ...]]:
+        """Who answered, after how many attempts; no header to add."""
+        fb = self.route.fallback
+        assert fb is not None
+        name = headers.get("x-llm-provider", "")
+        self.provider = next((p for p in fb.providers if p.name == name), None)
+        if self.provider is not None:
+            rec.provider, rec.provider_type = self.provider.name, self.provider.type
+        count = headers.get("x-envoy-attempt-count", "")
+        rec.attempts = int(count) if count.isdigit() else 1
+        rec.attempt_log = headers.get(ATTEMPTS_HEADER, "")
+        return (), ((ATTEMPTS_HEADER,) if ATTEMPTS_HEADER in headers else ())
+
+    def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
+        if self.provider is None:
+            # Envoy's own answer: its text becomes the client's error below.
+            return BodyMode.BUFFERED if status >= 400 else BodyMode.NONE
+        if status >= 300:
+            return BodyMode.NONE  # the attempt put the error in the client's shape
+        if "event-stream" in content_type or "ndjson" in content_type:
+            self.stream = self._tap(max_line)
+            return BodyMode.STREAMED
+        return BodyMode.BUFFERED
+
+    def _tap(self, max_line: int) -> StreamTranslator:
+        if self.route.client_api == "ollama":
+            return NativeStreamTap(max_line)
+        # Each attempt sends the usage chunk (core/attempt.py); the client
+        # that did not ask for it does not get it.
+        return OpenAIStreamTap(drop_usage_chunk=not self.include_usage, max_line_bytes=max_line)
+
+    def response(self, status: int, raw: bytes) -> TranslatedResponse:
+        if self.provider is None:
+            return TranslatedResponse(self._envoy_error(status, raw), None, None)
+        if self.route.client_api == "ollama":
+            return native_response(status, raw)
+        obj = loads_object(raw)
+        if obj is None:
+            return TranslatedResponse(raw, None, None)
+        model = obj.get("model")
+        return TranslatedResponse(
+            raw, usage_from_openai(obj.get("usage")), model if isinstance(model, str) else None
+        )
+
+    def _envoy_error(self, status: int, raw: bytes) -> bytes:
+        detail = raw.decode("utf-8", "replace").strip()[:200] or f"status {status}"
+        msg = f"No provider of route {self.route.name!r} answered: {detail}"
+        if self.route.client_api == "ollama":
+            return ollama_error_body(msg)
+        return openai_error_body(msg, error_type_for_status(status), "providers_unavailable")
+
+
+def fallback_leg(ctx: RequestContext, namespace: str) -> FallbackLeg | Reject:
+    """The leg for a fallback route (or a Reject: the route's stream policy).
+
+    When the client did not say whether to stream, the decision (the first
+    provider's default) is written into the body, so every attempt agrees."""
+    route, endpoint, body = ctx.route, ctx.endpoint, ctx.body
+    if not body or endpoint == OTHER:
+        return FallbackLeg(route, endpoint, "", False, False, namespace)
+    streaming = stream_of(route, endpoint, route.providers[0], body)
+    if isinstance(streaming, Reject):
+        return streaming
+    if endpoint != EMBEDDINGS and body.get("stream") is not streaming:
+        body["stream"] = streaming
+        ctx.modified = True
+    requested = body.get("model")
+    so = body.get("stream_options")
+    include_usage = isinstance(so, dict) and so.get("include_usage") is True
+    return FallbackLeg(
+        route,
+        endpoint,
+        requested if isinstance(requested, str) else "",
+        streaming,
+        include_usage,
+        namespace,
+    )

@@ -1,0 +1,238 @@
+"""Provider fallback through the real Envoy: Envoy retries across provider
+clusters, an upstream ext_proc exchange per attempt translates the request for
+its provider and injects that provider's key; the client sees one answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from extproc.streaming.sse import SSEDecoder
+from harness import Stack
+
+pytestmark = pytest.mark.e2e
+
+from fake_provider import Recorded, Scripted  # noqa: E402
+
+QWEN_KEY = "sk-qwen-fallback-1f2e"
+CLAUDE_KEY = "sk-ant-fallback-9c8d"
+CLIENT_KEY = "ck-fallback-client-5a5a"
+QWEN_PATH = "/compatible-mode/v1/chat/completions"
+
+CONFIG = f"""
+providers:
+- {{name: qwen, type: qwen, api_tokens: [{QWEN_KEY}], default_model: qwen-turbo}}
+- name: claude
+  type: claude
+  api_tokens: [{CLAUDE_KEY}]
+  model_mapping: {{"*": claude-3-5-haiku-latest}}
+routes:
+- name: chat
+  match: {{hosts: [fallback.test]}}
+  provider: qwen
+  fallback: [claude]
+  auth: {{required: true}}
+- name: timed
+  match: {{hosts: [timed.test]}}
+  provider: qwen
+  fallback: [claude]
+  retry: {{retry_on: [timeout], per_try_timeout: 1s}}
+consumers:
+- {{name: team-a, keys: [{CLIENT_KEY}]}}
+"""
+
+CHAT = {"messages": [{"role": "user", "content": "hello fallback"}]}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    keys = {"openai": QWEN_KEY, "claude": CLAUDE_KEY}
+    with Stack(tmp_path_factory.mktemp("fallback"), CONFIG, fake_keys=keys) as s:
+        yield s
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    stack.fake.take()
+    with httpx.Client(base_url=stack.url, timeout=20) as c:
+        yield c
+
+
+def post(c: httpx.Client, body: dict[str, Any], host: str = "fallback.test") -> httpx.Response:
+    return c.post(
+        "/v1/chat/completions",
+        headers={"host": host, "authorization": f"Bearer {CLIENT_KEY}"},
+        json=body,
+    )
+
+
+def wait_for(get: Callable[[], list[Any]], timeout: float = 5.0) -> list[Any]:
+    """Log lines are written in batches: poll until some match."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = get()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def log_lines(stack: Stack, msg: str, request_id: str) -> list[dict[str, Any]]:
+    lines = [json.loads(x) for x in stack.logs().splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("msg") == msg and x.get("request_id") == request_id]
+
+
+def check_attempts_upstream(seen: list[Recorded]) -> None:
+    """Each attempt got its own provider's path and key, never the client's or the other's."""
+    qwen, claude = seen
+    assert qwen.path == QWEN_PATH
+    assert qwen.headers["authorization"] == f"Bearer {QWEN_KEY}"
+    assert qwen.json()["model"] == "qwen-turbo"
+    assert claude.path == "/v1/messages"
+    assert claude.headers["x-api-key"] == CLAUDE_KEY
+    assert "authorization" not in claude.headers  # qwen's key stayed with qwen
+    assert claude.headers["anthropic-version"]
+    assert claude.json()["model"] == "claude-3-5-haiku-latest"
+    assert int(claude.headers["content-length"]) == len(claude.body)
+    for r in seen:
+        assert CLIENT_KEY not in json.dumps(r.headers) + r.body.decode()
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_an_error_on_the_first_provider_is_answered_by_the_next(
+    stack: Stack, client: httpx.Client, status: int
+) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(status, b'{"error":{"message":"busy","type":"x"}}'))
+    r = post(client, CHAT)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "chat.completion"  # Claude's answer in OpenAI's shape
+    assert body["choices"][0]["message"]["content"].startswith("Hello from fake Claude")
+    assert body["usage"]["prompt_tokens"] == 12
+    assert r.headers["x-llm-provider"] == "claude"
+    assert r.headers["x-envoy-attempt-count"] == "2"
+    assert "x-llm-attempts" not in r.headers
+    seen = stack.fake.take()
+    check_attempts_upstream(seen)
+    rid = seen[0].headers["x-request-id"]
+    assert seen[1].headers["x-request-id"] == rid  # one request, two attempts
+    # The request's log line: two attempts, who answered, each attempt's status.
+    (line,) = wait_for(lambda: log_lines(stack, "request", rid))
+    assert line["provider"] == "claude" and line["consumer"] == "team-a"
+    assert line["attempts"] == 2
+    assert line["attempt_statuses"] == [
+        {"provider": "qwen", "status": status},
+        {"provider": "claude", "status": 200},
+    ]
+    assert line["total_tokens"] == 21  # Claude's usage only
+    attempts = wait_for(lambda: log_lines(stack, "attempt", rid))
+    assert sorted((a["attempt"], a["provider"], a["status"]) for a in attempts) == [
+        (1, "qwen", status),
+        (2, "claude", 200),
+    ]
+
+
+def test_access_log_and_metrics_show_the_attempts(stack: Stack, client: httpx.Client) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(503, b'{"error":{"message":"down","type":"x"}}'))
+    body = {**CHAT, "messages": [{"role": "user", "content": "metered-attempts"}]}
+    assert post(client, body).status_code == 200
+    lines = wait_for(
+        lambda: [x for x in stack.access_lines() if "route=chat" in x and "attempts=2" in x]
+    )
+    assert lines and "provider=claude" in lines[-1], stack.access_lines()[-5:]
+    # Envoy's per-attempt lines (the router's upstream_log).
+    per_attempt = wait_for(
+        lambda: [x for x in stack.access_lines() if "cluster=llm_fallback_qwen status=503" in x]
+    )
+    assert per_attempt and "] attempt request_id=" in per_attempt[-1]
+    text = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).text
+    name = "llm_extproc_upstream_attempts_total"
+    assert sample(text, name, route="chat", gen_ai_provider_name="qwen", status="503") == 1
+    assert sample(text, name, route="chat", gen_ai_provider_name="claude", status="200") >= 1
+    assert sample(text, "llm_extproc_request_attempts_count", route="chat") >= 1
+    assert QWEN_KEY not in text and CLAUDE_KEY not in text
+
+
+def test_when_every_provider_fails_the_client_gets_the_last_error_in_openai_shape(
+    stack: Stack, client: httpx.Client
+) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(500, b'{"error":{"message":"qwen broke","type":"x"}}'))
+    claude_err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    stack.fake.script("/v1/messages", Scripted(529, json.dumps(claude_err).encode()))
+    r = post(client, CHAT)
+    assert r.status_code == 529
+    err = r.json()["error"]
+    assert err["message"] == "Overloaded" and err["type"] == "server_error"
+    assert r.headers["x-llm-provider"] == "claude"
+    assert r.headers["x-envoy-attempt-count"] == "2"
+    assert [x.path for x in stack.fake.take()] == [QWEN_PATH, "/v1/messages"]
+
+
+def test_a_stream_falls_back_before_its_first_byte(stack: Stack, client: httpx.Client) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(429, b'{"error":{"message":"slow down","type":"x"}}'))
+    events = stream(client, {**CHAT, "stream": True})
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text.startswith("Hello from fake Claude")
+    # The client did not ask for usage: the chunk the gateway metered is not shown.
+    assert all("usage" not in c or c["usage"] is None for c in chunks)
+    assert [x.path for x in stack.fake.take()] == [QWEN_PATH, "/v1/messages"]
+
+
+def test_a_stream_with_usage_requested_gets_the_usage_chunk(
+    stack: Stack, client: httpx.Client
+) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(500, b"{}"))
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    chunks = [json.loads(e) for e in stream(client, body)[:-1]]
+    (usage,) = [c["usage"] for c in chunks if c.get("usage")]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        12,
+        9,
+        21,
+    )
+
+
+def test_a_per_try_timeout_moves_on(stack: Stack, client: httpx.Client) -> None:
+    stack.fake.script(QWEN_PATH, Scripted(200, b"{}", delay_s=3.0))
+    r = post(client, CHAT, host="timed.test")
+    assert r.status_code == 200, r.text
+    assert r.headers["x-llm-provider"] == "claude"
+
+
+def test_without_metadata_the_fallback_routes_are_unreachable(
+    stack: Stack, client: httpx.Client
+) -> None:
+    """A client naming the fallback virtual host gets no provider and no key."""
+    r = client.post("/v1/chat/completions", headers={"host": "llm-fallback"}, json=CHAT)
+    assert r.status_code == 404
+    assert stack.fake.take() == []
+
+
+def stream(c: httpx.Client, body: dict[str, Any]) -> list[str]:
+    headers = {"host": "fallback.test", "authorization": f"Bearer {CLIENT_KEY}"}
+    dec = SSEDecoder()
+    out: list[str] = []
+    with c.stream("POST", "/v1/chat/completions", headers=headers, json=body) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for part in r.iter_bytes():
+            out += [e.data for e in dec.feed(part)]
+    return out
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total, found = 0.0, False
+    for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.M):
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total, found = total + float(m.group(2)), True
+    assert found, (name, labels)
+    return total
