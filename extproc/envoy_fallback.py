@@ -23,12 +23,14 @@ Envoy config; `llm-extproc envoy-fallback` prints them as YAML.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from extproc.config.fallback import FALLBACK_AUTHORITY, PROVIDER_METADATA_KEY, FallbackRuntime
 from extproc.config.runtime import ProviderRuntime, RouteRuntime, Runtime
 
 ROUTE_TIMEOUT = "300s"
+UPSTREAM_FILTER = "envoy.filters.http.ext_proc/llm-extproc-upstream"
 
 _TYPE = "type.googleapis.com/envoy.extensions"
 _PRIORITY_GROUP = "envoy.router.cluster_specifier_plugin.priority_group"
@@ -99,7 +101,9 @@ def route_entry(route: RouteRuntime, namespace: str) -> dict[str, Any]:
 def upstream_ext_proc(provider: str, extproc_cluster: str, namespace: str) -> dict[str, Any]:
     """The upstream ext_proc filter of one provider's cluster: runs once per attempt."""
     return {
-        "name": "envoy.filters.http.ext_proc",
+        # Its own name: a route's typed_per_filter_config for the router-level
+        # ext_proc filter (e.g. `disabled`) must not switch this one off.
+        "name": UPSTREAM_FILTER,
         "typed_config": {
             "@type": f"{_TYPE}.filters.http.ext_proc.v3.ExternalProcessor",
             "grpc_service": {
@@ -228,15 +232,20 @@ def fallback_resources(
     }
 
 
-def merge_fallback(bootstrap: dict[str, Any], resources: dict[str, Any]) -> dict[str, Any]:
+def merge_fallback(
+    bootstrap: dict[str, Any], resources: dict[str, Any], listeners: Iterable[str] | None = None
+) -> dict[str, Any]:
     """`bootstrap` (an Envoy config) with `resources` added in place: the virtual
-    host first in every static route_config of an HCM that runs ext_proc, the
-    clusters at the end. Entries of the same name are replaced."""
+    host first in every static route_config of an HCM that runs ext_proc (of
+    the named `listeners` only, when given), the clusters at the end. Entries
+    of the same name are replaced."""
     if not resources:
         return bootstrap
     vhost = resources["virtual_host"]
     static = bootstrap.setdefault("static_resources", {})
     for lst in static.get("listeners", []):
+        if listeners is not None and lst.get("name") not in listeners:
+            continue
         for chain in lst.get("filter_chains", []):
             for f in chain.get("filters", []):
                 hcm = f.get("typed_config", {})

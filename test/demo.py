@@ -52,7 +52,7 @@ def render_envoy(real: bool) -> str:
     cfg = yaml.safe_load(render_envoy_ports(LISTENER, EXTPROC, FAKE, ADMIN, ollama=OLLAMA))
     if real:
         for c in cfg["static_resources"]["clusters"]:
-            if c["name"] == "dashscope":
+            if c["name"] in ("dashscope", "llm_fallback_dashscope"):
                 c["type"] = "LOGICAL_DNS"
                 c["dns_lookup_family"] = "V4_ONLY"
                 ep = c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]

@@ -6,8 +6,10 @@ Anthropic (/v1/messages), Gemini (/v1beta/models/M:generateContent), Ollama
 (/api/chat, /api/generate, /api/embed), Azure (/openai/deployments/...).
 It checks the credentials each provider expects, records every request it
 receives (method, path, headers, body), and can drip stream chunks with
-pauses. It also plays the guard model (denies text containing CONFIDENTIAL)
-and the query-rewrite model.
+pauses. Scripted answers: `script()` in-process, or the request header
+`x-fake-fail: <path part>=<status>` (e.g. `/compatible-mode=429`). It also
+plays the guard model (denies text containing CONFIDENTIAL) and the
+query-rewrite model.
 
 Run alone: python test/fake_provider.py --port 18001 --key sk-demo ...
 """
@@ -200,6 +202,11 @@ class FakeProvider:
                 if key in target and queue:
                     script = queue.pop(0)
                     break
+        fail = _fail_status(headers.get("x-fake-fail", ""), target)
+        if script is None and fail:
+            msg = f"fake: x-fake-fail answered {fail}"
+            await self._send(w, fail, _j({"error": {"message": msg, "type": "fake_error"}}))
+            return
         if script is not None:
             if script.delay_s:
                 await asyncio.sleep(script.delay_s)
@@ -454,6 +461,18 @@ class FakeProvider:
         last[key] = "" if key == "response" else {"role": "assistant", "content": ""}
         parts.append(_j(last) + b"\n")
         await self._send_stream(w, "application/x-ndjson", parts)
+
+
+def _fail_status(spec: str, target: str) -> int:
+    """`x-fake-fail: <path part>=<status>[,...]`: the status for this target, or 0.
+
+    A client header that reaches every attempt, so a demo can make one
+    provider fail with a single curl (the tests script the fake directly)."""
+    for item in spec.split(","):
+        part, _, status = item.strip().rpartition("=")
+        if part and part in target and status.isdigit():
+            return int(status)
+    return 0
 
 
 def _j(o: Any) -> bytes:

@@ -77,6 +77,19 @@ if [ -z "$REAL" ]; then
   [ "$(json claude "d['usage']['total_tokens']")" -gt 0 ] 2>/dev/null && ok "usage mapped: $(json claude "d['usage']")" || bad "no usage"
 fi
 
+if [ -z "$REAL" ]; then
+  say "6b. provider fallback (host fallback.test.com): dashscope answers 429, Envoy retries the request on Claude"
+  # x-fake-fail makes the fake provider answer 429 on dashscope's path only.
+  curl -s -o "$tmp/fb.body" -D "$tmp/fb.headers" -w '%{http_code}' -H 'host: fallback.test.com' \
+    -H 'x-fake-fail: /compatible-mode=429' "$BASE/v1/chat/completions" \
+    -d '{"messages":[{"role":"user","content":"Hello"}]}' >"$tmp/fb.status" || echo 000 >"$tmp/fb.status"
+  echo "  -> HTTP $(status fb): $(head -c 300 "$tmp/fb.body")"
+  [ "$(status fb)" = 200 ] && ok "status 200 with one request" || bad "status $(status fb)"
+  [ "$(json fb "d['object']")" = chat.completion ] && ok "Claude's answer as an OpenAI chat.completion" || bad "not a chat.completion"
+  [ "$(header fb x-llm-provider)" = claude ] && ok "answered by claude (x-llm-provider)" || bad "x-llm-provider: $(header fb x-llm-provider)"
+  [ "$(header fb x-envoy-attempt-count)" = 2 ] && ok "two attempts (x-envoy-attempt-count)" || bad "attempts: $(header fb x-envoy-attempt-count)"
+fi
+
 OLLAMA=${OLLAMA_BASE:-http://localhost:8004}
 PROXY_KEY=${LLM_PROXY_KEY:-demo-ollama-key}
 say "7. the Ollama key proxy on $OLLAMA: /api/generate and /api/chat with the body key"

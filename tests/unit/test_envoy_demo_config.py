@@ -181,6 +181,7 @@ def test_demo_runs_ext_proc_on_llm_hosts_only(demo: dict[str, Any]) -> None:
     rc = hcms(demo)["llm"]["route_config"]
     state = {vh["name"]: ext_proc_runs(rc, vh) for vh in rc["virtual_hosts"]}
     assert state == {
+        "llm-fallback": True,  # reached by re-routing only (see test_fallback_envoy)
         "llm-clients": True,
         "dashscope": True,
         "anthropic": True,
@@ -200,7 +201,7 @@ def test_every_host_the_demo_config_routes_reaches_ext_proc(demo: dict[str, Any]
     service = yaml.safe_load((ROOT / "test" / "demo" / "config.yaml").read_text())
     rc = hcms(demo)["llm"]["route_config"]
     hosts = [h for r in service["routes"] for h in r["match"].get("hosts", []) if ":8004" not in h]
-    assert hosts == ["test.com", "claude.test.com"]
+    assert hosts == ["test.com", "claude.test.com", "fallback.test.com"]
     # Routes without hosts match any host by path: those paths reach ext_proc anywhere.
     prefixes = [r["match"]["path_prefix"] for r in service["routes"] if not r["match"].get("hosts")]
     assert prefixes == ["/v1/messages", "/qwen/v1/messages"]
