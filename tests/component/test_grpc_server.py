@@ -315,3 +315,51 @@ async def test_h2corn_refuses_compressed_messages() -> None:
             assert "compressed" in (e.value.details() or "")
     finally:
         await s.stop()
+
+
+FALLBACK_CONFIG = """
+providers:
+- {name: qwen, type: qwen, api_tokens: [sk-qwen-comp]}
+- {name: claude, type: claude, api_tokens: [sk-ant-comp]}
+routes: [{name: chat, match: {hosts: [chat.test]}, provider: qwen, fallback: [claude]}]
+"""
+
+
+async def test_a_stream_naming_a_provider_is_an_attempt(transport: str) -> None:
+    """The upstream filter's gRPC initial metadata names the provider; the
+    forwarded dynamic metadata names the route (envoy_fallback.py)."""
+    from google.protobuf import struct_pb2
+
+    rt = compile_config(load_text(FALLBACK_CONFIG), {})
+    s = Server(rt, options(transport))
+    await s.start()
+    try:
+        msg = req_headers("llm-fallback")
+        meta = struct_pb2.Struct()
+        meta.update({"fallback": "chat", "path": "/v1/chat/completions"})
+        msg.metadata_context.filter_metadata["llm_extproc"].CopyFrom(meta)
+        body = req_body(b'{"messages":[{"role":"user","content":"hi"}]}')
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+            stub = ep_grpc.ExternalProcessorStub(ch)
+            call = stub.Process(metadata=(("x-llm-extproc-provider", "claude"),))
+            await call.write(msg)
+            await call.read()
+            await call.write(body)
+            r = await call.read()
+            await call.done_writing()
+        sets = {
+            h.header.key: h.header.raw_value.decode()
+            for h in r.request_body.response.header_mutation.set_headers
+        }
+        assert sets[":path"] == "/v1/messages" and sets["x-api-key"] == "sk-ant-comp"
+        # Without the route's metadata the same stream gets no key.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+            stub = ep_grpc.ExternalProcessorStub(ch)
+            call = stub.Process(metadata=(("x-llm-extproc-provider", "claude"),))
+            await call.write(req_headers("llm-fallback"))
+            r = await call.read()
+            await call.done_writing()
+        assert r.immediate_response.status.code == 500
+        assert b"sk-" not in r.immediate_response.body
+    finally:
+        await s.stop()

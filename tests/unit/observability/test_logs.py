@@ -161,3 +161,40 @@ def test_buffered_handler_flushes_on_its_interval() -> None:
         time.sleep(0.01)
     h.close()
     assert orjson.loads(out.getvalue())["msg"] == "tick"
+
+
+def test_fallback_request_and_attempt_lines(caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from extproc.observability.logs import log_attempt
+
+    caplog.set_level(logging.INFO, "extproc.requests")
+    log_exchange(record())
+    log_exchange(dataclasses.replace(record(), attempts=2, attempt_log="q:500,claude:200"))
+    log_attempt(dataclasses.replace(record(), attempt=1, status=500, usage=None))
+    plain, fallback, attempt = capture_lines(caplog)
+    assert "attempts" not in plain and "attempt_statuses" not in plain
+    assert fallback["msg"] == "request" and fallback["attempts"] == 2
+    assert fallback["attempt_statuses"] == [
+        {"provider": "q", "status": 500},
+        {"provider": "claude", "status": 200},
+    ]
+    assert attempt["msg"] == "attempt"
+    assert (attempt["attempt"], attempt["status"], attempt["request_id"]) == (1, 500, "req-1")
+    assert "total_tokens" not in attempt  # tokens are the request's, counted once
+
+
+def test_server_does_not_charge_an_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from extproc.budget import MemoryBudget
+
+    caplog.set_level(logging.INFO, "extproc.requests")
+    srv = Server(compile_config(load_text(CONFIG.replace("DEBUG", "false"))), ServeOptions())
+    srv.on_done(dataclasses.replace(record(), attempt=2))
+    assert isinstance(srv.budget, MemoryBudget) and srv.budget.usage("alice").used == 0
+    ((line,)) = capture_lines(caplog)
+    assert line["msg"] == "attempt"
+    srv.on_done(dataclasses.replace(record(), attempts=2))
+    assert srv.budget.usage("alice").used == 7
+    asyncio.run(srv.stop())

@@ -189,3 +189,32 @@ def test_endpoint_serves_metrics(runtime: Runtime) -> None:
         ep.stop()
     assert "gen_ai_client_token_usage_bucket" in text
     assert 'llm_extproc_requests_total{provider="qwen",route="chat",status_class="2xx"} 1.0' in text
+
+
+def test_fallback_attempts_and_requests(runtime: Runtime) -> None:
+    m = Metrics(runtime)
+    # A request of a fallback route: attempt 1 failed, attempt 2 answered.
+    m.observe(rec(attempt=1, status=429, upstream_error=True, usage=None))
+    m.observe(rec(attempt=2, status=200, usage=Usage(2, 3, 5)))
+    m.observe(rec(attempts=2, attempt_log="qwen:429,qwen:200", usage=Usage(2, 3, 5)))
+    name = "llm_extproc_upstream_attempts_total"
+    assert val(m, name, route="chat", gen_ai_provider_name="qwen", status="429") == 1
+    assert val(m, name, route="chat", gen_ai_provider_name="qwen", status="200") == 1
+    assert val(m, "llm_extproc_request_attempts_count", route="chat") == 1
+    assert val(m, "llm_extproc_request_attempts_sum", route="chat") == 2
+    # The request counts once, its tokens once (the answer's); the failed
+    # attempt's error counts once (from the attempt, not again from the request).
+    assert (
+        val(m, "llm_extproc_requests_total", route="chat", provider="qwen", status_class="2xx") == 1
+    )
+    assert val(m, "gen_ai_client_token_usage_count", gen_ai_token_type="input",
+               gen_ai_operation_name="chat", gen_ai_provider_name="qwen",
+               gen_ai_request_model="gpt-4o", gen_ai_response_model="qwen-max",
+               consumer="alice") == 1  # fmt: skip
+    assert (
+        val(m, "llm_extproc_upstream_errors_total", gen_ai_provider_name="qwen", status="429") == 1
+    )
+    m.observe(rec(attempts=2, status=503, upstream_error=True))
+    assert (
+        val(m, "llm_extproc_upstream_errors_total", gen_ai_provider_name="qwen", status="503") == 0
+    )

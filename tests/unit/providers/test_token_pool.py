@@ -154,3 +154,16 @@ def test_invalid_pools(tokens: list[str], error: type[Exception]) -> None:
 def test_negative_cooldown_rejected() -> None:
     with pytest.raises(ValueError, match="cooldown_s"):
         TokenPool(["a"], cooldown_s=-1)
+
+
+def test_soonest_is_the_token_that_returns_first() -> None:
+    pool, clock = make(cooldown_s=30)
+    a, b, c = TOKENS
+    pool.report(a, 429, retry_after=20)
+    pool.report(b, 429, retry_after=5)
+    pool.report(c, 401)
+    with pytest.raises(NoTokenAvailable):
+        pool.pick()
+    assert pool.soonest() == b
+    clock.advance(6)
+    assert pool.pick() == b
