@@ -31,6 +31,8 @@ from extproc.config.runtime import ProviderRuntime, RouteRuntime, Runtime
 
 ROUTE_TIMEOUT = "300s"
 UPSTREAM_FILTER = "envoy.filters.http.ext_proc/llm-extproc-upstream"
+# Where Envoy's images (and Istio's proxyv2) keep the system CA bundle.
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 _TYPE = "type.googleapis.com/envoy.extensions"
 _PRIORITY_GROUP = "envoy.router.cluster_specifier_plugin.priority_group"
@@ -95,11 +97,24 @@ def route_entry(route: RouteRuntime, namespace: str) -> dict[str, Any]:
             },
             "retry_policy": retry_policy(fb),
         },
+        # The router-level exchange reads the answer here: keep its filter on
+        # even where a virtual host-wide patch switched it off (the mesh).
+        "typed_per_filter_config": {
+            "envoy.filters.http.ext_proc": {
+                "@type": f"{_TYPE}.filters.http.ext_proc.v3.ExtProcPerRoute",
+                "overrides": {},
+            }
+        },
     }
 
 
-def upstream_ext_proc(provider: str, extproc_cluster: str, namespace: str) -> dict[str, Any]:
+def upstream_ext_proc(
+    provider: str, extproc_cluster: str, namespace: str, authority: str = ""
+) -> dict[str, Any]:
     """The upstream ext_proc filter of one provider's cluster: runs once per attempt."""
+    grpc: dict[str, Any] = {"cluster_name": extproc_cluster}
+    if authority:
+        grpc["authority"] = authority
     return {
         # Its own name: a route's typed_per_filter_config for the router-level
         # ext_proc filter (e.g. `disabled`) must not switch this one off.
@@ -107,7 +122,7 @@ def upstream_ext_proc(provider: str, extproc_cluster: str, namespace: str) -> di
         "typed_config": {
             "@type": f"{_TYPE}.filters.http.ext_proc.v3.ExternalProcessor",
             "grpc_service": {
-                "envoy_grpc": {"cluster_name": extproc_cluster},
+                "envoy_grpc": grpc,
                 "timeout": "30s",
                 "initial_metadata": [{"key": PROVIDER_METADATA_KEY, "value": provider}],
             },
@@ -149,6 +164,7 @@ def cluster(
     extproc_cluster: str,
     namespace: str,
     upstream: tuple[str, int] | None = None,
+    authority: str = "",
 ) -> dict[str, Any]:
     name = cluster_name(prov.name)
     address, port, tls = _endpoint(prov, upstream)
@@ -178,7 +194,7 @@ def cluster(
                 "@type": f"{_TYPE}.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http_protocol_options": {}},
                 "http_filters": [
-                    upstream_ext_proc(prov.name, extproc_cluster, namespace),
+                    upstream_ext_proc(prov.name, extproc_cluster, namespace, authority),
                     {
                         "name": "envoy.filters.http.upstream_codec",
                         "typed_config": {
@@ -192,11 +208,17 @@ def cluster(
     if not static:
         out["dns_lookup_family"] = "V4_PREFERRED"
     if tls:
+        # The provider's certificate is checked: this connection carries its key.
+        validation = {
+            "trusted_ca": {"filename": CA_BUNDLE},
+            "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": address}}],
+        }
         out["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": f"{_TYPE}.transport_sockets.tls.v3.UpstreamTlsContext",
                 "sni": address,
+                "common_tls_context": {"validation_context": validation},
             },
         }
     return out
@@ -206,9 +228,11 @@ def fallback_resources(
     runtime: Runtime,
     extproc_cluster: str = "llm_extproc",
     upstream: tuple[str, int] | None = None,
+    extproc_authority: str = "",
 ) -> dict[str, Any]:
     """{"virtual_host": ..., "clusters": [...]} for the config's fallback routes
-    (an empty dict when it has none)."""
+    (an empty dict when it has none). `extproc_cluster`/`extproc_authority`:
+    how Envoy reaches this service (in Istio: its outbound cluster and host)."""
     ns = runtime.metadata_namespace
     routes = [r for r in runtime.routes.routes if r.fallback is not None]
     if not routes:
@@ -228,7 +252,9 @@ def fallback_resources(
             "include_attempt_count_in_response": True,
             "routes": [route_entry(r, ns) for r in routes],
         },
-        "clusters": [cluster(p, extproc_cluster, ns, upstream) for p in provs.values()],
+        "clusters": [
+            cluster(p, extproc_cluster, ns, upstream, extproc_authority) for p in provs.values()
+        ],
     }
 
 

@@ -227,6 +227,7 @@ def test_demo_and_mesh_filters_agree(demo: dict[str, Any]) -> None:
             "allow_mode_override",
             "failure_mode_allow",
             "mutation_rules",
+            "metadata_options",  # without it the proxy drops the processor's metadata
         ):
             assert cfg[key] == mesh_cfg[key], key
 

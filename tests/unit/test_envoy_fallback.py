@@ -145,6 +145,12 @@ def test_clusters_reach_the_provider_host(res: dict[str, Any]) -> None:
     assert where(cs["llm_fallback_qwen"]) == ("STRICT_DNS", "dashscope.aliyuncs.com", 443, True)
     tls = cs["llm_fallback_qwen"]["transport_socket"]["typed_config"]
     assert tls["sni"] == "dashscope.aliyuncs.com"
+    # The provider's certificate is verified: the connection carries its key.
+    check = tls["common_tls_context"]["validation_context"]
+    assert check["trusted_ca"]["filename"].endswith(".crt")
+    assert check["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "dashscope.aliyuncs.com"}}
+    ]
     assert where(cs["llm_fallback_qwen-b"]) == ("STATIC", "10.0.0.7", 8000, False)
     assert where(cs["llm_fallback_local"]) == ("STRICT_DNS", "ollama.internal", 11434, False)
 

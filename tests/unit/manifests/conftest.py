@@ -124,6 +124,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for arg, kinds in PARAMETRIZED_ARGS.items():
         if arg in metafunc.fixturenames:
             found = manifests_of(kinds)
+            if arg == "envoyfilter_manifest":
+                # The EnvoyFilters that insert ext_proc (mesh_routes.inserts_ext_proc);
+                # fallback.yaml's has its own tests (test_fallback_mesh.py).
+                found = [
+                    m
+                    for m in found
+                    if any(p["applyTo"] == "HTTP_FILTER" for p in m.doc["spec"]["configPatches"])
+                ]
             metafunc.parametrize(arg, found, ids=[m.id for m in found])
 
 

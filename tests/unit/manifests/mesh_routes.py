@@ -15,6 +15,12 @@ def patches_of(doc: dict[str, Any], apply_to: str) -> list[dict[str, Any]]:
     return [p for p in doc["spec"]["configPatches"] if p["applyTo"] == apply_to]
 
 
+def inserts_ext_proc(doc: dict[str, Any]) -> bool:
+    """An EnvoyFilter that puts the ext_proc filter into a proxy (not fallback.yaml,
+    which adds routes and clusters to a proxy that already has it)."""
+    return bool(patches_of(doc, "HTTP_FILTER"))
+
+
 def filter_patch(doc: dict[str, Any]) -> dict[str, Any]:
     """The one patch that inserts the ext_proc HTTP filter."""
     (patch,) = patches_of(doc, "HTTP_FILTER")

@@ -13,6 +13,7 @@ from mesh_routes import (
     PER_ROUTE,
     enabled_vhosts,
     filter_patch,
+    inserts_ext_proc,
     patches_of,
 )
 
@@ -144,6 +145,8 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
     assert tc["mutation_rules"]["allow_all_routing"] is True
     assert tc["message_timeout"] == "30s"
     assert tc["max_message_timeout"] == "60s"
+    # The processor's dynamic metadata is accepted (access logs; fallback routing).
+    assert tc["metadata_options"] == {"receiving_namespaces": {"untyped": ["llm_extproc"]}}
     mode = tc["processing_mode"]
     assert mode["request_header_mode"] == "SEND"
     assert mode["response_header_mode"] == "SEND"
@@ -152,7 +155,11 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
 
 
 def test_envoyfilter_variants_share_one_filter_config(manifests):
-    values = [filter_patch(d)["patch"]["value"] for d in of_kind(manifests, "EnvoyFilter")]
+    values = [
+        filter_patch(d)["patch"]["value"]
+        for d in of_kind(manifests, "EnvoyFilter")
+        if inserts_ext_proc(d)
+    ]
     assert len(values) == 3
     assert all(v == values[0] for v in values)
 
@@ -287,7 +294,7 @@ def test_ext_proc_runs_on_exactly_the_llm_hosts(manifests):
     """Every host config.yaml handles and the proxy serves on port 80 gets ext_proc;
     nothing else does (a host missing here would skip keys and guards)."""
     hosts = config_hosts(manifests)
-    for ef in of_kind(manifests, "EnvoyFilter"):
+    for ef in filter(inserts_ext_proc, of_kind(manifests, "EnvoyFilter")):
         on = {n.removesuffix(":80") for n in enabled_vhosts(ef)}
         assert all(n.endswith(":80") for n in enabled_vhosts(ef))
         selector = ef["spec"]["workloadSelector"]["labels"]
