@@ -67,18 +67,22 @@ def render_envoy(
 
 def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], port: int) -> str:
     """The Envoy config plus what the gateway config's fallback routes need
-    (`llm-extproc envoy-fallback`), every provider cluster pointing at the fake."""
+    (`llm-extproc envoy-fallback`), the provider clusters pointing at the fake."""
     import yaml
 
     from extproc.config.compile import compile_config
     from extproc.config.loader import load_text
-    from extproc.envoy_fallback import fallback_resources, merge_fallback
+    from extproc.envoy_fallback import cluster, fallback_resources, merge_fallback
 
-    resources = fallback_resources(
-        compile_config(load_text(config_text, "config"), env), upstream=("127.0.0.1", port)
-    )
+    rt = compile_config(load_text(config_text, "config"), env)
+    resources = fallback_resources(rt, upstream=("127.0.0.1", port))
     if not resources:
         return envoy_text
+    # A provider the config puts on loopback keeps its address (a test's dead port).
+    for i, c in enumerate(resources["clusters"]):
+        prov = rt.providers[c["name"].removeprefix("llm_fallback_")]
+        if prov.host.startswith("127.0.0.1:"):
+            resources["clusters"][i] = cluster(prov, "llm_extproc", rt.metadata_namespace)
     return yaml.safe_dump(merge_fallback(yaml.safe_load(envoy_text), resources), sort_keys=False)
 
 

@@ -14,7 +14,9 @@ Envoy hands every attempt the request headers as the previous attempt left
 them, so each attempt sets its path, authority and length itself and removes
 the key another provider's attempt added. Each answer records
 "provider:status" in dynamic metadata; the next attempt reads it, so the one
-that answers the client sends the whole list up (`x-llm-attempts`).
+that answers the client sends the whole list up (`x-llm-attempts`); an
+attempt that got no response (no connection, reset, per-try timeout) is
+missing from it, and the router-level exchange fills the gap.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class AttemptExchange(Exchange):
         rec.started = time.monotonic()
         rec.request_id = h.get("x-request-id", "")
         rec.route, rec.endpoint, rec.consumer = route.name, self.endpoint, self._consumer
+        rec.provider, rec.provider_type = prov.name, prov.type  # known before any body
         count = h.get("x-envoy-attempt-count", "")
         rec.attempt = int(count) if count.isdigit() else 1
         if ev.end_of_stream:
@@ -160,7 +163,7 @@ class AttemptExchange(Exchange):
 
     def _response_headers(self, ev: ResponseHeadersEvent) -> Decision:
         d = super()._response_headers(ev)
-        entry = f"{self.provider_name}:{self.record.status}"
+        entry = f"{self.record.attempt}:{self.provider_name}:{self.record.status}"
         log_so_far = f"{self._history},{entry}" if self._history else entry
         ns = self.runtime.metadata_namespace
         if isinstance(d, Continue):

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, ollama_error_body, openai_error_body
-from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY
+from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY, FallbackRuntime
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.events import BodyMode, Continue, Headers, Reject
 from extproc.core.legs import Pairs, client_key_headers, stream_of
@@ -99,7 +99,7 @@ class FallbackLeg:
             rec.provider, rec.provider_type = self.provider.name, self.provider.type
         count = headers.get("x-envoy-attempt-count", "")
         rec.attempts = int(count) if count.isdigit() else 1
-        rec.attempt_log = headers.get(ATTEMPTS_HEADER, "")
+        rec.attempt_log = complete_log(fb, rec.attempts, headers.get(ATTEMPTS_HEADER, ""))
         return (), ((ATTEMPTS_HEADER,) if ATTEMPTS_HEADER in headers else ())
 
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
@@ -139,6 +139,21 @@ class FallbackLeg:
         if self.route.client_api == "ollama":
             return ollama_error_body(msg)
         return openai_error_body(msg, error_type_for_status(status), "providers_unavailable")
+
+
+def complete_log(fb: FallbackRuntime, attempts: int, log: str) -> str:
+    """The attempts' "n:provider:status" list with a "n:provider:0" entry for each
+    attempt that got no response (it never reported): attempt n went to group n
+    of the chain, so its provider is known unless that group is weighted."""
+    seen = {item.partition(":")[0]: item for item in log.split(",") if item}
+    out = []
+    for n in range(1, attempts + 1):
+        item = seen.get(str(n))
+        if item is None:
+            group = fb.groups[(n - 1) % len(fb.groups)]
+            item = f"{n}:{group[0][0] if len(group) == 1 else ''}:0"
+        out.append(item)
+    return ",".join(out)
 
 
 def fallback_leg(ctx: RequestContext, namespace: str) -> FallbackLeg | Reject:

@@ -30,7 +30,8 @@ class ExchangeRecord:
     ended: float = 0.0
     upstream_error: bool = False
     # Fallback routes (Envoy retries across providers). The request's record:
-    # how many attempts Envoy made and "provider:status" of each, comma-separated.
+    # how many attempts Envoy made and "n:provider:status" of each, comma-separated
+    # (status 0: no response).
     attempts: int = 0
     attempt_log: str = ""
     # An attempt's own record (core/attempt.py): which attempt it was (1, 2, ...).
@@ -55,9 +56,16 @@ class ExchangeRecord:
         return {namespace: out}
 
     def attempt_statuses(self) -> list[dict[str, Any]]:
-        """`attempt_log` as [{"provider", "status"}, ...], for the request log."""
+        """`attempt_log` as [{"attempt", "provider", "status"}, ...], for the request log."""
         out: list[dict[str, Any]] = []
         for item in self.attempt_log.split(",") if self.attempt_log else ():
-            name, _, status = item.rpartition(":")
-            out.append({"provider": name, "status": int(status) if status.isdigit() else 0})
+            n, _, rest = item.partition(":")
+            name, _, status = rest.rpartition(":")
+            out.append(
+                {
+                    "attempt": int(n) if n.isdigit() else 0,
+                    "provider": name,
+                    "status": int(status) if status.isdigit() else 0,
+                }
+            )
         return out

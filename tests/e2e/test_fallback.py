@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from extproc.streaming.sse import SSEDecoder
-from harness import Stack
+from harness import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,7 @@ QWEN_KEY = "sk-qwen-fallback-1f2e"
 CLAUDE_KEY = "sk-ant-fallback-9c8d"
 CLIENT_KEY = "ck-fallback-client-5a5a"
 QWEN_PATH = "/compatible-mode/v1/chat/completions"
+DEAD = free_port()  # nothing listens here: connection refused
 
 CONFIG = f"""
 providers:
@@ -32,6 +33,7 @@ providers:
   type: claude
   api_tokens: [{CLAUDE_KEY}]
   model_mapping: {{"*": claude-3-5-haiku-latest}}
+- {{name: gone, type: qwen, host: "127.0.0.1:{DEAD}", api_tokens: [{QWEN_KEY}]}}
 routes:
 - name: chat
   match: {{hosts: [fallback.test]}}
@@ -43,6 +45,8 @@ routes:
   provider: qwen
   fallback: [claude]
   retry: {{retry_on: [timeout], per_try_timeout: 1s}}
+- {{name: dead, match: {{hosts: [dead.test]}}, provider: gone, fallback: [claude]}}
+- {{name: all-dead, match: {{hosts: [all-dead.test]}}, provider: gone, fallback: [gone]}}
 consumers:
 - {{name: team-a, keys: [{CLIENT_KEY}]}}
 """
@@ -126,8 +130,8 @@ def test_an_error_on_the_first_provider_is_answered_by_the_next(
     assert line["provider"] == "claude" and line["consumer"] == "team-a"
     assert line["attempts"] == 2
     assert line["attempt_statuses"] == [
-        {"provider": "qwen", "status": status},
-        {"provider": "claude", "status": 200},
+        {"attempt": 1, "provider": "qwen", "status": status},
+        {"attempt": 2, "provider": "claude", "status": 200},
     ]
     assert line["total_tokens"] == 21  # Claude's usage only
     attempts = wait_for(lambda: log_lines(stack, "attempt", rid))
@@ -205,6 +209,37 @@ def test_a_per_try_timeout_moves_on(stack: Stack, client: httpx.Client) -> None:
     r = post(client, CHAT, host="timed.test")
     assert r.status_code == 200, r.text
     assert r.headers["x-llm-provider"] == "claude"
+
+
+def test_a_provider_that_cannot_be_reached_is_skipped(stack: Stack, client: httpx.Client) -> None:
+    r = post(client, CHAT, host="dead.test")
+    assert r.status_code == 200, r.text
+    assert r.headers["x-llm-provider"] == "claude"
+    assert r.headers["x-envoy-attempt-count"] == "2"
+    (seen,) = stack.fake.take()
+    rid = seen.headers["x-request-id"]
+    (line,) = wait_for(lambda: log_lines(stack, "request", rid))
+    # The first attempt never got a response: status 0, its provider from the chain.
+    assert line["attempt_statuses"] == [
+        {"attempt": 1, "provider": "gone", "status": 0},
+        {"attempt": 2, "provider": "claude", "status": 200},
+    ]
+    attempts = wait_for(lambda: log_lines(stack, "attempt", rid))
+    assert sorted((a["attempt"], a["provider"], a["status"]) for a in attempts) == [
+        (1, "gone", 0),
+        (2, "claude", 200),
+    ]
+
+
+def test_when_no_provider_can_be_reached_the_client_gets_an_openai_error(
+    stack: Stack, client: httpx.Client
+) -> None:
+    r = post(client, CHAT, host="all-dead.test")
+    assert r.status_code == 503
+    err = r.json()["error"]
+    assert err["code"] == "providers_unavailable" and err["type"] == "server_error"
+    assert "'all-dead'" in err["message"]
+    assert "x-llm-provider" not in r.headers
 
 
 def test_without_metadata_the_fallback_routes_are_unreachable(

@@ -111,7 +111,7 @@ async def test_router_level_reads_the_answer_and_hides_the_attempt_list(rt: Runt
         "content-type": "application/json",
         "x-llm-provider": "claude",
         "x-envoy-attempt-count": "2",
-        ATTEMPTS_HEADER: "qwen:429,claude:200",
+        ATTEMPTS_HEADER: "1:qwen:429,2:claude:200",
     }
     c = cont(await ex.handle(ResponseHeaders(resp, False)))
     assert c.remove_headers == (ATTEMPTS_HEADER,)
@@ -127,12 +127,35 @@ async def test_router_level_reads_the_answer_and_hides_the_attempt_list(rt: Runt
     (rec,) = done
     assert (rec.provider, rec.provider_type, rec.attempts) == ("claude", "claude", 2)
     assert rec.attempt_statuses() == [
-        {"provider": "qwen", "status": 429},
-        {"provider": "claude", "status": 200},
+        {"attempt": 1, "provider": "qwen", "status": 429},
+        {"attempt": 2, "provider": "claude", "status": 200},
     ]
     assert rec.usage is not None and rec.usage.total_tokens == 7
     assert rec.model_requested == "gpt-4o" and rec.model_served == "claude-x"
     assert c.metadata is not None and c.metadata["llm_extproc"]["attempts"] == 2
+
+
+async def test_attempts_without_a_response_are_filled_in(rt: Runtime) -> None:
+    """Attempt 1 never reported (no connection, reset or timeout): its provider
+    is the chain's first, its status 0."""
+    done: list[ExchangeRecord] = []
+    ex = Exchange(rt, on_done=done.append)
+    h = {":authority": "chat.test", ":path": "/v1/chat/completions"}
+    await ex.handle(RequestHeaders(h, False))
+    await ex.handle(RequestBody(orjson.dumps(CHAT), True))
+    resp = {
+        ":status": "200",
+        "x-llm-provider": "claude",
+        "x-envoy-attempt-count": "3",
+        ATTEMPTS_HEADER: "2:claude:503,3:qwen:200",
+    }
+    await ex.handle(ResponseHeaders(resp, True))
+    (rec,) = done
+    assert [(a["attempt"], a["provider"], a["status"]) for a in rec.attempt_statuses()] == [
+        (1, "qwen", 0),
+        (2, "claude", 503),
+        (3, "qwen", 200),
+    ]
 
 
 async def test_an_answer_envoy_made_itself_becomes_the_clients_error(rt: Runtime) -> None:
@@ -228,7 +251,7 @@ async def test_an_attempt_removes_what_the_previous_attempt_set(rt: Runtime) -> 
 
 async def test_an_attempt_reports_its_status_up_and_to_the_next_attempt(rt: Runtime) -> None:
     done: list[ExchangeRecord] = []
-    meta = {"llm_extproc": {**META["llm_extproc"], "attempt_log": "qwen:429"}}
+    meta = {"llm_extproc": {**META["llm_extproc"], "attempt_log": "1:qwen:429"}}
     ex, _ = await attempt(
         rt, "claude", meta=meta, done=done, headers={"x-envoy-attempt-count": "2"}
     )
@@ -239,8 +262,8 @@ async def test_an_attempt_reports_its_status_up_and_to_the_next_attempt(rt: Runt
     )
     h = dict(c.set_headers)
     assert h["x-llm-provider"] == "claude"
-    assert h[ATTEMPTS_HEADER] == "qwen:429,claude:200"
-    assert c.metadata == {"llm_extproc": {"attempt_log": "qwen:429,claude:200"}}
+    assert h[ATTEMPTS_HEADER] == "1:qwen:429,2:claude:200"
+    assert c.metadata == {"llm_extproc": {"attempt_log": "1:qwen:429,2:claude:200"}}
     answer = {
         "id": "m",
         "type": "message",

@@ -170,14 +170,14 @@ def test_fallback_request_and_attempt_lines(caplog: pytest.LogCaptureFixture) ->
 
     caplog.set_level(logging.INFO, "extproc.requests")
     log_exchange(record())
-    log_exchange(dataclasses.replace(record(), attempts=2, attempt_log="q:500,claude:200"))
+    log_exchange(dataclasses.replace(record(), attempts=2, attempt_log="1:q:500,2:claude:200"))
     log_attempt(dataclasses.replace(record(), attempt=1, status=500, usage=None))
     plain, fallback, attempt = capture_lines(caplog)
     assert "attempts" not in plain and "attempt_statuses" not in plain
     assert fallback["msg"] == "request" and fallback["attempts"] == 2
     assert fallback["attempt_statuses"] == [
-        {"provider": "q", "status": 500},
-        {"provider": "claude", "status": 200},
+        {"attempt": 1, "provider": "q", "status": 500},
+        {"attempt": 2, "provider": "claude", "status": 200},
     ]
     assert attempt["msg"] == "attempt"
     assert (attempt["attempt"], attempt["status"], attempt["request_id"]) == (1, 500, "req-1")

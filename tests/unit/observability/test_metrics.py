@@ -196,7 +196,7 @@ def test_fallback_attempts_and_requests(runtime: Runtime) -> None:
     # A request of a fallback route: attempt 1 failed, attempt 2 answered.
     m.observe(rec(attempt=1, status=429, upstream_error=True, usage=None))
     m.observe(rec(attempt=2, status=200, usage=Usage(2, 3, 5)))
-    m.observe(rec(attempts=2, attempt_log="qwen:429,qwen:200", usage=Usage(2, 3, 5)))
+    m.observe(rec(attempts=2, attempt_log="1:qwen:429,2:qwen:200", usage=Usage(2, 3, 5)))
     name = "llm_extproc_upstream_attempts_total"
     assert val(m, name, route="chat", gen_ai_provider_name="qwen", status="429") == 1
     assert val(m, name, route="chat", gen_ai_provider_name="qwen", status="200") == 1
