@@ -205,7 +205,11 @@ class FakeProvider:
         fail = _fail_status(headers.get("x-fake-fail", ""), target)
         if script is None and fail:
             msg = f"fake: x-fake-fail answered {fail}"
-            await self._send(w, fail, _j({"error": {"message": msg, "type": "fake_error"}}))
+            # retry-after 0: the gateway cools the key down for no time, so the
+            # demo's later steps still have it.
+            extra = {"retry-after": "0"} if fail == 429 else {}
+            body = _j({"error": {"message": msg, "type": "fake_error"}})
+            await self._send(w, fail, body, extra)
             return
         if script is not None:
             if script.delay_s:
