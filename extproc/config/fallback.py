@@ -64,6 +64,15 @@ def compile_fallback(
             continue
         if "," in name:
             err(f"{path}.fallback[{i}]", f"{name!r}: a fallback provider's name has no ','")
+        if (
+            client_api in ("anthropic", "auto")
+            and prov.protocol == "original"
+            and prov.type != "claude"
+        ):
+            err(
+                f"{path}.fallback[{i}]",
+                f"Anthropic requests cannot pass untouched to {name!r} ({prov.type!r}, protocol original)",
+            )
         if client_api == "ollama" and prov.type != "ollama":
             err(
                 f"{path}.fallback[{i}]",

@@ -35,9 +35,10 @@ from extproc.core.events import CONTINUE, Continue, Decision, Reject, RequestBod
 from extproc.core.events import ResponseHeaders as ResponseHeadersEvent
 from extproc.core.exchange import Exchange
 from extproc.core.legs import Leg, client_key_headers, open_leg, passthrough
+from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import RequestContext, endpoint_of
+from extproc.core.request import ANTHROPIC_ENDPOINTS, RequestContext, client_api_of, endpoint_of
 
 log = logging.getLogger("extproc.attempt")
 
@@ -83,6 +84,7 @@ class AttemptExchange(Exchange):
         self.route, self._prov = route, prov
         self.ctx_headers = {**h, ":path": self._path}
         self.endpoint = endpoint_of(self._path, route.client_api)
+        self._api = client_api_of(self.endpoint, route.client_api)
         limits = self.runtime.limits
         self._req_body = BodyBuffer(limits.max_request_bytes)
         self._resp_body = BodyBuffer(limits.max_response_bytes)
@@ -94,7 +96,7 @@ class AttemptExchange(Exchange):
         count = h.get("x-envoy-attempt-count", "")
         rec.attempt = int(count) if count.isdigit() else 1
         if ev.end_of_stream:
-            return self._send(passthrough(route, prov), self._context({}), b"")
+            return self._send(passthrough(route, prov, self.endpoint), self._context({}), b"")
         return CONTINUE
 
     def _resolve(
@@ -123,13 +125,14 @@ class AttemptExchange(Exchange):
             raw = self._req_body.add(ev.body, ev.end_of_stream)
         except TooLarge as e:
             msg = f"The request body is larger than {e.limit} bytes."
-            return self._reject(reject(413, msg, "body_too_large", route.client_api))
+            return self._reject(reject(413, msg, "body_too_large", self._api))
         if raw is None:
             return CONTINUE
-        body = parse_body(self.ctx_headers, raw, self.endpoint, route.client_api)
+        body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
-        leg = open_leg(route, self.endpoint, prov, body)
+        opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
+        leg = opener(route, self.endpoint, prov, body)
         if hasattr(leg, "include_usage"):
             # The usage chunk goes up to the router-level exchange, which meters
             # it and hides it from a client that did not ask for it.

@@ -16,23 +16,33 @@ from typing import Any
 
 import orjson
 
-from extproc.api_errors import error_type_for_status, ollama_error_body, openai_error_body
 from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY, FallbackRuntime
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
+from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
 from extproc.core.legs import Pairs, client_key_headers, stream_of
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import EMBEDDINGS, OTHER, RequestContext
+from extproc.core.request import (
+    ANTHROPIC_COUNT_TOKENS,
+    EMBEDDINGS,
+    OTHER,
+    RequestContext,
+    client_api_of,
+)
+from extproc.translators.anthropic import native as anthropic_native
 from extproc.translators.base import StreamTranslator, TranslatedResponse
 from extproc.translators.common import loads_object, usage_from_openai
 from extproc.translators.ollama_native import NativeStreamTap, native_response
 from extproc.translators.openai_compat import OpenAIStreamTap
+
+_NO_STREAM = (EMBEDDINGS, ANTHROPIC_COUNT_TOKENS)  # endpoints without a "stream" field
 
 
 class FallbackLeg:
     """Routes the request to the Envoy fallback route and reads the answer."""
 
     __slots__ = (
+        "api",
         "endpoint",
         "include_usage",
         "namespace",
@@ -53,6 +63,7 @@ class FallbackLeg:
         namespace: str,
     ) -> None:
         self.route, self.endpoint, self.namespace = route, endpoint, namespace
+        self.api = client_api_of(endpoint, route.client_api)  # the client's API
         self.requested_model, self.streaming, self.include_usage = (
             requested,
             streaming,
@@ -114,8 +125,10 @@ class FallbackLeg:
         return BodyMode.BUFFERED
 
     def _tap(self, max_line: int) -> StreamTranslator:
-        if self.route.client_api == "ollama":
+        if self.api == "ollama":
             return NativeStreamTap(max_line)
+        if self.api == "anthropic":
+            return anthropic_native.NativeStreamTap(max_line)
         # Each attempt sends the usage chunk (core/attempt.py); the client
         # that did not ask for it does not get it.
         return OpenAIStreamTap(drop_usage_chunk=not self.include_usage, max_line_bytes=max_line)
@@ -123,8 +136,12 @@ class FallbackLeg:
     def response(self, status: int, raw: bytes) -> TranslatedResponse:
         if self.provider is None:
             return TranslatedResponse(self._envoy_error(status, raw), None, None)
-        if self.route.client_api == "ollama":
+        if self.api == "ollama":
             return native_response(status, raw)
+        if self.api == "anthropic":
+            if self.endpoint == ANTHROPIC_COUNT_TOKENS:
+                return TranslatedResponse(raw, None, None)  # a count, not tokens spent
+            return anthropic_native.native_response(status, raw)
         obj = loads_object(raw)
         if obj is None:
             return TranslatedResponse(raw, None, None)
@@ -136,9 +153,7 @@ class FallbackLeg:
     def _envoy_error(self, status: int, raw: bytes) -> bytes:
         detail = raw.decode("utf-8", "replace").strip()[:200] or f"status {status}"
         msg = f"No provider of route {self.route.name!r} answered: {detail}"
-        if self.route.client_api == "ollama":
-            return ollama_error_body(msg)
-        return openai_error_body(msg, error_type_for_status(status), "providers_unavailable")
+        return reject(status, msg, "providers_unavailable", self.api).body
 
 
 def complete_log(fb: FallbackRuntime, attempts: int, log: str) -> str:
@@ -167,7 +182,7 @@ def fallback_leg(ctx: RequestContext, namespace: str) -> FallbackLeg | Reject:
     streaming = stream_of(route, endpoint, route.providers[0], body)
     if isinstance(streaming, Reject):
         return streaming
-    if endpoint != EMBEDDINGS and body.get("stream") is not streaming:
+    if endpoint not in _NO_STREAM and body.get("stream") is not streaming:
         body["stream"] = streaming
         ctx.modified = True
     requested = body.get("model")

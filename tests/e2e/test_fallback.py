@@ -45,6 +45,8 @@ routes:
   provider: qwen
   fallback: [claude]
   retry: {{retry_on: [timeout], per_try_timeout: 1s}}
+- {{name: messages, match: {{hosts: [messages.test]}}, provider: claude, fallback: [qwen],
+   client_api: anthropic}}
 - {{name: dead, match: {{hosts: [dead.test]}}, provider: gone, fallback: [claude]}}
 - {{name: all-dead, match: {{hosts: [all-dead.test]}}, provider: gone, fallback: [gone]}}
 consumers:
@@ -240,6 +242,51 @@ def test_when_no_provider_can_be_reached_the_client_gets_an_openai_error(
     assert err["code"] == "providers_unavailable" and err["type"] == "server_error"
     assert "'all-dead'" in err["message"]
     assert "x-llm-provider" not in r.headers
+
+
+ANTHROPIC_CHAT = {"max_tokens": 64, "messages": [{"role": "user", "content": "hello fallback"}]}
+
+
+def messages(c: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    headers = {"host": "messages.test", "anthropic-version": "2023-06-01"}
+    return c.post("/v1/messages", headers=headers, json=body)
+
+
+def test_an_anthropic_client_falls_back_from_claude_to_a_translated_provider(
+    stack: Stack, client: httpx.Client
+) -> None:
+    err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    stack.fake.script("/v1/messages", Scripted(529, json.dumps(err).encode()))
+    r = messages(client, ANTHROPIC_CHAT)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["type"] == "message"  # qwen's answer in the Messages API's shape
+    assert body["content"][0]["text"].startswith("Hello from the fake provider")
+    assert body["usage"]["input_tokens"] == 11
+    assert r.headers["x-llm-provider"] == "qwen"
+    claude, qwen = stack.fake.take()
+    assert claude.path == "/v1/messages" and claude.headers["x-api-key"] == CLAUDE_KEY
+    assert qwen.path == QWEN_PATH and qwen.headers["authorization"] == f"Bearer {QWEN_KEY}"
+    assert "x-api-key" not in qwen.headers  # claude's key stayed with claude
+    rid = qwen.headers["x-request-id"]
+    (line,) = wait_for(lambda: log_lines(stack, "request", rid))
+    assert (line["provider"], line["attempts"], line["total_tokens"]) == ("qwen", 2, 18)
+
+
+def test_an_anthropic_stream_falls_back_and_ends_as_anthropic(
+    stack: Stack, client: httpx.Client
+) -> None:
+    stack.fake.script("/v1/messages", Scripted(503, b'{"type":"error","error":{}}'))
+    headers = {"host": "messages.test", "anthropic-version": "2023-06-01"}
+    dec = SSEDecoder()
+    events: list[str] = []
+    body = {**ANTHROPIC_CHAT, "stream": True}
+    with client.stream("POST", "/v1/messages", headers=headers, json=body) as r:
+        assert r.status_code == 200
+        for part in r.iter_bytes():
+            events += [e.event for e in dec.feed(part)]
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert [x.path for x in stack.fake.take()] == ["/v1/messages", QWEN_PATH]
 
 
 def test_without_metadata_the_fallback_routes_are_unreachable(

@@ -41,6 +41,7 @@ routes:
   fallback: [claude]
   auth: {forward_consumer_header: x-consumer}
 - {name: streamy, match: {hosts: [s.test]}, provider: slow, fallback: [claude], allow_streaming: false}
+- {name: messages, match: {hosts: [m.test]}, provider: claude, fallback: [qwen], client_api: anthropic}
 consumers:
 - {name: team-a, keys: [ck-team-a]}
 """
@@ -181,6 +182,27 @@ async def test_the_usage_chunk_is_hidden_from_a_client_that_did_not_ask(rt: Runt
     c = cont(await ex.handle(ResponseBody(chunk + usage + b"data: [DONE]\n\n", True)))
     assert c.body is not None and b"usage" not in c.body and b'"hi"' in c.body
     assert ex.record.usage is not None and ex.record.usage.total_tokens == 3
+
+
+async def test_an_anthropic_client_gets_envoys_answer_in_anthropics_shape(rt: Runtime) -> None:
+    ex = Exchange(rt)
+    h = {":authority": "m.test", ":path": "/v1/messages", "content-type": "application/json"}
+    await ex.handle(RequestHeaders(h, False))
+    c = cont(await ex.handle(RequestBody(orjson.dumps({"max_tokens": 5, **CHAT}), True)))
+    assert c.body is not None and orjson.loads(c.body)["stream"] is False
+    await ex.handle(ResponseHeaders({":status": "504"}, False))
+    c = cont(await ex.handle(ResponseBody(b"upstream request timeout", True)))
+    assert c.body is not None
+    err = orjson.loads(c.body)
+    assert err["type"] == "error" and "upstream request timeout" in err["error"]["message"]
+
+
+async def test_count_tokens_gets_no_stream_field(rt: Runtime) -> None:
+    ex = Exchange(rt)
+    h = {":authority": "m.test", ":path": "/v1/messages/count_tokens"}
+    await ex.handle(RequestHeaders(h, False))
+    c = cont(await ex.handle(RequestBody(orjson.dumps(CHAT), True)))
+    assert c.body is None  # forwarded as the client sent it
 
 
 # -- one attempt ------------------------------------------------------------------
