@@ -159,6 +159,37 @@ def _endpoint(prov: ProviderRuntime, upstream: tuple[str, int] | None) -> tuple[
     return host, int(port), int(port) == 443
 
 
+def _tls(address: str) -> dict[str, Any]:
+    """TLS to the provider, its certificate checked: the connection carries its key."""
+    validation = {
+        "trusted_ca": {"filename": CA_BUNDLE},
+        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": address}}],
+    }
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": f"{_TYPE}.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": address,
+            "common_tls_context": {"validation_context": validation},
+        },
+    }
+
+
+def _protocol_options(upstream_filter: dict[str, Any]) -> dict[str, Any]:
+    """HTTP/1.1 to the provider; the upstream filters: ext_proc, then the codec."""
+    codec = {
+        "name": "envoy.filters.http.upstream_codec",
+        "typed_config": {"@type": f"{_TYPE}.filters.http.upstream_codec.v3.UpstreamCodec"},
+    }
+    return {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": f"{_TYPE}.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {}},
+            "http_filters": [upstream_filter, codec],
+        }
+    }
+
+
 def cluster(
     prov: ProviderRuntime,
     extproc_cluster: str,
@@ -169,58 +200,23 @@ def cluster(
     name = cluster_name(prov.name)
     address, port, tls = _endpoint(prov, upstream)
     static = upstream is not None or address.replace(".", "").isdigit()
+    sock = {"address": {"socket_address": {"address": address, "port_value": port}}}
     out: dict[str, Any] = {
         "name": name,
         "type": "STATIC" if static else "STRICT_DNS",
         "connect_timeout": "5s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {
-                            "endpoint": {
-                                "address": {
-                                    "socket_address": {"address": address, "port_value": port}
-                                }
-                            }
-                        }
-                    ]
-                }
-            ],
+            "endpoints": [{"lb_endpoints": [{"endpoint": sock}]}],
         },
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": f"{_TYPE}.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http_protocol_options": {}},
-                "http_filters": [
-                    upstream_ext_proc(prov.name, extproc_cluster, namespace, authority),
-                    {
-                        "name": "envoy.filters.http.upstream_codec",
-                        "typed_config": {
-                            "@type": f"{_TYPE}.filters.http.upstream_codec.v3.UpstreamCodec"
-                        },
-                    },
-                ],
-            }
-        },
+        "typed_extension_protocol_options": _protocol_options(
+            upstream_ext_proc(prov.name, extproc_cluster, namespace, authority)
+        ),
     }
     if not static:
         out["dns_lookup_family"] = "V4_PREFERRED"
     if tls:
-        # The provider's certificate is checked: this connection carries its key.
-        validation = {
-            "trusted_ca": {"filename": CA_BUNDLE},
-            "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": address}}],
-        }
-        out["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": f"{_TYPE}.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": address,
-                "common_tls_context": {"validation_context": validation},
-            },
-        }
+        out["transport_socket"] = _tls(address)
     return out
 
 

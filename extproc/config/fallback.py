@@ -62,24 +62,7 @@ def compile_fallback(
         if prov is None:
             err(f"{path}.fallback[{i}]", f"no provider named {name!r}")
             continue
-        if "," in name:
-            err(f"{path}.fallback[{i}]", f"{name!r}: a fallback provider's name has no ','")
-        if (
-            client_api in ("anthropic", "auto")
-            and prov.protocol == "original"
-            and prov.type != "claude"
-        ):
-            err(
-                f"{path}.fallback[{i}]",
-                f"Anthropic requests cannot pass untouched to {name!r} ({prov.type!r}, protocol original)",
-            )
-        if client_api == "ollama" and prov.type != "ollama":
-            err(
-                f"{path}.fallback[{i}]",
-                f"an Ollama-API route needs ollama providers; {name!r} is {prov.type!r}",
-            )
-        if not prov.host:
-            err(f"{path}.fallback[{i}]", f"provider {name!r} has no host (set host or base_url)")
+        _check_provider(prov, client_api, f"{path}.fallback[{i}]", err)
         groups.append(((name, 1),))
         chain.append(prov)
     if r.HasField("rewrite") and not r.rewrite.value:
@@ -87,12 +70,22 @@ def compile_fallback(
             f"{path}.rewrite",
             "a route with fallback or retry sends each attempt to its provider's host: rewrite must stay true",
         )
-    retry = r.retry
+    retry_on, attempts, per_try = _retry(r.retry, path, len(groups), err)
+    seen: dict[str, ProviderRuntime] = {}
+    for p in chain:
+        seen.setdefault(p.name, p)
+    return FallbackRuntime(tuple(groups), tuple(seen.values()), retry_on, attempts, per_try)
+
+
+def _retry(
+    retry: pb.RouteRetry, path: str, groups: int, err: Callable[[str, str], None]
+) -> tuple[tuple[str, ...], int, float]:
+    """(retry_on, max_attempts, per_try_timeout_s) of `retry`, with the defaults."""
     retry_on = tuple(retry.retry_on) or RETRY_ON
     for i, cond in enumerate(retry.retry_on):
         if cond not in RETRY_ON:
             err(f"{path}.retry.retry_on[{i}]", f"{cond!r}: expected one of {', '.join(RETRY_ON)}")
-    attempts = retry.max_attempts or len(groups)
+    attempts = retry.max_attempts or groups
     if not 1 <= attempts <= MAX_ATTEMPTS:
         err(f"{path}.retry.max_attempts", f"must be between 1 and {MAX_ATTEMPTS}")
     per_try = 0.0
@@ -100,7 +93,26 @@ def compile_fallback(
         per_try = retry.per_try_timeout.ToTimedelta().total_seconds()
         if per_try <= 0:
             err(f"{path}.retry.per_try_timeout", 'must be a positive duration such as "30s"')
-    seen: dict[str, ProviderRuntime] = {}
-    for p in chain:
-        seen.setdefault(p.name, p)
-    return FallbackRuntime(tuple(groups), tuple(seen.values()), retry_on, attempts, per_try)
+    return retry_on, attempts, per_try
+
+
+def _check_provider(
+    prov: ProviderRuntime, client_api: str, where: str, err: Callable[[str, str], None]
+) -> None:
+    """A fallback provider must suit the route's client API and have a host."""
+    name = prov.name
+    if "," in name:
+        err(where, f"{name!r}: a fallback provider's name has no ','")
+    if (
+        client_api in ("anthropic", "auto")
+        and prov.protocol == "original"
+        and prov.type != "claude"
+    ):
+        err(
+            where,
+            f"Anthropic requests cannot pass untouched to {name!r} ({prov.type!r}, protocol original)",
+        )
+    if client_api == "ollama" and prov.type != "ollama":
+        err(where, f"an Ollama-API route needs ollama providers; {name!r} is {prov.type!r}")
+    if not prov.host:
+        err(where, f"provider {name!r} has no host (set host or base_url)")
