@@ -45,6 +45,7 @@ routes:
   provider: qwen
   fallback: [claude]
   retry: {{retry_on: [timeout], per_try_timeout: 1s}}
+- {{name: twice, match: {{hosts: [twice.test]}}, provider: qwen, fallback: [qwen, claude]}}
 - {{name: messages, match: {{hosts: [messages.test]}}, provider: claude, fallback: [qwen],
    client_api: anthropic}}
 - {{name: dead, match: {{hosts: [dead.test]}}, provider: gone, fallback: [claude]}}
@@ -140,6 +141,29 @@ def test_an_error_on_the_first_provider_is_answered_by_the_next(
     assert sorted((a["attempt"], a["provider"], a["status"]) for a in attempts) == [
         (1, "qwen", status),
         (2, "claude", 200),
+    ]
+
+
+def test_429_then_500_on_the_first_provider_then_the_next_one_answers(
+    stack: Stack, client: httpx.Client
+) -> None:
+    """A chain that tries qwen twice: 429, then 500, then Claude answers."""
+    stack.fake.script(
+        QWEN_PATH,
+        Scripted(429, b'{"error":{"message":"slow down","type":"x"}}'),
+        Scripted(500, b'{"error":{"message":"broken","type":"x"}}'),
+    )
+    r = post(client, CHAT, host="twice.test")
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"].startswith("Hello from fake Claude")
+    assert r.headers["x-envoy-attempt-count"] == "3"
+    seen = stack.fake.take()
+    assert [x.path for x in seen] == [QWEN_PATH, QWEN_PATH, "/v1/messages"]
+    (line,) = wait_for(lambda: log_lines(stack, "request", seen[0].headers["x-request-id"]))
+    assert [(a["provider"], a["status"]) for a in line["attempt_statuses"]] == [
+        ("qwen", 429),
+        ("qwen", 500),
+        ("claude", 200),
     ]
 
 
