@@ -40,6 +40,8 @@ routes:
   provider: qwen
   fallback: [claude]
   auth: {{required: true}}
+  processors:
+  - prompt_decorator: {{prepend: [{{role: system, content: "Answer in one line."}}]}}
 - name: timed
   match: {{hosts: [timed.test]}}
   provider: qwen
@@ -100,6 +102,9 @@ def check_attempts_upstream(seen: list[Recorded]) -> None:
     assert qwen.path == QWEN_PATH
     assert qwen.headers["authorization"] == f"Bearer {QWEN_KEY}"
     assert qwen.json()["model"] == "qwen-turbo"
+    # Every attempt gets the request as the route's processors left it.
+    assert qwen.json()["messages"][0] == {"role": "system", "content": "Answer in one line."}
+    assert "Answer in one line." in json.dumps(claude.json()["system"])
     assert claude.path == "/v1/messages"
     assert claude.headers["x-api-key"] == CLAUDE_KEY
     assert "authorization" not in claude.headers  # qwen's key stayed with qwen
@@ -167,7 +172,35 @@ def test_429_then_500_on_the_first_provider_then_the_next_one_answers(
     ]
 
 
+def test_a_request_without_a_body_falls_back_too(stack: Stack, client: httpx.Client) -> None:
+    stack.fake.script("/compatible-mode/v1/models", Scripted(503, b'{"error":"down"}'))
+    r = client.get(
+        "/v1/models", headers={"host": "fallback.test", "authorization": f"Bearer {CLIENT_KEY}"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-llm-provider"] == "claude"
+    qwen, claude = stack.fake.take()
+    assert qwen.path == "/compatible-mode/v1/models"
+    assert qwen.headers["authorization"] == f"Bearer {QWEN_KEY}"
+    assert claude.path == "/v1/models" and claude.headers["x-api-key"] == CLAUDE_KEY
+    assert "authorization" not in claude.headers
+
+
 def test_access_log_and_metrics_show_the_attempts(stack: Stack, client: httpx.Client) -> None:
+    def metrics() -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).text
+        assert QWEN_KEY not in text and CLAUDE_KEY not in text
+        name = "llm_extproc_upstream_attempts_total"
+        return {
+            "qwen 503": sample(text, name, route="chat", gen_ai_provider_name="qwen", status="503"),
+            "claude 200": sample(
+                text, name, route="chat", gen_ai_provider_name="claude", status="200"
+            ),
+            "requests": sample(text, "llm_extproc_request_attempts_count", route="chat"),
+            "attempts": sample(text, "llm_extproc_request_attempts_sum", route="chat"),
+        }
+
+    before = metrics()
     stack.fake.script(QWEN_PATH, Scripted(503, b'{"error":{"message":"down","type":"x"}}'))
     body = {**CHAT, "messages": [{"role": "user", "content": "metered-attempts"}]}
     assert post(client, body).status_code == 200
@@ -180,12 +213,13 @@ def test_access_log_and_metrics_show_the_attempts(stack: Stack, client: httpx.Cl
         lambda: [x for x in stack.access_lines() if "cluster=llm_fallback_qwen status=503" in x]
     )
     assert per_attempt and "] attempt request_id=" in per_attempt[-1]
-    text = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5).text
-    name = "llm_extproc_upstream_attempts_total"
-    assert sample(text, name, route="chat", gen_ai_provider_name="qwen", status="503") == 1
-    assert sample(text, name, route="chat", gen_ai_provider_name="claude", status="200") >= 1
-    assert sample(text, "llm_extproc_request_attempts_count", route="chat") >= 1
-    assert QWEN_KEY not in text and CLAUDE_KEY not in text
+    after = metrics()
+    assert {k: after[k] - before[k] for k in after} == {
+        "qwen 503": 1,
+        "claude 200": 1,
+        "requests": 1,
+        "attempts": 2,
+    }
 
 
 def test_when_every_provider_fails_the_client_gets_the_last_error_in_openai_shape(
@@ -335,10 +369,10 @@ def stream(c: httpx.Client, body: dict[str, Any]) -> list[str]:
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    total, found = 0.0, False
+    """The sum of `name`'s samples whose labels include `labels` (0 before the first)."""
+    total = 0.0
     for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.M):
         got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
         if all(got.get(k) == v for k, v in labels.items()):
-            total, found = total + float(m.group(2)), True
-    assert found, (name, labels)
+            total += float(m.group(2))
     return total
