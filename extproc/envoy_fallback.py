@@ -217,6 +217,13 @@ def cluster(
         out["dns_lookup_family"] = "V4_PREFERRED"
     if tls:
         out["transport_socket"] = _tls(address)
+    # Retries are how requests reach this provider when another one fails: as
+    # many as requests in flight may retry at once (Envoy's default: 3).
+    out["circuit_breakers"] = {
+        "thresholds": [
+            {"retry_budget": {"budget_percent": {"value": 100.0}, "min_retry_concurrency": 16}}
+        ]
+    }
     return out
 
 

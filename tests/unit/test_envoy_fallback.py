@@ -133,6 +133,9 @@ def test_each_provider_cluster_names_its_provider_to_the_upstream_filter(
         assert cfg["metadata_options"]["forwarding_namespaces"] == {"untyped": ["gw"]}
         assert cfg["processing_mode"]["request_body_mode"] == "BUFFERED"
         assert cfg["failure_mode_allow"] is False
+        # Envoy's default allows 3 retries at once per cluster: a fallback needs more.
+        (th,) = c["circuit_breakers"]["thresholds"]
+        assert th["retry_budget"]["budget_percent"] == {"value": 100.0}
 
 
 def test_clusters_reach_the_provider_host(res: dict[str, Any]) -> None:
