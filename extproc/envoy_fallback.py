@@ -26,7 +26,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from extproc.config.fallback import FALLBACK_AUTHORITY, PROVIDER_METADATA_KEY, FallbackRuntime
+from extproc.config.fallback import (
+    FALLBACK_AUTHORITY,
+    PROVIDER_METADATA_KEY,
+    FallbackRuntime,
+    group_name,
+    order_namespace,
+)
 from extproc.config.runtime import ProviderRuntime, RouteRuntime, Runtime
 
 ROUTE_TIMEOUT = "300s"
@@ -66,7 +72,7 @@ def route_entry(route: RouteRuntime, namespace: str) -> dict[str, Any]:
     assert fb is not None
     groups = [
         {
-            "name": f"attempt-{i + 1}",
+            "name": group_name(i),
             "clusters": [{"cluster_name": cluster_name(n), "weight": w} for n, w in g],
         }
         for i, g in enumerate(fb.groups)
@@ -92,6 +98,11 @@ def route_entry(route: RouteRuntime, namespace: str) -> dict[str, Any]:
                         "@type": f"{_TYPE}.router.cluster_specifiers.priority_group.v3."
                         "PriorityGroupClusterSpecifier",
                         "priority_groups": groups,
+                        # The gateway moves providers whose keys all cool down to
+                        # the end of a request's order (core/fallback_leg.py); the
+                        # router-level ext_proc filter must accept this namespace,
+                        # else the order above stays.
+                        "override_metadata_namespace": order_namespace(namespace),
                     },
                 }
             },

@@ -25,11 +25,23 @@ PROVIDER_METADATA_KEY = "x-llm-extproc-provider"
 # "provider:status" of every attempt so far (removed before the client).
 ATTEMPTS_HEADER = "x-llm-attempts"
 
+
+def order_namespace(namespace: str) -> str:
+    """The dynamic metadata namespace holding one request's order of the chain's
+    groups (a priority-group override: Envoy reads the whole namespace)."""
+    return f"{namespace}.fallback"
+
+
 # What `retry.retry_on` accepts; each is one Envoy retry condition (see envoy_fallback).
 RETRY_ON = ("429", "5xx", "connect-failure", "reset", "timeout")
 MAX_ATTEMPTS = 10
 
 Group = tuple[tuple[str, int], ...]  # (provider name, weight) of one attempt
+
+
+def group_name(index: int) -> str:
+    """The Envoy priority group of the chain's group `index` (0-based)."""
+    return f"attempt-{index + 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +52,19 @@ class FallbackRuntime:
     max_attempts: int
     per_try_timeout_s: float  # 0: none
 
-    def has(self, provider: str) -> bool:
-        return any(p.name == provider for p in self.providers)
+    def order(self) -> tuple[int, ...]:
+        """This request's order of the groups: those whose providers all have
+        every key cooling down (in this process) go last, the rest keep theirs."""
+        by_name = {p.name: p for p in self.providers}
+
+        def ready(group: Group) -> bool:
+            return any((t := by_name[n].tokens) is None or t.available() > 0 for n, _ in group)
+
+        flags = [ready(g) for g in self.groups]
+        return (
+            *(i for i, ok in enumerate(flags) if ok),
+            *(i for i, ok in enumerate(flags) if not ok),
+        )
 
 
 def compile_fallback(

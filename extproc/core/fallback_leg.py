@@ -16,7 +16,13 @@ from typing import Any
 
 import orjson
 
-from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY, FallbackRuntime
+from extproc.config.fallback import (
+    ATTEMPTS_HEADER,
+    FALLBACK_AUTHORITY,
+    FallbackRuntime,
+    group_name,
+    order_namespace,
+)
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
@@ -46,6 +52,7 @@ class FallbackLeg:
         "endpoint",
         "include_usage",
         "namespace",
+        "order",
         "provider",
         "requested_model",
         "route",
@@ -71,6 +78,7 @@ class FallbackLeg:
         )
         self.stream: StreamTranslator | None = None
         self.provider: ProviderRuntime | None = None  # the provider that answered
+        self.order: tuple[int, ...] = ()  # the chain's groups, in this request's order
 
     def describe(self, rec: ExchangeRecord) -> None:
         rec.model_requested, rec.stream = self.requested_model, self.streaming
@@ -88,12 +96,21 @@ class FallbackLeg:
             "consumer": ctx.consumer or "",
             "path": ctx.headers.get(":path", "/"),
         }
+        metadata: dict[str, Any] = {self.namespace: meta}
+        fb = self.route.fallback
+        assert fb is not None
+        self.order = fb.order()
+        if self.order != tuple(range(len(fb.groups))):
+            # Providers whose keys all cool down go last: Envoy's priority-group
+            # specifier reads this request's order from this namespace.
+            groups = [{"name": group_name(i)} for i in self.order]
+            metadata[order_namespace(self.namespace)] = {"priority_groups": groups}
         return Continue(
             set_headers=tuple(headers),
             remove_headers=client_key_headers(self.route),
             body=body,
             clear_route_cache=True,
-            metadata={self.namespace: meta},
+            metadata=metadata,
         )
 
     # -- response -------------------------------------------------------------
@@ -110,7 +127,8 @@ class FallbackLeg:
             rec.provider, rec.provider_type = self.provider.name, self.provider.type
         count = headers.get("x-envoy-attempt-count", "")
         rec.attempts = int(count) if count.isdigit() else 1
-        rec.attempt_log = complete_log(fb, rec.attempts, headers.get(ATTEMPTS_HEADER, ""))
+        log = headers.get(ATTEMPTS_HEADER, "")
+        rec.attempt_log = complete_log(fb, self.order, rec.attempts, log)
         return (), ((ATTEMPTS_HEADER,) if ATTEMPTS_HEADER in headers else ())
 
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
@@ -156,16 +174,18 @@ class FallbackLeg:
         return reject(status, msg, "providers_unavailable", self.api).body
 
 
-def complete_log(fb: FallbackRuntime, attempts: int, log: str) -> str:
+def complete_log(fb: FallbackRuntime, order: tuple[int, ...], attempts: int, log: str) -> str:
     """The attempts' "n:provider:status" list with a "n:provider:0" entry for each
-    attempt that got no response (it never reported): attempt n went to group n
-    of the chain, so its provider is known unless that group is weighted."""
+    attempt that got no response (it never reported): attempt n went to the n-th
+    group of this request's order, so its provider is known unless that group is
+    weighted."""
     seen = {item.partition(":")[0]: item for item in log.split(",") if item}
+    order = order or tuple(range(len(fb.groups)))
     out = []
     for n in range(1, attempts + 1):
         item = seen.get(str(n))
         if item is None:
-            group = fb.groups[(n - 1) % len(fb.groups)]
+            group = fb.groups[order[(n - 1) % len(order)]]
             item = f"{n}:{group[0][0] if len(group) == 1 else ''}:0"
         out.append(item)
     return ",".join(out)

@@ -25,6 +25,8 @@ CLAUDE_KEY = "sk-ant-fallback-9c8d"
 CLIENT_KEY = "ck-fallback-client-5a5a"
 QWEN_PATH = "/compatible-mode/v1/chat/completions"
 DEAD = free_port()  # nothing listens here: connection refused
+# A 429 that says "retry now": the key does not cool down for the later tests.
+NOW = {"content-type": "application/json", "retry-after": "0"}
 
 CONFIG = f"""
 providers:
@@ -34,6 +36,7 @@ providers:
   api_tokens: [{CLAUDE_KEY}]
   model_mapping: {{"*": claude-3-5-haiku-latest}}
 - {{name: gone, type: qwen, host: "127.0.0.1:{DEAD}", api_tokens: [{QWEN_KEY}]}}
+- {{name: cooling, type: qwen, api_tokens: [{QWEN_KEY}]}}
 routes:
 - name: chat
   match: {{hosts: [fallback.test]}}
@@ -50,6 +53,7 @@ routes:
 - {{name: twice, match: {{hosts: [twice.test]}}, provider: qwen, fallback: [qwen, claude]}}
 - {{name: messages, match: {{hosts: [messages.test]}}, provider: claude, fallback: [qwen],
    client_api: anthropic}}
+- {{name: cool, match: {{hosts: [cool.test]}}, provider: cooling, fallback: [claude]}}
 - {{name: dead, match: {{hosts: [dead.test]}}, provider: gone, fallback: [claude]}}
 - {{name: all-dead, match: {{hosts: [all-dead.test]}}, provider: gone, fallback: [gone]}}
 consumers:
@@ -119,7 +123,7 @@ def check_attempts_upstream(seen: list[Recorded]) -> None:
 def test_an_error_on_the_first_provider_is_answered_by_the_next(
     stack: Stack, client: httpx.Client, status: int
 ) -> None:
-    stack.fake.script(QWEN_PATH, Scripted(status, b'{"error":{"message":"busy","type":"x"}}'))
+    stack.fake.script(QWEN_PATH, Scripted(status, b'{"error":{"message":"busy","type":"x"}}', NOW))
     r = post(client, CHAT)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -155,7 +159,7 @@ def test_429_then_500_on_the_first_provider_then_the_next_one_answers(
     """A chain that tries qwen twice: 429, then 500, then Claude answers."""
     stack.fake.script(
         QWEN_PATH,
-        Scripted(429, b'{"error":{"message":"slow down","type":"x"}}'),
+        Scripted(429, b'{"error":{"message":"slow down","type":"x"}}', NOW),
         Scripted(500, b'{"error":{"message":"broken","type":"x"}}'),
     )
     r = post(client, CHAT, host="twice.test")
@@ -184,6 +188,19 @@ def test_a_request_without_a_body_falls_back_too(stack: Stack, client: httpx.Cli
     assert qwen.headers["authorization"] == f"Bearer {QWEN_KEY}"
     assert claude.path == "/v1/models" and claude.headers["x-api-key"] == CLAUDE_KEY
     assert "authorization" not in claude.headers
+
+
+def test_a_provider_whose_key_cools_down_goes_last(stack: Stack, client: httpx.Client) -> None:
+    """After its 429 (60 s cool-down, no retry-after) the provider's only key is
+    set aside: the next request goes to Claude first, in one attempt."""
+    stack.fake.script(QWEN_PATH, Scripted(429, b'{"error":{"message":"quota","type":"x"}}'))
+    r = post(client, CHAT, host="cool.test")
+    assert r.headers["x-envoy-attempt-count"] == "2"
+    assert [x.path for x in stack.fake.take()] == [QWEN_PATH, "/v1/messages"]
+    r = post(client, CHAT, host="cool.test")
+    assert r.status_code == 200 and r.headers["x-llm-provider"] == "claude"
+    assert r.headers["x-envoy-attempt-count"] == "1"
+    assert [x.path for x in stack.fake.take()] == ["/v1/messages"]
 
 
 def test_access_log_and_metrics_show_the_attempts(stack: Stack, client: httpx.Client) -> None:
@@ -238,7 +255,9 @@ def test_when_every_provider_fails_the_client_gets_the_last_error_in_openai_shap
 
 
 def test_a_stream_falls_back_before_its_first_byte(stack: Stack, client: httpx.Client) -> None:
-    stack.fake.script(QWEN_PATH, Scripted(429, b'{"error":{"message":"slow down","type":"x"}}'))
+    stack.fake.script(
+        QWEN_PATH, Scripted(429, b'{"error":{"message":"slow down","type":"x"}}', NOW)
+    )
     events = stream(client, {**CHAT, "stream": True})
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]

@@ -84,6 +84,8 @@ def test_the_route_matches_the_gateways_metadata_only(res: dict[str, Any]) -> No
 def test_attempt_n_goes_to_group_n(res: dict[str, Any]) -> None:
     spec = route(res, "chat")["route"]["inline_cluster_specifier_plugin"]["extension"]
     assert spec["name"] == "envoy.router.cluster_specifier_plugin.priority_group"
+    # A request's own order (providers whose keys cool down last) comes from here.
+    assert spec["typed_config"]["override_metadata_namespace"] == "gw.fallback"
     groups = spec["typed_config"]["priority_groups"]
     assert groups == [
         {

@@ -90,3 +90,21 @@ def test_an_ollama_route_falls_back_only_to_ollama_providers() -> None:
             "an Ollama-API route needs ollama providers; 'claude' is 'claude'",
         )
     ]
+
+
+def test_order_puts_groups_whose_keys_all_cool_down_last() -> None:
+    rt = compile_routes(
+        "- name: r\n"
+        "  providers: [{provider: qwen, weight: 3}, {provider: qwen2, weight: 1}]\n"
+        "  fallback: [claude, llama]\n"
+    )
+    fb = rt.routes.routes[0].fallback
+    assert fb is not None
+    assert fb.order() == (0, 1, 2)
+    pools = {n: rt.providers[n].tokens for n in ("qwen", "qwen2", "claude")}
+    pools["qwen"].report("sk-q", 429)  # type: ignore[union-attr]
+    assert fb.order() == (0, 1, 2)  # qwen2 still serves the weighted group
+    pools["qwen2"].report("sk-q2", 429)  # type: ignore[union-attr]
+    pools["claude"].report("sk-c", 401)  # type: ignore[union-attr]
+    # llama needs no key: it is always ready.
+    assert fb.order() == (2, 0, 1)

@@ -93,6 +93,31 @@ async def test_router_level_routes_to_the_fallback_route_by_metadata(rt: Runtime
     assert c.body is not None and orjson.loads(c.body)["stream"] is False
 
 
+async def test_a_provider_whose_keys_all_cool_down_goes_last(rt: Runtime) -> None:
+    from google.protobuf import json_format
+
+    from extproc.transport.servicer import to_proto
+
+    tokens = rt.providers["qwen"].tokens
+    assert tokens is not None
+    tokens.report("sk-qwen", 429)
+    ex, d = await router_request(rt, CHAT)
+    c = cont(d)
+    assert c.metadata is not None
+    # Envoy's priority-group specifier reads the order from its own namespace.
+    order = {"priority_groups": [{"name": "attempt-2"}, {"name": "attempt-1"}]}
+    assert c.metadata["llm_extproc.fallback"] == order
+    sent = to_proto("request_body", c).dynamic_metadata
+    assert json_format.MessageToDict(sent)["llm_extproc.fallback"] == order
+    # An attempt without a response is named from this request's order.
+    resp = {":status": "200", "x-llm-provider": "qwen", "x-envoy-attempt-count": "2"}
+    await ex.handle(ResponseHeaders({**resp, ATTEMPTS_HEADER: "2:qwen:200"}, True))
+    assert [a["provider"] for a in ex.record.attempt_statuses()] == ["claude", "qwen"]
+    tokens.report("sk-qwen", 200)  # back: the default order, no override
+    _, d = await router_request(rt, CHAT)
+    assert "llm_extproc.fallback" not in (cont(d).metadata or {})
+
+
 async def test_router_level_applies_the_route_stream_policy_with_the_first_provider(
     rt: Runtime,
 ) -> None:

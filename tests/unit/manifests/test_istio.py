@@ -146,7 +146,9 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
     assert tc["message_timeout"] == "30s"
     assert tc["max_message_timeout"] == "60s"
     # The processor's dynamic metadata is accepted (access logs; fallback routing).
-    assert tc["metadata_options"] == {"receiving_namespaces": {"untyped": ["llm_extproc"]}}
+    assert tc["metadata_options"] == {
+        "receiving_namespaces": {"untyped": ["llm_extproc", "llm_extproc.fallback"]}
+    }
     mode = tc["processing_mode"]
     assert mode["request_header_mode"] == "SEND"
     assert mode["response_header_mode"] == "SEND"
