@@ -184,17 +184,19 @@ def test_fallback_request_and_attempt_lines(caplog: pytest.LogCaptureFixture) ->
     assert "total_tokens" not in attempt  # tokens are the request's, counted once
 
 
-def test_server_does_not_charge_an_attempt(caplog: pytest.LogCaptureFixture) -> None:
+async def test_server_does_not_charge_an_attempt(caplog: pytest.LogCaptureFixture) -> None:
     import dataclasses
 
     from extproc.budget import MemoryBudget
 
     caplog.set_level(logging.INFO, "extproc.requests")
     srv = Server(compile_config(load_text(CONFIG.replace("DEBUG", "false"))), ServeOptions())
+    assert isinstance(srv.budget, MemoryBudget)
     srv.on_done(dataclasses.replace(record(), attempt=2))
-    assert isinstance(srv.budget, MemoryBudget) and srv.budget.usage("alice").used == 0
+    assert not srv._charges  # no charge started
     ((line,)) = capture_lines(caplog)
     assert line["msg"] == "attempt"
-    srv.on_done(dataclasses.replace(record(), attempts=2))
-    assert srv.budget.usage("alice").used == 7
-    asyncio.run(srv.stop())
+    srv.on_done(dataclasses.replace(record(), attempts=2))  # the request: charged
+    await asyncio.gather(*srv._charges)
+    assert (await srv.budget.usage("alice")).used == 7
+    await srv.stop()
