@@ -369,3 +369,13 @@ async def test_an_attempt_the_gateway_did_not_route_gets_no_key(
     _, d = await attempt(rt, provider, meta=meta)
     assert isinstance(d, Reject) and d.status == 500 and d.reason == "fallback_unrouted"
     assert b"sk-" not in d.body
+
+
+def test_attempt_provider_reads_the_grpc_metadata() -> None:
+    from extproc.core.attempt import attempt_provider
+
+    assert attempt_provider([("x-llm-extproc-provider", "claude")]) == "claude"
+    assert attempt_provider([("a", "b"), ("x-llm-extproc-provider", b"qwen")]) == "qwen"
+    assert attempt_provider([("x-request-id", "r"), (":authority", "h")]) == ""
+    # h2corn hands over the HTTP/2 request headers as bytes.
+    assert attempt_provider([(b":path", b"/p"), (b"x-llm-extproc-provider", b"qwen")]) == "qwen"
