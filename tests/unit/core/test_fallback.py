@@ -96,7 +96,7 @@ async def test_router_level_routes_to_the_fallback_route_by_metadata(rt: Runtime
 async def test_a_provider_whose_keys_all_cool_down_goes_last(rt: Runtime) -> None:
     from google.protobuf import json_format
 
-    from extproc.transport.servicer import to_proto
+    from extproc.transport.codec import to_proto
 
     tokens = rt.providers["qwen"].tokens
     assert tokens is not None
