@@ -73,7 +73,7 @@ class _Compiler:
         try:
             out = resolve_secret(value or None, env or None, file or None, path, environ=self.env)
         except SecretError as e:
-            self.err(path, str(e))
+            self.err(path, e.detail)
             return ""
         if required and not out:
             self.err(path, "is required")
@@ -106,8 +106,10 @@ class _Compiler:
             )
             return
         host, base_path = upstream_of(p, catalog, path, self.err)
+        before = len(self.problems)
         tokens = self.secret_list(p.api_tokens, p.api_tokens_env, p.api_tokens_file, path)
-        if not tokens and not catalog.auth.startswith("optional"):
+        # A token that failed to resolve is already reported under its own path.
+        if not tokens and len(self.problems) == before and not catalog.auth.startswith("optional"):
             self.err(f"{path}.api_tokens", f"provider type {ptype!r} needs at least one API token")
         protocol = p.protocol or "openai"
         if protocol not in ("openai", "original"):
