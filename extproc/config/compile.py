@@ -32,6 +32,7 @@ from extproc.config.runtime import (
     RouteRuntime,
     RouteTable,
     Runtime,
+    canonical_host,
 )
 from extproc.config.v1 import config_pb2 as pb
 from extproc.processors.base import Processor
@@ -254,16 +255,14 @@ class _Compiler:
         return refs, provs
 
     def route_hosts(self, r: pb.Route, path: str) -> tuple[list[str], list[str]]:
-        """(exact hosts, ".suffix" of each "*.suffix"), lower-case."""
+        """(hosts as the route table keys them, ".suffix" of each "*.suffix")."""
         hosts, suffixes = [], []
         for i, h in enumerate(r.match.hosts):
-            h = h.lower()
-            if h.startswith("*."):
+            h, problem = canonical_host(h)
+            if problem:
+                self.err(f"{path}.match.hosts[{i}]", problem)
+            elif h.startswith("*."):
                 suffixes.append(h[1:])
-            elif "*" in h:
-                self.err(
-                    f"{path}.match.hosts[{i}]", f"{h!r}: only a leading '*.' wildcard is supported"
-                )
             else:
                 hosts.append(h)
         return hosts, suffixes

@@ -76,17 +76,19 @@ async def test_unmatched_host_skips_every_later_phase() -> None:
         "DashScope.Aliyuncs.com",
         "dashscope.aliyuncs.com:443",
         "dashscope.aliyuncs.com:80",
+        # A host listed without a port matches on any port (issue #11).
+        "dashscope.aliyuncs.com:8443",
         "127.0.0.1:18000",
     ],
 )
-async def test_host_match_exact_with_port_and_default_ports(host: str) -> None:
+async def test_host_match_exact_with_port_and_any_port(host: str) -> None:
     ex = Exchange(runtime())
     assert await ex.handle(RequestHeaders(headers(host=host), False)) is not SKIP
 
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "127.0.0.1:18001", "dashscope.aliyuncs.com:8443", "x.dashscope.aliyuncs.com"],
+    ["127.0.0.1", "127.0.0.1:18001", "x.dashscope.aliyuncs.com", "dashscope.aliyuncs.com.evil"],
 )
 async def test_host_must_match_exactly(host: str) -> None:
     ex = Exchange(runtime())
