@@ -81,9 +81,13 @@ def plugin(
         route.auth.CopyFrom(plug.auth)
     # The plugin's own checks come first; their errors point at the plugin's fields.
     paths: list[str] = []
-    if plug.allow_patterns or plug.deny_patterns:
+    if plug.allow_patterns or plug.deny_patterns or plug.roles:
         route.processors.add().regex_guard.CopyFrom(
-            pb.RegexGuard(allow_patterns=plug.allow_patterns, deny_patterns=plug.deny_patterns)
+            pb.RegexGuard(
+                allow_patterns=plug.allow_patterns,
+                deny_patterns=plug.deny_patterns,
+                roles=plug.roles,
+            )
         )
         paths.append(where)
     if plug.HasField("intelligent_guard"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from extproc.providers.custom_settings import ResolvedSetting
@@ -22,6 +22,11 @@ class RouteProcessor(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def reads_texts(self) -> bool:
+        """It reads the request's texts (a check): unreadable content is a 400."""
+        ...
 
     async def process(self, ctx: Any) -> Any: ...
 
@@ -93,6 +98,11 @@ class RouteRuntime:
     client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
     auth: AuthRuntime | None
     rewrite: bool
+    # A processor reads the request's texts: unreadable content is a 400 here.
+    reads_texts: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads_texts", any(p.reads_texts for p in self.processors))
 
     def pick_provider(self) -> ProviderRuntime:
         if len(self.providers) == 1:

@@ -51,6 +51,7 @@ from extproc.core.request import (
     RequestContext,
     client_api_of,
     endpoint_of,
+    unreadable,
 )
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
@@ -242,6 +243,8 @@ class Exchange:
         if isinstance(body, Reject):
             return self._reject(body)
         ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        if (rej := unreadable(ctx)) is not None:
+            return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""

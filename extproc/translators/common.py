@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, openai_error_body
+from extproc.core.texts import UnreadableContent, content_text
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import TranslationError, UpstreamRequest
 from extproc.usage import Usage
@@ -154,16 +155,13 @@ def error_event(message: str, type_: str = "server_error", code: str | int | Non
 
 
 def text_of(content: Any) -> str:
-    """Flatten OpenAI message content (string or list of parts) to text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    raise TranslationError("message content must be a string or a list of parts")
+    """Flatten OpenAI message content to text: the checks' own rule
+    (`extproc.core.texts`: text parts joined by "\n"), so the upstream model
+    reads what the checks read."""
+    try:
+        return content_text(content, "content")
+    except UnreadableContent as e:
+        raise TranslationError(f"message {e}") from None
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:
