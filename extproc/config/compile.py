@@ -64,6 +64,13 @@ class _Compiler:
             self.err(f"{path}.{field}", 'must be a positive duration such as "10s" or "0.5s"')
         return secs
 
+    def cooldown(self, p: pb.Provider, path: str) -> float:
+        secs = _secs(p, "token_cooldown", 60.0)
+        if secs < 0:
+            self.err(f"{path}.token_cooldown", 'must not be negative ("0s" disables it)')
+            return 0.0
+        return secs
+
     # -- secrets -----------------------------------------------------------
 
     def secret(self, value: str, env: str, file: str, path: str, required: bool = False) -> str:
@@ -121,9 +128,7 @@ class _Compiler:
             spec=catalog,
             host=host,
             base_path=base_path,
-            tokens=TokenPool(tokens, cooldown_s=_secs(p, "token_cooldown", 60.0))
-            if tokens
-            else None,
+            tokens=TokenPool(tokens, cooldown_s=self.cooldown(p, path)) if tokens else None,
             timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper_of(p, path, self.err),
             custom_settings=settings_of(p, catalog, path, self.err),

@@ -73,6 +73,8 @@ def _read_file(path: str, field_path: str) -> str:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise SecretError(field_path, f"cannot read secret file {path}: {reason}") from None
+    except ValueError:  # a NUL byte in the path
+        raise SecretError(field_path, f"secret file path {path!r} is not a valid path") from None
     return content.rstrip("\r\n")
 
 
