@@ -312,7 +312,7 @@ class Exchange:
             raw = self._resp_body.add(ev.body, ev.end_of_stream)
         except TooLarge:
             msg = "The provider's response is larger than the gateway's limit."
-            return self._finish(reject(502, msg, "response_too_large", self._api))
+            return self._reject(reject(502, msg, "response_too_large", self._api))
         if raw is None:
             return CONTINUE
         try:
@@ -324,7 +324,7 @@ class Exchange:
             )
             self.record.upstream_error = True
             msg = f"The provider's answer could not be read: {e}"
-            return self._finish(reject(502, msg, "bad_upstream", self._api))
+            return self._reject(reject(502, msg, "bad_upstream", self._api))
         rec = self.record
         rec.usage = out.usage
         if out.model:

@@ -77,6 +77,36 @@ def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# Upstream bodies are untrusted: a field of the wrong shape carries nothing
+# rather than raising in the middle of a response.
+
+
+def as_obj(value: Any) -> dict[str, Any]:
+    """An upstream value that should be an object; {} when it is not."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_objs(value: Any) -> list[dict[str, Any]]:
+    """The objects of an upstream array (other items skipped; [] for a non-array)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def request_calls(msg: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(call, function) of each client tool call; TranslationError for other shapes."""
+    calls = msg.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise TranslationError("tool_calls must be an array")
+    out = []
+    for c in calls:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict):
+            raise TranslationError("each tool call must be an object with a function object")
+        out.append((c, fn))
+    return out
+
+
 # ---------------------------------------------------------------- usage
 
 
