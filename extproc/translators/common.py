@@ -74,7 +74,9 @@ def now() -> int:
 
 
 def as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A count or index from upstream: a non-negative int, else 0 (a negative
+    token count would refund a consumer's budget and break Prometheus counters)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # Upstream bodies are untrusted: a field of the wrong shape carries nothing

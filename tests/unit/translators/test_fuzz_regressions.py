@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from extproc.translators.anthropic.compose import AnthropicVia
 from extproc.translators.base import ProviderTarget, TranslationError
 from extproc.translators.registry import spec_of
 
@@ -97,3 +98,46 @@ def test_client_tool_calls_of_the_wrong_shape_are_a_translation_error(
     }
     with pytest.raises(TranslationError, match=r"tool_calls|tool call"):
         get_translator(kind).chat_request(body, target(kind))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"choices": [{"message": {"content": "hi", "tool_calls": True}}]},
+        {"choices": [{"message": {"tool_calls": [{"function": "f"}, 5]}}]},
+    ],
+)
+def test_anthropic_client_openai_answer_of_the_wrong_shape(answer: dict[str, Any]) -> None:
+    via = AnthropicVia(get_translator("openai"))
+    out = orjson.loads(via.chat_response(200, j(answer), target("openai")).body)
+    assert out["type"] == "message"
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"choices": 5},
+        {"choices": [{"index": 0, "delta": {"tool_calls": 1}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [3, {"function": "f"}]}}]},
+    ],
+)
+def test_anthropic_client_openai_stream_of_the_wrong_shape(chunk: dict[str, Any]) -> None:
+    st = AnthropicVia(get_translator("openai")).chat_stream(target("openai"), 4096)
+    out = st.feed(b"data: " + j(chunk) + b"\n\ndata: [DONE]\n\n") + st.finish()
+    assert b"event: message_stop" in out
+
+
+@pytest.mark.parametrize("kind", ["openai", "claude", "gemini", "ollama"])
+def test_negative_token_counts_count_as_zero(kind: str) -> None:
+    body = {
+        "openai": {"choices": [], "usage": {"prompt_tokens": -5, "completion_tokens": -1}},
+        "claude": {"content": [], "usage": {"input_tokens": -5, "output_tokens": -1}},
+        "gemini": {
+            "candidates": [],
+            "usageMetadata": {"promptTokenCount": -5, "totalTokenCount": -9},
+        },
+        "ollama": {"message": {"content": ""}, "prompt_eval_count": -5, "eval_count": -1},
+    }[kind]
+    usage = get_translator(kind).chat_response(200, j(body), target(kind)).usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (0, 0, 0)
