@@ -84,3 +84,51 @@ def split(draw: st.DrawFn, data: bytes) -> list[bytes]:
         out.append(data[prev:c])
         prev = c
     return out
+
+
+def openai_objects() -> st.SearchStrategy[dict[str, Any]]:
+    """OpenAI chat completions and chunks, any field of the wrong shape: the
+    common currency every translator reads back (Anthropic clients included)."""
+    v = json_values(4)
+    fn = st.one_of(v, st.fixed_dictionaries({}, optional={"name": v, "arguments": v}))
+    call = st.one_of(
+        v, st.fixed_dictionaries({}, optional={"id": v, "index": v, "type": v, "function": fn})
+    )
+    calls = st.one_of(v, st.lists(call, max_size=3))
+    msg = st.one_of(
+        v,
+        st.fixed_dictionaries(
+            {},
+            optional={"role": v, "content": v, "reasoning_content": v, "tool_calls": calls},
+        ),
+    )
+    choice = st.one_of(
+        v,
+        st.fixed_dictionaries(
+            {}, optional={"index": v, "message": msg, "delta": msg, "finish_reason": v}
+        ),
+    )
+    usage = st.one_of(
+        v,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "prompt_tokens": v,
+                "completion_tokens": v,
+                "total_tokens": v,
+                "prompt_tokens_details": v,
+                "completion_tokens_details": v,
+            },
+        ),
+    )
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "id": v,
+            "object": v,
+            "model": v,
+            "choices": st.one_of(v, st.lists(choice, max_size=3)),
+            "usage": usage,
+            "error": v,
+        },
+    )

@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 import orjson
-from fuzzing import FUZZ, WORDS, json_objects, json_values, split
+from fuzzing import FUZZ, WORDS, json_objects, json_values, openai_objects, split
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -73,6 +73,13 @@ routes:
   match: {{hosts: [raw.test]}}
   provider: raw
   auth: {{required: false, key_sources: [x-api-key]}}
+- name: anthropic-native
+  match: {{hosts: [anthropic.test]}}
+  provider: c
+  client_api: anthropic
+  processors: [{{regex_guard: {{deny_patterns: ["账号"]}}}}]
+- {{name: anthropic-via, match: {{hosts: [via.test]}}, provider: q, client_api: auto}}
+- {{name: anthropic-gemini, match: {{hosts: [viag.test]}}, provider: g, client_api: anthropic}}
 consumers:
 - {{name: alice, keys: ["{KEY}"], allowed_models: [qwen-turbo, llama3], token_budget: 1000}}
 """
@@ -86,7 +93,8 @@ def exchange() -> Exchange:
 
 
 HOSTS = ["plugin.test", "qwen.test", "claude.test", "gemini.test", "azure.test", "oo.test"]
-HOSTS += ["ollama.test", "raw.test", "QWEN.test:8080", "unknown.test"]
+HOSTS += ["ollama.test", "raw.test", "QWEN.test:8080", "unknown.test", "anthropic.test"]
+HOSTS += ["via.test", "viag.test"]
 PATHS = [
     "/",
     "/v1/chat/completions",
@@ -98,12 +106,18 @@ PATHS = [
     "/api/chat",
     "/api/generate",
     "/api/embed",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
 ]
 LOOP = asyncio.new_event_loop()
 
 text = st.one_of(st.sampled_from(WORDS), st.text(max_size=30))
 part = st.one_of(
     st.fixed_dictionaries({"type": st.just("text"), "text": text}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["tool_use", "tool_result", "image", "thinking"])},
+        optional={"input": json_objects(3), "content": json_values(3), "id": text},
+    ),
     st.fixed_dictionaries(
         {"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": text})}
     ),
@@ -143,6 +157,8 @@ requests = st.one_of(
             "options": json_objects(3),
             "tools": st.lists(json_objects(4), max_size=2),
             "response_format": json_objects(3),
+            "system": st.one_of(text, st.lists(part, max_size=2), json_values(2)),
+            "tool_choice": json_values(2),
         },
     ),
     json_objects(20),
@@ -165,6 +181,7 @@ request_headers = st.fixed_dictionaries(
         "authorization": st.sampled_from([f"Bearer {KEY}", "Bearer x", "Basic y", ""]),
         "x-api-key": st.just(KEY),
         "x-request-id": st.just("rid"),
+        "anthropic-version": st.just("2023-06-01"),
     },
 )
 
@@ -185,10 +202,11 @@ def frames(objs: list[Any], style: str) -> bytes:
 responses = st.one_of(
     st.builds(
         frames,
-        st.lists(json_objects(12), max_size=5),
+        st.lists(st.one_of(json_objects(12), openai_objects()), max_size=5),
         st.sampled_from(["sse", "claude", "ndjson"]),
     ),
     json_objects(20).map(orjson.dumps),
+    openai_objects().map(orjson.dumps),
     st.binary(max_size=300),
 )
 response_headers = st.fixed_dictionaries(

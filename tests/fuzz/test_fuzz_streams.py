@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fuzzing import FUZZ, json_objects, split
+from fuzzing import FUZZ, json_objects, openai_objects, split
 from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.streaming.errors import StreamDecodeError, StreamLimitError
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.streaming.sse import SSEDecoder
+from extproc.translators import ollama_native
+from extproc.translators.anthropic import native as anthropic_native
+from extproc.translators.anthropic.compose import AnthropicVia
 from extproc.translators.base import ProviderTarget, TranslationError
-from extproc.translators.ollama import NativeStreamTap, native_response
-from extproc.translators.registry import get_translator
+from extproc.translators.registry import spec_of
 
 TYPES = ["openai", "azure", "claude", "gemini", "ollama"]
 LINE = 2048  # small limits, so that the limit paths run too
@@ -39,10 +41,11 @@ def frames(objs: list[Any], style: str, done: bool) -> bytes:
     return out + (b"data: [DONE]\n\n" if done else b"")
 
 
+objects = st.one_of(json_objects(15), openai_objects())
 streams = st.one_of(
     st.builds(
         frames,
-        st.lists(json_objects(15), max_size=6),
+        st.lists(objects, max_size=6),
         st.sampled_from(["sse", "event", "ndjson"]),
         st.booleans(),
     ),
@@ -51,6 +54,7 @@ streams = st.one_of(
 )
 bodies = st.one_of(
     json_objects(25).map(orjson.dumps),
+    openai_objects().map(orjson.dumps),
     st.builds(orjson.dumps, st.lists(json_objects(5), max_size=3)),
     st.binary(max_size=200),
 )
@@ -66,13 +70,23 @@ targets = st.builds(
 )
 
 
+def translator(kind: str) -> Any:
+    return spec_of(kind).translator
+
+
 @FUZZ
-@given(targets, st.booleans(), streams, st.data())
+@given(targets, st.booleans(), st.booleans(), streams, st.data())
 def test_stream_translators(
-    target: ProviderTarget, include_usage: bool, raw: bytes, data: st.DataObject
+    target: ProviderTarget, include_usage: bool, anthropic: bool, raw: bytes, data: st.DataObject
 ) -> None:
+    """OpenAI clients, or Anthropic clients through the same translator."""
     chunks = data.draw(split(raw))
-    tx = get_translator(target.type).chat_stream(target, include_usage, LINE)
+    inner = translator(target.type)
+    tx = (
+        AnthropicVia(inner).chat_stream(target, LINE)
+        if anthropic
+        else inner.chat_stream(target, include_usage, LINE)
+    )
     try:
         for c in chunks:
             assert isinstance(tx.feed(c), bytes)
@@ -84,12 +98,12 @@ def test_stream_translators(
 
 
 @FUZZ
-@given(streams, st.data())
-def test_native_ollama_tap(raw: bytes, data: st.DataObject) -> None:
-    tap = NativeStreamTap(LINE)
+@given(st.sampled_from([ollama_native, anthropic_native]), streams, st.data())
+def test_native_taps(native: Any, raw: bytes, data: st.DataObject) -> None:
+    tap = native.NativeStreamTap(LINE)
     try:
         for c in data.draw(split(raw)):
-            assert tap.feed(c) == c  # the client gets Ollama's bytes untouched
+            assert tap.feed(c) == c  # the client gets the provider's bytes untouched
         tap.finish()
     except StreamLimitError:
         pass
@@ -111,12 +125,15 @@ def test_decoders(raw: bytes, data: st.DataObject) -> None:
 @FUZZ
 @given(targets, st.sampled_from([200, 201, 400, 401, 404, 429, 500, 503]), bodies)
 def test_response_translators(target: ProviderTarget, status: int, body: bytes) -> None:
-    tx = get_translator(target.type)
-    for fn in (tx.chat_response, tx.embeddings_response):
+    tx = translator(target.type)
+    via = AnthropicVia(tx)
+    for fn in (tx.chat_response, tx.embeddings_response, via.chat_response):
         try:
             out = fn(status, body, target)
         except TranslationError:
             continue
         assert isinstance(out.body, bytes)
     assert isinstance(tx.error_response(status, body), bytes)
-    assert isinstance(native_response(status, body).body, bytes)
+    assert isinstance(via.error_response(status, body), bytes)
+    for native in (ollama_native, anthropic_native):
+        assert isinstance(native.native_response(status, body).body, bytes)
