@@ -70,6 +70,41 @@ def render_envoy(real: bool) -> str:
     return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
 
 
+def banner(real: bool, own_key: bool, run: Path) -> str:
+    """What the demo prints once it is up. Keys appear only as "$LLM_PROXY_KEY",
+    for the user's shell to expand: no secret value is printed."""
+    key_note = (
+        "your LLM_PROXY_KEY"
+        if own_key
+        else "the demo's built-in key; first: export LLM_PROXY_KEY=" + DEMO_KEYS["LLM_PROXY_KEY"]
+    )
+    mode = (
+        "the REAL dashscope (DASHSCOPE_API_KEY is set)"
+        if real
+        else f"a local fake provider on 127.0.0.1:{FAKE}"
+    )
+    ollama = f"http://localhost:{OLLAMA}"
+    gen = '{"model": "llama3", "prompt": "Why is the sky blue?", "key": "\'"$LLM_PROXY_KEY"\'"}'
+    chat = '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}'
+    return f"""
+llm-extproc demo is up: Envoy on 127.0.0.1:{LISTENER} -> {mode}
+  ext_proc gRPC 127.0.0.1:{EXTPROC}   metrics http://127.0.0.1:{METRICS}/metrics
+  logs: {run}/extproc.log (one JSON line per request), Envoy access log below
+
+Try:
+  curl 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"messages":[{{"role":"user","content":"Please introduce yourself"}}]}}'
+  curl 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"messages":[{{"role":"user","content":"我的账号是多少"}}]}}'
+  curl -N 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"stream":true,"messages":[{{"role":"user","content":"Tell me a story"}}]}}'
+  curl 127.0.0.1:{LISTENER}/v1/chat/completions -H 'host: claude.test.com' -d '{{"model":"gpt-4o","messages":[{{"role":"user","content":"Hi"}}]}}'
+
+The Ollama API on {ollama} takes the key ({key_note}) in the body "key" or as
+Authorization: Bearer (the ollama clients, Open WebUI):
+  curl -X POST {ollama}/api/generate -H "Content-Type: application/json" -d '{gen}'
+  curl -X POST {ollama}/api/chat -H "Authorization: Bearer $LLM_PROXY_KEY" -d '{chat}'
+or run ./test/test.sh in another terminal. Ctrl-C stops everything.
+"""
+
+
 def main() -> int:
     real = bool(os.environ.get("DASHSCOPE_API_KEY"))
     env = dict(os.environ)
@@ -145,35 +180,7 @@ def main() -> int:
     except BaseException:
         shutdown()
         raise
-    proxy_key_note = (
-        "(yours)"
-        if "LLM_PROXY_KEY" in os.environ
-        else f"{env['LLM_PROXY_KEY']} (the demo's; set LLM_PROXY_KEY to choose one)"
-    )
-    mode = (
-        "the REAL dashscope (DASHSCOPE_API_KEY is set)"
-        if real
-        else "a local fake provider on 127.0.0.1:18001"
-    )
-    print(
-        f"""
-llm-extproc demo is up: Envoy on 127.0.0.1:{LISTENER} -> {mode}
-  ext_proc gRPC 127.0.0.1:{EXTPROC}   metrics http://127.0.0.1:{METRICS}/metrics
-  logs: {run}/extproc.log (one JSON line per request), Envoy access log below
-
-Try:
-  curl 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"messages":[{{"role":"user","content":"Please introduce yourself"}}]}}'
-  curl 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"messages":[{{"role":"user","content":"我的账号是多少"}}]}}'
-  curl -N 127.0.0.1:{LISTENER}/ -H 'host: test.com' -d '{{"stream":true,"messages":[{{"role":"user","content":"Tell me a story"}}]}}'
-  curl 127.0.0.1:{LISTENER}/v1/chat/completions -H 'host: claude.test.com' -d '{{"model":"gpt-4o","messages":[{{"role":"user","content":"Hi"}}]}}'
-
-The Ollama API on http://localhost:{OLLAMA} checks the body "key" against LLM_PROXY_KEY={proxy_key_note}:
-  curl -X POST http://localhost:{OLLAMA}/api/generate -H "Content-Type: application/json" -d '{{"model": "llama3", "prompt": "Why is the sky blue?", "key": "{env["LLM_PROXY_KEY"]}"}}'
-  curl -X POST http://localhost:{OLLAMA}/api/chat -H "Content-Type: application/json" -d '{{"model": "llama3", "messages": [{{"role": "user", "content": "Hello!"}}], "key": "{env["LLM_PROXY_KEY"]}"}}'
-or run ./test/test.sh in another terminal. Ctrl-C stops everything.
-""",
-        flush=True,
-    )
+    print(banner(real, "LLM_PROXY_KEY" in os.environ, run), flush=True)
     while True:
         for p in procs:
             if p.poll() is not None:

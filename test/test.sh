@@ -92,10 +92,12 @@ fi
 
 OLLAMA=${OLLAMA_BASE:-http://localhost:8004}
 PROXY_KEY=${LLM_PROXY_KEY:-demo-ollama-key}
-say "7. the Ollama key proxy on $OLLAMA: /api/generate and /api/chat with the body key"
-ollama() {  # ollama NAME PATH BODY
-  curl -s -o "$tmp/$1.body" -w '%{http_code}' -X POST "$OLLAMA$2" -H "Content-Type: application/json" -d "$3" >"$tmp/$1.status" || echo 000 >"$tmp/$1.status"
-  echo "  -> HTTP $(cat "$tmp/$1.status"): $(head -c 300 "$tmp/$1.body")"
+say "7. the Ollama key proxy on $OLLAMA: /api/generate and /api/chat with the body key or a Bearer key"
+ollama() {  # ollama NAME PATH BODY [CURL ARGS...]
+  local name=$1 path=$2 body=$3
+  shift 3
+  curl -s -o "$tmp/$name.body" -w '%{http_code}' -X POST "$OLLAMA$path" -H "Content-Type: application/json" "$@" -d "$body" >"$tmp/$name.status" || echo 000 >"$tmp/$name.status"
+  echo "  -> HTTP $(cat "$tmp/$name.status"): $(head -c 300 "$tmp/$name.body")"
 }
 ollama gen /api/generate '{"model": "llama3", "prompt": "Why is the sky blue?", "stream": false, "key": "'"$PROXY_KEY"'"}'
 [ "$(status gen)" = 200 ] && ok "generate: status 200" || bad "generate: status $(status gen)"
@@ -108,6 +110,11 @@ ollama badkey /api/generate '{"model": "llama3", "prompt": "Why is the sky blue?
 [ "$(cat "$tmp/badkey.body")" = '{"error":"Invalid or missing API key"}' ] && ok 'body is exactly {"error":"Invalid or missing API key"}' || bad "body: $(cat "$tmp/badkey.body")"
 ollama nokey /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}'
 [ "$(status nokey)" = 401 ] && ok "missing key: status 401" || bad "missing key: status $(status nokey)"
+ollama bearer /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}], "stream": false}' -H "Authorization: Bearer $PROXY_KEY"
+[ "$(status bearer)" = 200 ] && ok "Authorization: Bearer (the ollama clients): status 200" || bad "bearer: status $(status bearer)"
+ollama badbearer /api/chat '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}' -H "Authorization: Bearer wrong"
+[ "$(status badbearer)" = 401 ] && ok "wrong Bearer key: status 401" || bad "wrong Bearer key: status $(status badbearer)"
+[ "$(cat "$tmp/badbearer.body")" = '{"error":"Invalid or missing API key"}' ] && ok 'body is exactly {"error":"Invalid or missing API key"}' || bad "body: $(cat "$tmp/badbearer.body")"
 
 say "8. Claude Code style: the Anthropic Messages API (ANTHROPIC_BASE_URL=$BASE, ANTHROPIC_API_KEY=\$LLM_PROXY_KEY)"
 areq() {  # areq NAME PATH BODY [KEY] -> an Anthropic SDK's request (x-api-key, anthropic-version)

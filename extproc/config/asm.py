@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from extproc.config.fields import CHAT_SUFFIX
+from extproc.config.runtime import canonical_host
 from extproc.config.v1 import config_pb2 as pb
 from extproc.translators.registry import PROVIDER_CATALOG
 
@@ -58,25 +59,35 @@ def plugin(
     """The plugin's provider and route; `index` numbers the plugin documents."""
     if not plug.hosts:
         sink.err(f"{where}.hosts", "is required: the plugin acts only on these hosts")
+    hosts = []
     for i, h in enumerate(plug.hosts):
+        problem = canonical_host(h)[1]
         if not h or "/" in h or " " in h:
-            sink.err(f"{where}.hosts[{i}]", f"{h!r} is not a host or host:port")
+            problem = f"{h!r} is not a host or host:port"
+        if problem:
+            sink.err(f"{where}.hosts[{i}]", problem)
+        else:
+            hosts.append(h)
     key = sink.secret(plug.api_key, plug.api_key_env, plug.api_key_file, f"{where}.api_key")
     name = f"plugin-{index}"
     prov = pb.Provider(name=name, type="generic", default_model=plug.default_model)
     if key:
         prov.api_tokens.append(key)
     route = pb.Route(name=name, provider=name)
-    route.match.hosts.extend(plug.hosts)
+    route.match.hosts.extend(hosts)
     # The plugin never rewrote host or path: Envoy's own route picks the upstream.
     route.rewrite.value = False
     if plug.HasField("auth"):
         route.auth.CopyFrom(plug.auth)
     # The plugin's own checks come first; their errors point at the plugin's fields.
     paths: list[str] = []
-    if plug.allow_patterns or plug.deny_patterns:
+    if plug.allow_patterns or plug.deny_patterns or plug.roles:
         route.processors.add().regex_guard.CopyFrom(
-            pb.RegexGuard(allow_patterns=plug.allow_patterns, deny_patterns=plug.deny_patterns)
+            pb.RegexGuard(
+                allow_patterns=plug.allow_patterns,
+                deny_patterns=plug.deny_patterns,
+                roles=plug.roles,
+            )
         )
         paths.append(where)
     if plug.HasField("intelligent_guard"):

@@ -33,6 +33,7 @@ from extproc.config.runtime import (
     RouteRuntime,
     RouteTable,
     Runtime,
+    canonical_host,
 )
 from extproc.config.v1 import config_pb2 as pb
 from extproc.processors.base import Processor
@@ -64,6 +65,13 @@ class _Compiler:
             self.err(f"{path}.{field}", 'must be a positive duration such as "10s" or "0.5s"')
         return secs
 
+    def cooldown(self, p: pb.Provider, path: str) -> float:
+        secs = _secs(p, "token_cooldown", 60.0)
+        if secs < 0:
+            self.err(f"{path}.token_cooldown", 'must not be negative ("0s" disables it)')
+            return 0.0
+        return secs
+
     # -- secrets -----------------------------------------------------------
 
     def secret(self, value: str, env: str, file: str, path: str, required: bool = False) -> str:
@@ -74,7 +82,7 @@ class _Compiler:
         try:
             out = resolve_secret(value or None, env or None, file or None, path, environ=self.env)
         except SecretError as e:
-            self.err(path, str(e))
+            self.err(path, e.detail)
             return ""
         if required and not out:
             self.err(path, "is required")
@@ -107,8 +115,10 @@ class _Compiler:
             )
             return
         host, base_path = upstream_of(p, catalog, path, self.err)
+        before = len(self.problems)
         tokens = self.secret_list(p.api_tokens, p.api_tokens_env, p.api_tokens_file, path)
-        if not tokens and not catalog.auth.startswith("optional"):
+        # A token that failed to resolve is already reported under its own path.
+        if not tokens and len(self.problems) == before and not catalog.auth.startswith("optional"):
             self.err(f"{path}.api_tokens", f"provider type {ptype!r} needs at least one API token")
         protocol = p.protocol or "openai"
         if protocol not in ("openai", "original"):
@@ -119,9 +129,7 @@ class _Compiler:
             spec=catalog,
             host=host,
             base_path=base_path,
-            tokens=TokenPool(tokens, cooldown_s=_secs(p, "token_cooldown", 60.0))
-            if tokens
-            else None,
+            tokens=TokenPool(tokens, cooldown_s=self.cooldown(p, path)) if tokens else None,
             timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper_of(p, path, self.err),
             custom_settings=settings_of(p, catalog, path, self.err),
@@ -255,16 +263,14 @@ class _Compiler:
         return refs, provs
 
     def route_hosts(self, r: pb.Route, path: str) -> tuple[list[str], list[str]]:
-        """(exact hosts, ".suffix" of each "*.suffix"), lower-case."""
+        """(hosts as the route table keys them, ".suffix" of each "*.suffix")."""
         hosts, suffixes = [], []
         for i, h in enumerate(r.match.hosts):
-            h = h.lower()
-            if h.startswith("*."):
+            h, problem = canonical_host(h)
+            if problem:
+                self.err(f"{path}.match.hosts[{i}]", problem)
+            elif h.startswith("*."):
                 suffixes.append(h[1:])
-            elif "*" in h:
-                self.err(
-                    f"{path}.match.hosts[{i}]", f"{h!r}: only a leading '*.' wildcard is supported"
-                )
             else:
                 hosts.append(h)
         return hosts, suffixes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.providers.custom_settings import ResolvedSetting
@@ -25,6 +25,11 @@ class RouteProcessor(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def reads_texts(self) -> bool:
+        """It reads the request's texts (a check): unreadable content is a 400."""
+        ...
 
     async def process(self, ctx: Any) -> Any: ...
 
@@ -98,6 +103,11 @@ class RouteRuntime:
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.
     fallback: FallbackRuntime | None = None
+    # A processor reads the request's texts: unreadable content is a 400 here.
+    reads_texts: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads_texts", any(p.reads_texts for p in self.processors))
 
     def pick_provider(self) -> ProviderRuntime:
         if len(self.providers) == 1:
@@ -152,45 +162,77 @@ class Runtime:
         return tuple(seen.values())
 
 
+def split_host(authority: str) -> tuple[str, str]:
+    """(hostname, port) of a lower-case authority; port "" when absent.
+
+    "[v6]:port" keeps its brackets; a bare IPv6 address has no port. A trailing
+    dot (the absolute DNS name) is dropped: it names the same host.
+    """
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end > 0 and authority[end + 1 : end + 2] == ":":
+            return authority[: end + 1], authority[end + 2 :]
+        return authority, ""
+    name, sep, port = authority.rpartition(":")
+    if not sep or ":" in name:
+        name, port = authority, ""
+    return (name[:-1] if name.endswith(".") else name), port
+
+
+def canonical_host(entry: str) -> tuple[str, str]:
+    """A configured host entry as the route table keys it, and a problem ("" if none)."""
+    name, port = split_host(entry.strip().lower())
+    if "*" in name and not (name.startswith("*.") and "*" not in name[2:]):
+        return name, f"{entry!r}: only a leading '*.' wildcard is supported"
+    if port and name.startswith("*."):
+        return name, f"{entry!r}: a wildcard host matches every port; drop the port"
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return name, f"{entry!r}: the port must be a number from 1 to 65535"
+    return (f"{name}:{port}" if port else name), ""
+
+
 class RouteTable:
     """Routes by host, in declaration order.
 
-    Candidates per exact host are precomputed, so a request costs one dict
-    lookup plus the (usually one) candidate's path/header checks.
+    A configured host without a port matches that host on any port (as
+    Istio's generated virtual hosts do); "host:port" matches only that port;
+    "*.suffix" matches any port. Candidates per configured host are
+    precomputed, so a request costs one or two dict lookups plus the (usually
+    one) candidate's path/header checks.
     """
 
     __slots__ = ("_by_host", "_wild", "routes")
 
     def __init__(self, routes: tuple[RouteRuntime, ...]):
         self.routes = routes
-        hosts = {h for r in routes for h in r.hosts}
-        self._by_host = {
-            h: tuple(r for r in routes if h in r.hosts or _wild_matches(r, h)) for h in hosts
-        }
+        keys = {h for r in routes for h in r.hosts}
+        self._by_host = {k: tuple(r for r in routes if _host_matches(r, k)) for k in keys}
         self._wild = tuple(r for r in routes if r.host_suffixes or not r.hosts)
 
     def match(self, authority: str, path: str, headers: Mapping[str, str]) -> RouteRuntime | None:
         host = authority.lower()
         cands = self._by_host.get(host)
         if cands is None:
-            # A host listed without port also matches the default ports.
-            base, _, port = host.rpartition(":")
-            if base and port in ("80", "443"):
-                cands = self._by_host.get(base)
+            name = split_host(host)[0]
+            # Port-less entries match on any port; entries with another port do not.
+            cands = self._by_host.get(name)
             if cands is None:
-                cands = tuple(
-                    r
-                    for r in self._wild
-                    if _wild_matches(r, base if port in ("80", "443") and base else host)
-                )
+                cands = tuple(r for r in self._wild if _wild_matches(r, name))
         for r in cands:
             if r.matches_rest(path, headers):
                 return r
         return None
 
 
-def _wild_matches(r: RouteRuntime, host: str) -> bool:
+def _host_matches(r: RouteRuntime, key: str) -> bool:
+    """Whether a request for configured host `key` ("name" or "name:port") matches route r."""
+    if key in r.hosts:
+        return True
+    name, port = split_host(key)
+    return bool(port and name in r.hosts) or _wild_matches(r, name)
+
+
+def _wild_matches(r: RouteRuntime, hostname: str) -> bool:
     if not r.hosts and not r.host_suffixes:
         return True
-    hostname = host.rsplit(":", 1)[0] if ":" in host and not host.endswith("]") else host
     return any(hostname.endswith(s) for s in r.host_suffixes)

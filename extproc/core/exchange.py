@@ -53,6 +53,7 @@ from extproc.core.request import (
     RequestContext,
     client_api_of,
     endpoint_of,
+    unreadable,
 )
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
@@ -246,6 +247,8 @@ class Exchange:
         if isinstance(body, Reject):
             return self._reject(body)
         ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        if (rej := unreadable(ctx)) is not None:
+            return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
@@ -317,7 +320,7 @@ class Exchange:
             raw = self._resp_body.add(ev.body, ev.end_of_stream)
         except TooLarge:
             msg = "The provider's response is larger than the gateway's limit."
-            return self._finish(reject(502, msg, "response_too_large", self._api))
+            return self._reject(reject(502, msg, "response_too_large", self._api))
         if raw is None:
             return CONTINUE
         try:
@@ -329,7 +332,7 @@ class Exchange:
             )
             self.record.upstream_error = True
             msg = f"The provider's answer could not be read: {e}"
-            return self._finish(reject(502, msg, "bad_upstream", self._api))
+            return self._reject(reject(502, msg, "bad_upstream", self._api))
         rec = self.record
         rec.usage = out.usage
         if out.model:

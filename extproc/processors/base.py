@@ -42,6 +42,9 @@ class Build(Protocol):
 
 class Processor:
     name: ClassVar[str] = "processor"
+    # Reads `ctx.texts` (a check): the exchange answers 400 for content it
+    # cannot read instead of forwarding it unchecked.
+    reads_texts: ClassVar[bool] = False
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         raise NotImplementedError

@@ -1,4 +1,8 @@
-"""The intelligent guard as a processor: an LLM judges the user's text.
+"""The intelligent guard as a processor: an LLM judges the request's text.
+
+It judges the same texts as the regex checks (`ctx.texts`: every role, or the
+configured `roles`), joined by newlines; `judge: last_user` judges only the
+last user text.
 
 Only an explicit "allow" verdict passes. A deny is 403 with the guard's reason
 (unless show_reason is off); a guard failure follows on_error, and when that
@@ -13,6 +17,7 @@ from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
+from extproc.core.texts import config_roles
 from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
 from extproc.processors.base import Build, Processor
@@ -20,16 +25,27 @@ from extproc.processors.chat_client import ChatClient
 from extproc.processors.upstream import DEFAULT_CHAT_PATH, resolve_upstream
 
 DEFAULT_GUARD_MODEL = "qwen-turbo"
+_USER = frozenset({"user"})
 
 
 class LlmGuard(Processor):
     name = "llm_guard"
+    reads_texts = True
 
-    def __init__(self, client: GuardClient, on_error: str, judge: str, show_reason: bool):
+    def __init__(
+        self,
+        client: GuardClient,
+        on_error: str,
+        judge: str,
+        show_reason: bool,
+        roles: frozenset[str] | None = None,
+    ):
         self.client = client
         self._fail_open = on_error == "allow"
         self._last_only = judge == "last_user"
         self._show_reason = show_reason
+        # last_user: the user's texts of the configured roles; None: every role.
+        self.roles = (roles or _USER) & _USER if self._last_only else roles
 
     @classmethod
     def from_proto(cls, g: pb.IntelligentGuard, path: str, b: Build) -> LlmGuard | None:
@@ -39,9 +55,12 @@ class LlmGuard(Processor):
         on_error = g.on_error or "deny"
         if on_error not in ("deny", "allow"):
             b.err(f"{path}.on_error", f"must be 'deny' or 'allow', not {on_error!r}")
-        judge = g.judge or "all_user"
-        if judge not in ("all_user", "last_user"):
-            b.err(f"{path}.judge", f"must be 'all_user' or 'last_user', not {judge!r}")
+        judge = g.judge or "all"
+        if judge not in ("all", "all_user", "last_user"):
+            b.err(f"{path}.judge", f"must be 'all' or 'last_user', not {judge!r}")
+        roles, problems = config_roles(g.roles, f"{path}.roles")
+        for problem in problems:
+            b.err(*problem)
         if up is None or len(b.problems) > before:
             return None
         ttl = secs(g, "cache_ttl", 60.0)
@@ -52,10 +71,10 @@ class LlmGuard(Processor):
             max_concurrency=concurrency,
             cache=VerdictCache(max_entries=g.cache_size or 10000, ttl_s=ttl) if ttl > 0 else None,
         )
-        return cls(client, on_error, judge, flag(g, "show_reason", True))
+        return cls(client, on_error, judge, flag(g, "show_reason", True), roles)
 
     async def process(self, ctx: RequestContext) -> Reject | None:
-        texts = ctx.user_texts()
+        texts = ctx.texts_for(self.roles)
         if not texts:
             return None
         text = texts[-1] if self._last_only else "\n".join(texts)

@@ -1,8 +1,11 @@
-"""allow/deny patterns on user messages (the ASM plugin's checks), with RE2.
+"""allow/deny patterns (the ASM plugin's checks), with RE2.
 
-Patterns compile in `extproc/providers/regex.py` (RE2: linear time, so a
-hostile prompt cannot make a pattern backtrack). Each list is joined into one
-alternation: one scan per message.
+They read every text the model will read (`ctx.texts`: all message roles,
+text parts, tool call arguments, prompt, input), or the texts of the
+configured `roles`. Deny: any text matching blocks. Allow: every text must
+match one pattern. Patterns compile in `extproc/providers/regex.py` (RE2:
+linear time, so a hostile prompt cannot make a pattern backtrack). Each list
+is joined into one alternation: one scan per text.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
+from extproc.core.texts import config_roles
 from extproc.processors.base import Build, Processor
 from extproc.providers.regex import compile_any, compile_re2
 
@@ -34,10 +38,14 @@ def compile_patterns(
 
 class RegexGuard(Processor):
     name = "regex_guard"
+    reads_texts = True
 
-    def __init__(self, allow: object | None, deny: object | None):
+    def __init__(
+        self, allow: object | None, deny: object | None, roles: frozenset[str] | None = None
+    ):
         self._allow = allow
         self._deny = deny
+        self.roles = roles  # None: every role
 
     @classmethod
     def from_proto(cls, g: pb.RegexGuard, path: str, b: Build) -> RegexGuard | None:
@@ -45,14 +53,15 @@ class RegexGuard(Processor):
         when there is nothing to check."""
         allow, pa = compile_patterns(list(g.allow_patterns), f"{path}.allow_patterns")
         deny, pd = compile_patterns(list(g.deny_patterns), f"{path}.deny_patterns")
-        for problem in pa + pd:
+        roles, pr = config_roles(g.roles, f"{path}.roles")
+        for problem in pa + pd + pr:
             b.err(*problem)
         if allow is None and deny is None:
             return None
-        return cls(allow, deny)
+        return cls(allow, deny, roles)
 
     async def process(self, ctx: RequestContext) -> Reject | None:
-        texts = ctx.user_texts()
+        texts = ctx.texts_for(self.roles)
         deny, allow = self._deny, self._allow
         if deny is not None:
             for t in texts:
@@ -69,7 +78,7 @@ class RegexGuard(Processor):
                     return reject(
                         403,
                         "Request blocked by the gateway's content policy "
-                        "(a user message matches none of allow_patterns).",
+                        "(a message matches none of allow_patterns).",
                         "content_not_allowed",
                         ctx.client_api,
                     )

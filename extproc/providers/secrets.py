@@ -28,16 +28,25 @@ _VAR_NAME = compile_re2(r"[A-Za-z_][A-Za-z0-9_]*", "environment variable name")
 
 
 class SecretError(Exception):
-    """A secret could not be resolved; the message never contains a secret value."""
+    """A secret could not be resolved; the message never contains a secret value.
+
+    ``str()`` is ``"<field_path>: <detail>"``; callers that report the field path
+    themselves (the config compiler) use ``detail``.
+    """
+
+    def __init__(self, field_path: str, detail: str) -> None:
+        super().__init__(f"{field_path}: {detail}")
+        self.field_path = field_path
+        self.detail = detail
 
 
 def _lookup(name: str, field_path: str, environ: Mapping[str, str]) -> str:
     if not _VAR_NAME.fullmatch(name):
-        raise SecretError(f"{field_path}: {name!r} is not a valid environment variable name")
+        raise SecretError(field_path, f"{name!r} is not a valid environment variable name")
     try:
         return environ[name]
     except KeyError:
-        raise SecretError(f"{field_path}: environment variable {name} is not set") from None
+        raise SecretError(field_path, f"environment variable {name} is not set") from None
 
 
 def _expand(value: str, field_path: str, environ: Mapping[str, str]) -> str:
@@ -58,12 +67,14 @@ def _read_file(path: str, field_path: str) -> str:
         with open(path, encoding="utf-8") as handle:
             content = handle.read()
     except FileNotFoundError:
-        raise SecretError(f"{field_path}: secret file {path} does not exist") from None
+        raise SecretError(field_path, f"secret file {path} does not exist") from None
     except UnicodeDecodeError:
-        raise SecretError(f"{field_path}: secret file {path} is not UTF-8 text") from None
+        raise SecretError(field_path, f"secret file {path} is not UTF-8 text") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise SecretError(f"{field_path}: cannot read secret file {path}: {reason}") from None
+        raise SecretError(field_path, f"cannot read secret file {path}: {reason}") from None
+    except ValueError:  # a NUL byte in the path
+        raise SecretError(field_path, f"secret file path {path!r} is not a valid path") from None
     return content.rstrip("\r\n")
 
 
@@ -85,8 +96,8 @@ def resolve_secret(
         return ""  # an explicit empty literal
     if len(given) != 1:
         if not given:
-            raise SecretError(f"{field_path}: no secret given (set one of value, env, file)")
-        raise SecretError(f"{field_path}: set only one of {', '.join(given)}")
+            raise SecretError(field_path, "no secret given (set one of value, env, file)")
+        raise SecretError(field_path, f"set only one of {', '.join(given)}")
     environment: Mapping[str, str] = os.environ if environ is None else environ
     if value:
         return _expand(value, field_path, environment)

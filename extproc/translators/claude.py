@@ -23,6 +23,8 @@ from extproc.translators.common import (
     DONE,
     JsonEventStream,
     as_int,
+    as_obj,
+    as_objs,
     completion_body,
     error_event,
     extract_error,
@@ -32,6 +34,7 @@ from extproc.translators.common import (
     max_tokens_of,
     new_id,
     parse_data_url,
+    request_calls,
     require_object,
     stop_list,
     text_of,
@@ -106,8 +109,7 @@ def _assistant_blocks(msg: dict[str, Any]) -> list[dict[str, Any]]:
     text = text_of(msg.get("content"))
     if text:
         blocks.append({"type": "text", "text": text})
-    for call in msg.get("tool_calls") or ():
-        fn = call.get("function") or {}
+    for call, fn in request_calls(msg):
         blocks.append(
             {
                 "type": "tool_use",
@@ -240,7 +242,7 @@ class ClaudeTranslator:
         texts: list[str] = []
         thinking: list[str] = []
         calls: list[dict[str, Any]] = []
-        for block in obj.get("content") or ():
+        for block in as_objs(obj.get("content")):
             kind = block.get("type")
             if kind == "text":
                 texts.append(block.get("text", ""))
@@ -333,7 +335,7 @@ class ClaudeStream(JsonEventStream):
         kind = obj.get("type")
         w = self._out
         if kind == "content_block_delta":
-            delta = obj.get("delta") or {}
+            delta = as_obj(obj.get("delta"))
             dk = delta.get("type")
             if dk == "text_delta":
                 out.append(w.chunk({"content": delta.get("text", "")}))
@@ -344,7 +346,7 @@ class ClaudeStream(JsonEventStream):
             elif dk == "thinking_delta":
                 out.append(w.chunk({"reasoning_content": delta.get("thinking", "")}))
         elif kind == "message_start":
-            msg = obj.get("message") or {}
+            msg = as_obj(obj.get("message"))
             if isinstance(msg.get("id"), str):
                 w.id = msg["id"]
             if isinstance(msg.get("model"), str):
@@ -352,7 +354,7 @@ class ClaudeStream(JsonEventStream):
             self._merge_usage(msg.get("usage"))
             out.append(w.chunk({"role": "assistant", "content": ""}))
         elif kind == "content_block_start":
-            block = obj.get("content_block") or {}
+            block = as_obj(obj.get("content_block"))
             if block.get("type") == "tool_use":
                 ti = len(self._tool_index)
                 self._tool_index[as_int(obj.get("index"))] = ti
@@ -367,7 +369,7 @@ class ClaudeStream(JsonEventStream):
                 out.append(w.chunk({"content": block["text"]}))
         elif kind == "message_delta":
             self._merge_usage(obj.get("usage"))
-            reason = (obj.get("delta") or {}).get("stop_reason")
+            reason = as_obj(obj.get("delta")).get("stop_reason")
             if reason:
                 out.append(w.chunk({}, FINISH.get(str(reason), "stop")))
         elif kind == "message_stop":
@@ -377,11 +379,11 @@ class ClaudeStream(JsonEventStream):
             out.append(DONE)
             self._ended = True
         elif kind == "error":
-            err = obj.get("error") or {}
+            err = as_obj(obj.get("error"))
             etype = str(err.get("type") or "api_error")
             status = ERROR_STATUS.get(etype, 500)
-            msg = str(err.get("message") or "upstream stream error")
-            out.append(error_event(msg, error_type_for_status(status), etype))
+            text = str(err.get("message") or "upstream stream error")
+            out.append(error_event(text, error_type_for_status(status), etype))
             self._ended = True
         # ping, content_block_stop and unknown (future) events carry nothing for the client.
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, openai_error_body
+from extproc.core.texts import UnreadableContent, content_text
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import TranslationError, UpstreamRequest
 from extproc.usage import Usage
@@ -73,7 +74,39 @@ def now() -> int:
 
 
 def as_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A count or index from upstream: a non-negative int, else 0 (a negative
+    token count would refund a consumer's budget and break Prometheus counters)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+# Upstream bodies are untrusted: a field of the wrong shape carries nothing
+# rather than raising in the middle of a response.
+
+
+def as_obj(value: Any) -> dict[str, Any]:
+    """An upstream value that should be an object; {} when it is not."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_objs(value: Any) -> list[dict[str, Any]]:
+    """The objects of an upstream array (other items skipped; [] for a non-array)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def request_calls(msg: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(call, function) of each client tool call; TranslationError for other shapes."""
+    calls = msg.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise TranslationError("tool_calls must be an array")
+    out = []
+    for c in calls:
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict):
+            raise TranslationError("each tool call must be an object with a function object")
+        out.append((c, fn))
+    return out
 
 
 # ---------------------------------------------------------------- usage
@@ -154,16 +187,13 @@ def error_event(message: str, type_: str = "server_error", code: str | int | Non
 
 
 def text_of(content: Any) -> str:
-    """Flatten OpenAI message content (string or list of parts) to text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    raise TranslationError("message content must be a string or a list of parts")
+    """Flatten OpenAI message content to text: the checks' own rule
+    (`extproc.core.texts`: text parts joined by "\n"), so the upstream model
+    reads what the checks read."""
+    try:
+        return content_text(content, "content")
+    except UnreadableContent as e:
+        raise TranslationError(f"message {e}") from None
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:

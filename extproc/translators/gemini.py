@@ -24,6 +24,8 @@ from extproc.translators.common import (
     DONE,
     JsonEventStream,
     as_int,
+    as_obj,
+    as_objs,
     completion_body,
     embedding_inputs,
     embeddings_body,
@@ -83,11 +85,9 @@ def _parts_delta(parts: Any, tool_base: int) -> tuple[dict[str, Any], int]:
     texts: list[str] = []
     thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for part in parts or ():
-        if not isinstance(part, dict):
-            continue
+    for part in as_objs(parts):
         if "functionCall" in part:
-            fc = part["functionCall"] or {}
+            fc = as_obj(part["functionCall"])
             calls.append(
                 {
                     "index": tool_base + len(calls),
@@ -138,8 +138,8 @@ class GeminiTranslator:
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
         obj = require_object(body, "gemini response")
         choices = []
-        for i, cand in enumerate(obj.get("candidates") or ()):
-            fields, ncalls = _parts_delta((cand.get("content") or {}).get("parts"), 0)
+        for i, cand in enumerate(as_objs(obj.get("candidates"))):
+            fields, ncalls = _parts_delta(as_obj(cand.get("content")).get("parts"), 0)
             for c in fields.get("tool_calls", ()):
                 del c["index"]  # index belongs to stream deltas only
             message = {"role": "assistant", "content": fields.pop("content", "")}
@@ -154,7 +154,7 @@ class GeminiTranslator:
                     "logprobs": None,
                 }
             )
-        if not choices and (obj.get("promptFeedback") or {}).get("blockReason"):
+        if not choices and as_obj(obj.get("promptFeedback")).get("blockReason"):
             # The prompt itself was blocked: OpenAI has no such response, the
             # closest is an empty answer filtered for content.
             choices.append(
@@ -209,7 +209,7 @@ class GeminiTranslator:
         items = obj.get("embeddings")
         if items is None and isinstance(obj.get("embedding"), dict):
             items = [obj["embedding"]]  # single embedContent response
-        vectors = [list(e.get("values") or []) for e in items or ()]
+        vectors = [v for e in as_objs(items) if isinstance(v := e.get("values"), list)]
         # Gemini reports no token counts for embeddings.
         return TranslatedResponse(embeddings_body(vectors, target.model, Usage()), None, None)
 
@@ -263,10 +263,10 @@ class GeminiStream(JsonEventStream):
         usage = _usage(obj.get("usageMetadata"))
         if usage is not None:
             self._usage = usage
-        for i, cand in enumerate(obj.get("candidates") or ()):
+        for i, cand in enumerate(as_objs(obj.get("candidates"))):
             idx = as_int(cand.get("index")) or i
             base = self._tools.get(idx, 0)
-            fields, ncalls = _parts_delta((cand.get("content") or {}).get("parts"), base)
+            fields, ncalls = _parts_delta(as_obj(cand.get("content")).get("parts"), base)
             self._tools[idx] = base + ncalls
             if idx not in self._started:
                 self._started.add(idx)
@@ -278,7 +278,7 @@ class GeminiStream(JsonEventStream):
             if reason:
                 self._finished = True
                 out.append(w.chunk({}, reason, index=idx))
-        if not obj.get("candidates") and (obj.get("promptFeedback") or {}).get("blockReason"):
+        if not obj.get("candidates") and as_obj(obj.get("promptFeedback")).get("blockReason"):
             self._finished = True
             out.append(w.chunk({"role": "assistant", "content": ""}, "content_filter"))
 

@@ -8,9 +8,11 @@ import orjson
 
 from extproc.translators.base import ProviderTarget, TranslationError
 from extproc.translators.common import (
+    as_obj,
     image_url_of,
     max_tokens_of,
     parse_data_url,
+    request_calls,
     stop_list,
     text_of,
     tool_arguments,
@@ -69,8 +71,7 @@ def _contents(messages: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
             g_role = "model"
             text = text_of(msg.get("content"))
             parts = [{"text": text}] if text else []
-            for call in msg.get("tool_calls") or ():
-                fn = call.get("function") or {}
+            for call, fn in request_calls(msg):
                 call_names[str(call.get("id"))] = fn.get("name", "")
                 fc = {"name": fn.get("name", ""), "args": tool_arguments(fn.get("arguments"))}
                 parts.append({"functionCall": fc})
@@ -115,7 +116,7 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     rf = body.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
         gen["responseMimeType"] = "application/json"
-        schema = (rf.get("json_schema") or {}).get("schema")
+        schema = as_obj(rf.get("json_schema")).get("schema")
         if schema:
             gen["responseJsonSchema"] = schema  # plain JSON Schema, as OpenAI's
     return gen

@@ -26,6 +26,8 @@ from extproc.translators.common import (
     SSE,
     ChunkWriter,
     as_int,
+    as_obj,
+    as_objs,
     bearer,
     completion_body,
     embedding_inputs,
@@ -39,6 +41,7 @@ from extproc.translators.common import (
     max_tokens_of,
     new_id,
     parse_data_url,
+    request_calls,
     require_object,
     stop_list,
     text_of,
@@ -84,11 +87,11 @@ def _message(msg: dict[str, Any]) -> dict[str, Any]:
         out["tool_calls"] = [
             {
                 "function": {
-                    "name": (c.get("function") or {}).get("name", ""),
-                    "arguments": tool_arguments((c.get("function") or {}).get("arguments")),
+                    "name": fn.get("name", ""),
+                    "arguments": tool_arguments(fn.get("arguments")),
                 }
             }
-            for c in msg["tool_calls"]
+            for _, fn in request_calls(msg)
         ]
     if role == "tool" and isinstance(msg.get("name"), str):
         out["tool_name"] = msg["name"]
@@ -122,7 +125,7 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
         if rf.get("type") == "json_object":
             out["format"] = "json"
         elif rf.get("type") == "json_schema":
-            out["format"] = (rf.get("json_schema") or {}).get("schema") or "json"
+            out["format"] = as_obj(rf.get("json_schema")).get("schema") or "json"
     if body.get("tools"):
         out["tools"] = body["tools"]  # Ollama takes OpenAI-style function tools
     if "keep_alive" in target.settings:
@@ -136,14 +139,13 @@ def _tool_calls(calls: Any) -> list[dict[str, Any]]:
             "id": c.get("id") or new_id("call_"),
             "type": "function",
             "function": {
-                "name": (c.get("function") or {}).get("name", ""),
+                "name": as_obj(c.get("function")).get("name", ""),
                 "arguments": orjson.dumps(
-                    (c.get("function") or {}).get("arguments") or {}
+                    as_obj(c.get("function")).get("arguments") or {}
                 ).decode(),
             },
         }
-        for c in calls or ()
-        if isinstance(c, dict)
+        for c in as_objs(calls)
     ]
 
 
@@ -169,7 +171,7 @@ class OllamaTranslator:
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
         obj = require_object(body, "ollama response")
-        msg = obj.get("message") or {}
+        msg = as_obj(obj.get("message"))
         calls = _tool_calls(msg.get("tool_calls"))
         message: dict[str, Any] = {"role": "assistant", "content": msg.get("content", "")}
         if calls:
@@ -219,7 +221,8 @@ class OllamaTranslator:
         self, status: int, body: bytes, target: ProviderTarget
     ) -> TranslatedResponse:
         obj = require_object(body, "ollama embed response")
-        vectors = [list(v) for v in obj.get("embeddings") or ()]
+        emb = obj.get("embeddings")
+        vectors = [v for v in emb if isinstance(v, list)] if isinstance(emb, list) else []
         usage = Usage.of(as_int(obj.get("prompt_eval_count")), 0)
         model = obj.get("model") if isinstance(obj.get("model"), str) else None
         return TranslatedResponse(
@@ -293,7 +296,7 @@ class OllamaStream:
                 continue
             if self._model is None and isinstance(obj.get("model"), str):
                 self._model = w.model = obj["model"]
-            msg = obj.get("message") or {}
+            msg = as_obj(obj.get("message"))
             delta: dict[str, Any] = {}
             if not self._started:
                 self._started = True

@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
+PROXY_KEY = "e2e-proxy-key-SECRET-91c2"
 
 
 def test_demo_scenarios_pass_with_test_sh(tmp_path: Path) -> None:
@@ -20,6 +21,8 @@ def test_demo_scenarios_pass_with_test_sh(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DASHSCOPE_API_KEY"}
     env.update({f"DEMO_{k}": str(v) for k, v in ports.items()})
     env["DEMO_DIR"] = str(tmp_path)
+    # The user's own key: used by test.sh, printed by nobody.
+    env["LLM_PROXY_KEY"] = PROXY_KEY
     demo = subprocess.Popen(
         [sys.executable, str(ROOT / "test" / "demo.py")],
         env=env,
@@ -60,3 +63,6 @@ def test_demo_scenarios_pass_with_test_sh(tmp_path: Path) -> None:
             demo.wait()
     out = (tmp_path / "demo.out").read_text()
     assert "demo stopped" in out
+    assert '"$LLM_PROXY_KEY"' in out
+    for text in (out, run.stdout, *(p.read_text(errors="replace") for p in tmp_path.glob("*.log"))):
+        assert PROXY_KEY not in text

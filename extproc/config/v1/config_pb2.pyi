@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PluginConfig(_message.Message):
-    __slots__ = ("hosts", "api_key", "api_key_env", "api_key_file", "allow_patterns", "deny_patterns", "intelligent_guard", "default_model", "processors", "auth")
+    __slots__ = ("hosts", "api_key", "api_key_env", "api_key_file", "allow_patterns", "deny_patterns", "intelligent_guard", "default_model", "processors", "auth", "roles")
     HOSTS_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ENV_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class PluginConfig(_message.Message):
     DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
     PROCESSORS_FIELD_NUMBER: _ClassVar[int]
     AUTH_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     hosts: _containers.RepeatedScalarFieldContainer[str]
     api_key: str
     api_key_env: str
@@ -33,10 +34,11 @@ class PluginConfig(_message.Message):
     default_model: str
     processors: _containers.RepeatedCompositeFieldContainer[Processor]
     auth: RouteAuth
-    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., api_key: _Optional[str] = ..., api_key_env: _Optional[str] = ..., api_key_file: _Optional[str] = ..., allow_patterns: _Optional[_Iterable[str]] = ..., deny_patterns: _Optional[_Iterable[str]] = ..., intelligent_guard: _Optional[_Union[IntelligentGuard, _Mapping]] = ..., default_model: _Optional[str] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ...) -> None: ...
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hosts: _Optional[_Iterable[str]] = ..., api_key: _Optional[str] = ..., api_key_env: _Optional[str] = ..., api_key_file: _Optional[str] = ..., allow_patterns: _Optional[_Iterable[str]] = ..., deny_patterns: _Optional[_Iterable[str]] = ..., intelligent_guard: _Optional[_Union[IntelligentGuard, _Mapping]] = ..., default_model: _Optional[str] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IntelligentGuard(_message.Message):
-    __slots__ = ("host", "port", "path", "model", "api_key", "api_key_env", "api_key_file", "provider", "timeout", "on_error", "judge", "system_prompt", "show_reason", "cache_ttl", "cache_size", "max_concurrency", "tls")
+    __slots__ = ("host", "port", "path", "model", "api_key", "api_key_env", "api_key_file", "provider", "timeout", "on_error", "judge", "system_prompt", "show_reason", "cache_ttl", "cache_size", "max_concurrency", "tls", "roles")
     HOST_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +56,7 @@ class IntelligentGuard(_message.Message):
     CACHE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     TLS_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     host: str
     port: int
     path: str
@@ -71,7 +74,8 @@ class IntelligentGuard(_message.Message):
     cache_size: int
     max_concurrency: int
     tls: _wrappers_pb2.BoolValue
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., path: _Optional[str] = ..., model: _Optional[str] = ..., api_key: _Optional[str] = ..., api_key_env: _Optional[str] = ..., api_key_file: _Optional[str] = ..., provider: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., on_error: _Optional[str] = ..., judge: _Optional[str] = ..., system_prompt: _Optional[str] = ..., show_reason: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_size: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., tls: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ...) -> None: ...
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., path: _Optional[str] = ..., model: _Optional[str] = ..., api_key: _Optional[str] = ..., api_key_env: _Optional[str] = ..., api_key_file: _Optional[str] = ..., provider: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., on_error: _Optional[str] = ..., judge: _Optional[str] = ..., system_prompt: _Optional[str] = ..., show_reason: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_size: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., tls: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GatewayConfig(_message.Message):
     __slots__ = ("providers", "routes", "consumers", "limits", "observability", "budgets")
@@ -300,12 +304,14 @@ class CustomProcessor(_message.Message):
     def __init__(self, name: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class RegexGuard(_message.Message):
-    __slots__ = ("allow_patterns", "deny_patterns")
+    __slots__ = ("allow_patterns", "deny_patterns", "roles")
     ALLOW_PATTERNS_FIELD_NUMBER: _ClassVar[int]
     DENY_PATTERNS_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
     allow_patterns: _containers.RepeatedScalarFieldContainer[str]
     deny_patterns: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, allow_patterns: _Optional[_Iterable[str]] = ..., deny_patterns: _Optional[_Iterable[str]] = ...) -> None: ...
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, allow_patterns: _Optional[_Iterable[str]] = ..., deny_patterns: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")

@@ -27,7 +27,7 @@ def system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        return "\n\n".join(_block_text(b, "system") for b in system)
+        return "\n".join(_block_text(b, "system") for b in system)  # the checks' rule
     raise TranslationError("system must be a string or a list of text blocks")
 
 
@@ -72,9 +72,11 @@ def _content_parts(blocks: list[Any], where: str) -> list[dict[str, Any]]:
 
 
 def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Text-only parts become one string: what every OpenAI-compatible server takes."""
+    """Text-only parts become one string: what every OpenAI-compatible server
+    takes. Joined by "\n", the checks' rule (extproc/core/texts.py): the model
+    reads what the checks read, and text split across blocks stays split."""
     if all(p["type"] == "text" for p in parts):
-        return "".join(p["text"] for p in parts)
+        return "\n".join(p["text"] for p in parts)
     return parts
 
 

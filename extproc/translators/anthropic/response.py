@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from extproc.translators.base import TranslationError
-from extproc.translators.common import new_id, usage_from_openai
+from extproc.translators.common import as_obj, as_objs, new_id, usage_from_openai
 from extproc.usage import Usage
 
 STOP_REASON = {
@@ -75,10 +75,8 @@ def _blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         )
     if isinstance(content, str) and content:
         blocks.append({"type": "text", "text": content})
-    for call in message.get("tool_calls") or ():
-        if not isinstance(call, dict):
-            continue
-        fn = call.get("function") or {}
+    for call in as_objs(message.get("tool_calls")):
+        fn = as_obj(call.get("function"))
         blocks.append(
             {
                 "type": "tool_use",

@@ -22,7 +22,7 @@ import orjson
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.anthropic.errors import error_event
 from extproc.translators.anthropic.response import message_id, stop_reason, usage_dict
-from extproc.translators.common import SSE, as_int, new_id, usage_from_openai
+from extproc.translators.common import SSE, as_int, as_objs, new_id, usage_from_openai
 from extproc.usage import Usage
 
 # The HTTP status an OpenAI in-stream error type stands for (Anthropic's types are per status).
@@ -125,9 +125,9 @@ class AnthropicStream:
         usage = usage_from_openai(obj.get("usage"))
         if usage is not None:
             self._usage = usage
-        for choice in obj.get("choices") or ():
+        for choice in as_objs(obj.get("choices")):
             # Anthropic has one message per response: only the first choice.
-            if isinstance(choice, dict) and as_int(choice.get("index")) == 0:
+            if as_int(choice.get("index")) == 0:
                 self._choice(choice, out)
 
     def _choice(self, choice: dict[str, Any], out: list[bytes]) -> None:
@@ -139,9 +139,8 @@ class AnthropicStream:
             text = delta.get("content")
             if isinstance(text, str) and text:
                 self._delta("text", {"type": "text_delta", "text": text}, out)
-            for call in delta.get("tool_calls") or ():
-                if isinstance(call, dict):
-                    self._tool_delta(call, out)
+            for call in as_objs(delta.get("tool_calls")):
+                self._tool_delta(call, out)
         if choice.get("finish_reason"):
             self._finish = str(choice["finish_reason"])
 

@@ -76,17 +76,19 @@ async def test_unmatched_host_skips_every_later_phase() -> None:
         "DashScope.Aliyuncs.com",
         "dashscope.aliyuncs.com:443",
         "dashscope.aliyuncs.com:80",
+        # A host listed without a port matches on any port (issue #11).
+        "dashscope.aliyuncs.com:8443",
         "127.0.0.1:18000",
     ],
 )
-async def test_host_match_exact_with_port_and_default_ports(host: str) -> None:
+async def test_host_match_exact_with_port_and_any_port(host: str) -> None:
     ex = Exchange(runtime())
     assert await ex.handle(RequestHeaders(headers(host=host), False)) is not SKIP
 
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "127.0.0.1:18001", "dashscope.aliyuncs.com:8443", "x.dashscope.aliyuncs.com"],
+    ["127.0.0.1", "127.0.0.1:18001", "x.dashscope.aliyuncs.com", "dashscope.aliyuncs.com.evil"],
 )
 async def test_host_must_match_exactly(host: str) -> None:
     ex = Exchange(runtime())
@@ -132,7 +134,18 @@ async def test_deny_applies_to_text_parts_of_multimodal_content() -> None:
     assert isinstance(d, Reject) and d.status == 403
 
 
-async def test_deny_ignores_system_and_assistant_messages() -> None:
+@pytest.mark.parametrize("role", ["system", "assistant", "tool", "developer", "SYSTEM"])
+async def test_deny_reads_every_message_role(role: str) -> None:
+    # The plugin read only user messages: a client could hide the text in a
+    # system message (issue #11). Every role the model reads is checked now.
+    body = {"messages": [{"role": role, "content": "账号"}, {"role": "user", "content": "hi"}]}
+    _, d = await send(runtime(), body)
+    assert isinstance(d, Reject) and d.status == 403
+    assert orjson.loads(d.body)["error"]["code"] == "content_denied"
+
+
+async def test_roles_user_keeps_the_plugins_own_behaviour() -> None:
+    rt = runtime(PLUGIN + "roles: [user]\n")
     body = {
         "messages": [
             {"role": "system", "content": "账号"},
@@ -140,8 +153,10 @@ async def test_deny_ignores_system_and_assistant_messages() -> None:
             {"role": "user", "content": "hi"},
         ]
     }
-    _, d = await send(runtime(), body)
+    _, d = await send(rt, body)
     assert isinstance(d, Continue)
+    _, d = await send(rt, chat("账号"))
+    assert isinstance(d, Reject) and d.status == 403
 
 
 async def test_allow_patterns_every_user_message_must_match_one() -> None:

@@ -114,3 +114,10 @@ def test_value_and_file_conflict(tmp_path: Path) -> None:
     with pytest.raises(SecretError) as info:
         resolve_secret(SECRET, None, str(tmp_path / "f"), FIELD)
     assert "set only one of value, file" in _assert_safe(info.value)
+
+
+def test_nul_byte_in_file_path() -> None:
+    # Found by tests/fuzz: open() raised ValueError, not an error naming the field.
+    with pytest.raises(SecretError) as info:
+        resolve_secret(None, None, "/run/secrets/a\x00b", FIELD)
+    assert "is not a valid path" in _assert_safe(info.value)
