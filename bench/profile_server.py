@@ -22,11 +22,11 @@ CATEGORIES = [
     # walking from the leaf up.
     ("logging", r"/logging/|observability/logs\.py"),
     ("regex (re2)", r"\bre2\b|processors/regex_guard\.py"),
-    ("protobuf conversion", r"google/protobuf|_pb2\.py|transport/servicer\.py|_message\.abi3|upb"),
+    ("protobuf conversion", r"google/protobuf|_pb2\.py|transport/codec\.py|_message\.abi3|upb"),
     ("json (orjson)", r"orjson"),
     ("exchange/translators", r"extproc/(core|translators|providers|processors|streaming)/"),
-    ("grpc aio transport", r"grpc/|cygrpc|grpc_"),
-    ("h2corn transport", r"h2corn"),
+    ("grpc aio transport", r"grpc/|cygrpc|grpc_|transport/grpcio\.py"),
+    ("h2corn transport", r"h2corn|transport/asgi_grpc\.py"),
     ("asyncio/uvloop", r"asyncio/|uvloop"),
 ]
 
