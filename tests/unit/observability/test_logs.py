@@ -200,3 +200,41 @@ async def test_server_does_not_charge_an_attempt(caplog: pytest.LogCaptureFixtur
     await asyncio.gather(*srv._charges)
     assert (await srv.budget.usage("alice")).used == 7
     await srv.stop()
+
+
+def test_direct_request_line_has_the_formatters_shape(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In production (setup_logging's handler alone) the line skips the LogRecord;
+    it must be the line JsonFormatter would have written."""
+    import io
+    import sys
+
+    from extproc.observability import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    try:
+        logs.setup_logging("info")
+        log_exchange(record())
+        direct = root.handlers[0]
+        direct.flush()
+        line = orjson.loads(out.getvalue())
+        # The same record through a LogRecord (a capture handler present too).
+        root.addHandler(caplog.handler)
+        caplog.set_level(logging.INFO, logger="extproc.requests")
+        log_exchange(record())
+        direct.flush()
+        via_record = capture_lines(caplog)[-1]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        direct.close()
+    # Both runs reach stderr, the second through the formatter.
+    assert out.getvalue().count("\n") == 2
+    line.pop("ts"), via_record.pop("ts")
+    assert line == via_record
+    assert list(line)[:3] == ["level", "logger", "msg"]
+    assert KEY not in out.getvalue()
