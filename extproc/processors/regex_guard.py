@@ -18,7 +18,7 @@ from extproc.core.events import Reject
 from extproc.core.request import RequestContext
 from extproc.core.texts import config_roles
 from extproc.processors.base import Build, Processor
-from extproc.providers.regex import compile_any, compile_re2
+from extproc.providers.regex import compile_any, compile_re2, searcher
 
 
 def compile_patterns(
@@ -43,8 +43,8 @@ class RegexGuard(Processor):
     def __init__(
         self, allow: object | None, deny: object | None, roles: frozenset[str] | None = None
     ):
-        self._allow = allow
-        self._deny = deny
+        self._allow = searcher(allow) if allow is not None else None
+        self._deny = searcher(deny) if deny is not None else None
         self.roles = roles  # None: every role
 
     @classmethod
@@ -65,7 +65,7 @@ class RegexGuard(Processor):
         deny, allow = self._deny, self._allow
         if deny is not None:
             for t in texts:
-                if deny.search(t):  # type: ignore[attr-defined]
+                if deny(t):
                     return reject(
                         403,
                         "Request blocked by the gateway's content policy (deny_patterns).",
@@ -74,7 +74,7 @@ class RegexGuard(Processor):
                     )
         if allow is not None:
             for t in texts:
-                if not allow.search(t):  # type: ignore[attr-defined]
+                if not allow(t):
                     return reject(
                         403,
                         "Request blocked by the gateway's content policy "
