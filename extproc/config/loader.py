@@ -7,6 +7,7 @@ of: the ASM plugin's config, the native config, an ASM LLMProvider or LLMRoute.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,9 @@ def _secret_values(node: Any, secret: bool = False) -> set[str]:
 def _clean_parse_error(text: str, doc: dict[str, Any]) -> str:
     # ParseDict messages can quote the offending value ("... which is <value>"),
     # and a value under a credential field is a secret: redact those.
+    # Whole values only: a short value must not cut words of the message apart
+    # ("parse" -> "pa[redacted]se" for the value "r").
     for value in sorted(_secret_values(doc), key=len, reverse=True):
         if value:
-            text = text.replace(value, "[redacted]")
+            text = re.sub(rf"(?<![\w-]){re.escape(value)}(?![\w-])", "[redacted]", text)
     return text.replace("extproc.config.v1.", "")

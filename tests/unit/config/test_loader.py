@@ -169,3 +169,10 @@ def test_parse_errors_redact_values_of_credential_fields(text: str) -> None:
     found = problems(text)
     assert found
     assert "SECRETSTR" not in str(found)
+
+
+def test_a_short_credential_value_does_not_mangle_the_message() -> None:
+    # The value is still redacted where it stands alone; words around it stay whole.
+    found = str(problems('providers:\n- {name: p, type: qwen, api_tokens: "r"}\nroutes: []\n'))
+    assert "which is [redacted]" in found
+    assert "Failed to parse api_tokens field: repeated field api_tokens" in found
