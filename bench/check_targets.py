@@ -6,8 +6,8 @@
 Every target compares numbers measured within the same run (the machine's
 speed drifts between runs; ratios within one run do not). Prints one line per
 target with the measured value and PASS / MISS (n/a when the run did not
-measure it). Exit status: 0 all met, 1 any missed or not measured, 2 no
-readable result.
+measure it), then the informational lines (no target, never a miss). Exit
+status: 0 all met, 1 any missed or not measured, 2 no readable result.
 """
 
 from __future__ import annotations
@@ -145,11 +145,35 @@ TARGETS: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
 ]
 
 
-def evaluate(res: dict[str, Any]) -> list[Row]:
-    """One row per target: target, measured, pass (True, False, or None when
-    the run did not measure it)."""
+def code_share(res: dict[str, Any]) -> Row:
+    """full against the null server on its own transport stack (h2corn, same
+    config and gRPC framing): what is left is our exchange and codec."""
+    null16, full16 = _agg(res, "h2corn-null", 16), _agg(res, "full", 16)
+    null, full = null16["cpu_us_per_req"], full16["cpu_us_per_req"]
+    if not null or not full:
+        raise Missing("no server CPU for full / h2corn-null at c=16")
+    p50 = _agg(res, "full", 1)["p50_ms"] - _agg(res, "h2corn-null", 1)["p50_ms"]
+    return {
+        "target": "full over h2corn-null (our code's share)",
+        "measured": f"CPU c=16 {full - null:+.0f} us/req = {(full - null) / full * 100:.0f}% "
+        f"of full's {full:.0f} ({full / null:.2f}x the null server's {null:.0f}); "
+        f"p50 c=1 {p50 * 1000:+.0f} us; "
+        f"RPS c=16 {full16['rps'] / null16['rps'] * 100:.0f}% of the null server's",
+        "pass": None,
+    }
+
+
+# Printed with the targets, never a pass or a miss.
+INFO: list[tuple[str, Callable[[dict[str, Any]], Row]]] = [
+    ("full over h2corn-null (our code's share)", code_share),
+]
+
+
+def _rows(
+    res: dict[str, Any], checks: list[tuple[str, Callable[[dict[str, Any]], Row]]]
+) -> list[Row]:
     rows = []
-    for name, fn in TARGETS:
+    for name, fn in checks:
         try:
             rows.append(fn(res))
         except Missing as e:
@@ -157,9 +181,23 @@ def evaluate(res: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def evaluate(res: dict[str, Any]) -> list[Row]:
+    """One row per target: target, measured, pass (True, False, or None when
+    the run did not measure it)."""
+    return _rows(res, TARGETS)
+
+
+def informational(res: dict[str, Any]) -> list[Row]:
+    """The INFO rows (info: True; pass always None)."""
+    return [{**r, "info": True} for r in _rows(res, INFO)]
+
+
 def format_rows(rows: list[Row]) -> list[str]:
     mark = {True: "PASS", False: "MISS", None: "n/a "}
-    return [f"  [{mark[r['pass']]}] {r['target']}: {r['measured']}" for r in rows]
+    return [
+        f"  [{'info' if r.get('info') else mark[r['pass']]}] {r['target']}: {r['measured']}"
+        for r in rows
+    ]
 
 
 def newest() -> Path:
@@ -178,7 +216,7 @@ def main(argv: list[str]) -> int:
         return 2
     rows = evaluate(res)
     print(f"issue #14 targets: {path} (git {res.get('git', '?')}, {res.get('command', '?')})")
-    print("\n".join(format_rows(rows)))
+    print("\n".join(format_rows(rows + informational(res))))
     return 0 if all(r["pass"] for r in rows) else 1
 
 

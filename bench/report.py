@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from check_targets import format_rows
+from check_targets import format_rows, informational
 from profile_server import print_profile
 
 
@@ -53,23 +53,34 @@ def _table(agg: list[dict[str, Any]]) -> None:
         )
 
 
-def _over_null(agg: list[dict[str, Any]]) -> None:
+# (case, null case, how the line names the null server)
+OVER_NULL = (
+    ("full", "grpc-null", "the grpc.aio null server"),
+    ("full-grpcio", "grpc-null", "the grpc.aio null server"),
+    # Same transport stack on both sides: what is left is our code's cost.
+    ("full", "h2corn-null", "the h2corn null server"),
+)
+
+
+def over_null(agg: list[dict[str, Any]]) -> list[str]:
+    """One line per OVER_NULL pair this run measured at c=1 and c=16."""
     by = {(r["case"], r["conns"]): r for r in agg}
-    for case in ("full", "full-grpcio"):
-        keys = [(c, n) for c in (case, "grpc-null") for n in (1, 16)]
-        if not all(k in by for k in keys):
+    lines = []
+    for case, null, name in OVER_NULL:
+        if not all((c, n) in by for c in (case, null) for n in (1, 16)):
             continue
-        n1, u1 = by[("grpc-null", 1)], by[(case, 1)]
-        n16, u16 = by[("grpc-null", 16)], by[(case, 16)]
-        if n16["cpu_us_per_req"] is None or u16["cpu_us_per_req"] is None:
+        n1, u1 = by[(null, 1)], by[(case, 1)]
+        n16, u16 = by[(null, 16)], by[(case, 16)]
+        if not n16["cpu_us_per_req"] or u16["cpu_us_per_req"] is None:
             continue
-        print(
-            f"{case} over the grpc.aio null server (same 4 messages): "
+        lines.append(
+            f"{case} over {name} (same 4 messages): "
             f"p50 c=1 {(u1['p50_ms'] - n1['p50_ms']) * 1000:+.0f} us, "
             f"CPU c=16 {u16['cpu_us_per_req'] / n16['cpu_us_per_req']:.2f}x "
             f"({u16['cpu_us_per_req']:.0f} vs {n16['cpu_us_per_req']:.0f} us/req), "
             f"RPS c=16 {u16['rps'] / n16['rps'] * 100:.0f}% of the null server's"
         )
+    return lines
 
 
 def _soaks(res: dict[str, Any]) -> None:
@@ -117,7 +128,7 @@ def print_report(res: dict[str, Any]) -> None:
     print()
     _table(res["aggregate"])
     print()
-    _over_null(res["aggregate"])
+    print("\n".join(over_null(res["aggregate"])))
     if res["soaks"]:
         print()
         _soaks(res)
@@ -127,6 +138,7 @@ def print_report(res: dict[str, Any]) -> None:
     print()
     print("issue #14 targets (bench/check_targets.py)")
     print("\n".join(format_rows(res["targets"])))
+    print("\n".join(format_rows(informational(res))))
     if res.get("profile"):
         print_profile(res["profile"])
     print()

@@ -1,5 +1,6 @@
 """The benchmark's processes: the two llm-extproc servers (h2corn and grpcio
-transports), the null ext_proc server, the streaming fake provider and Envoy.
+transports), the two null ext_proc servers (the same two transport stacks,
+prebuilt answers), the streaming fake provider and Envoy.
 Every process is started here and stopped by PID (stop_all)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class Case:
     listener: str  # Envoy listener (a key of Stack.ports)
     host: str  # Host header the client sends
-    server: str | None  # whose CPU/RSS the case is charged to: a transport, "null", or None
+    server: str | None  # whose CPU/RSS the case is charged to: a transport, a NULLS key, or None
 
 
 CASES = {
@@ -34,6 +35,9 @@ CASES = {
     # bench/null_extproc.py: the same four ext_proc messages answered with
     # prebuilt empty responses on grpc.aio, the old transport's floor.
     "grpc-null": Case("extproc_null", "llm.bench", "null"),
+    # The same null server on h2corn with our transport's config and ASGI gRPC
+    # framing: the h2corn transport's floor, without our exchange or codec.
+    "h2corn-null": Case("extproc_null_h2corn", "llm.bench", "null_h2corn"),
     "full": Case("extproc", "llm.bench", "h2corn"),
     "full-grpcio": Case("extproc_grpcio", "llm.bench", "grpcio"),
     # other.bench: the catch-all virtual host, ext_proc disabled per route: no
@@ -42,9 +46,11 @@ CASES = {
     # skip.bench: on the LLM virtual host, not in the config: the SKIP answer.
     "skip": Case("extproc", "skip.bench", "h2corn"),
 }
-DEFAULT_CASES = ("floor", "grpc-null", "full", "full-grpcio", "passthrough")
+DEFAULT_CASES = ("floor", "grpc-null", "h2corn-null", "full", "full-grpcio", "passthrough")
 # Which llm-extproc listener runs on which transport.
 TRANSPORT_LISTENER = {"h2corn": "extproc", "grpcio": "extproc_grpcio"}
+# The null servers (bench/null_extproc.py): server key -> (--transport, its case).
+NULLS = {"null": ("grpcio", "grpc-null"), "null_h2corn": ("h2corn", "h2corn-null")}
 
 # -- processes --------------------------------------------------------------------
 
@@ -142,7 +148,7 @@ def rss_kib(pids: list[int]) -> int:
 class Stack:
     tmp: Path
     ports: dict[str, int] = field(default_factory=dict)
-    # llm-extproc by transport ("h2corn", "grpcio"), plus "null".
+    # llm-extproc by transport ("h2corn", "grpcio"), plus the NULLS.
     servers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     envoy: subprocess.Popen[bytes] | None = None
 
@@ -217,6 +223,8 @@ def render_envoy(ports: dict[str, int], routes: Path) -> str:
         GRPCIO_PORT=ports["extproc_grpcio"],
         NULL_PORT=ports["extproc_null"],
         NULL_GRPC_PORT=ports["grpc_null"],
+        NULL_H2CORN_PORT=ports["extproc_null_h2corn"],
+        NULL_H2CORN_GRPC_PORT=ports["grpc_null_h2corn"],
         UPSTREAM_PORT=ports["upstream"],
         EXTPROC_GRPC_PORT=ports["grpc_h2corn"],
         GRPCIO_GRPC_PORT=ports["grpc_grpcio"],
@@ -246,12 +254,32 @@ def servers_needed(args: argparse.Namespace, flag: bool) -> list[str]:
     return [t for t in ("h2corn", "grpcio") if t in used and (flag or t == "grpcio")]
 
 
-LISTENERS = ("floor", "extproc", "extproc_grpcio", "extproc_null", "upstream")
+LISTENERS = (
+    "floor",
+    "extproc",
+    "extproc_grpcio",
+    "extproc_null",
+    "extproc_null_h2corn",
+    "upstream",
+)
+
+
+def start_nulls(args: argparse.Namespace, st: Stack, python: str) -> None:
+    """Both null servers, always: the preflight checks both."""
+    for name, (transport, _) in NULLS.items():
+        port = st.ports[f"grpc_{name}"]
+        cmd = [python, str(BENCH / "null_extproc.py"), "--port", str(port)]
+        cmd += ["--transport", transport]
+        if args.no_uvloop:
+            cmd.append("--no-uvloop")
+        st.servers[name] = start(cmd, st.tmp / f"{name.replace('_', '-')}.log", cwd=ROOT)
+        wait_port(port, st.servers[name])
 
 
 def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
     st = Stack(tmp)
-    for name in (*LISTENERS, "admin", "grpc_h2corn", "grpc_grpcio", "grpc_null", "stream"):
+    grpc_ports = ("grpc_h2corn", "grpc_grpcio", *(f"grpc_{n}" for n in NULLS))
+    for name in (*LISTENERS, "admin", *grpc_ports, "stream"):
         st.ports[name] = free_port()
 
     fake_cmd = [python, str(ROOT / "test" / "fake_provider.py"), "--port", str(st.ports["stream"])]
@@ -260,11 +288,7 @@ def start_stack(args: argparse.Namespace, tmp: Path, python: str) -> Stack:
 
     for transport in servers_needed(args, supports_transport_flag(python)):
         start_server(args, st, python, transport, args.transport_flag)
-    null_cmd = [python, str(BENCH / "null_extproc.py"), "--port", str(st.ports["grpc_null"])]
-    if args.no_uvloop:
-        null_cmd.append("--no-uvloop")
-    st.servers["null"] = start(null_cmd, tmp / "null.log", cwd=ROOT)
-    wait_port(st.ports["grpc_null"], st.servers["null"])
+    start_nulls(args, st, python)
 
     routes = tmp / "routes.yaml"
     shutil.copy(BENCH / "envoy-bench-routes.yaml", routes)

@@ -248,9 +248,10 @@ def bench_stack() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def bench_text() -> str:
-    names = ("floor", "extproc", "extproc_grpcio", "extproc_null", "upstream", "admin")
+    stack = bench_stack()
+    grpc_ports = ("grpc_h2corn", "grpc_grpcio", *(f"grpc_{n}" for n in stack.NULLS))
+    names = (*stack.LISTENERS, "admin", *grpc_ports, "stream")
     ports = {n: 21000 + i for i, n in enumerate(names)}
-    ports |= {"grpc_null": 21010, "grpc_h2corn": 21011, "grpc_grpcio": 21012, "stream": 21013}
     text: str = bench_stack().render_envoy(ports, BENCH / "envoy-bench-routes.yaml")
     return text
 
@@ -284,6 +285,7 @@ def test_bench_ext_proc_listeners_differ_only_in_their_server(
         "extproc": "llm_extproc",
         "extproc_grpcio": "llm_extproc_grpcio",
         "extproc_null": "null_extproc",
+        "extproc_null_h2corn": "null_extproc_h2corn",
     }
     demo_cfg = ext_proc(hcms(demo)["llm"]["http_filters"])
     for cfg in found.values():
@@ -301,7 +303,7 @@ def test_bench_hosts_reach_ext_proc_as_the_cases_expect(
         for name, case in cases.items()
     }
     assert runs["passthrough"] is False
-    assert all(runs[c] for c in ("grpc-null", "full", "full-grpcio", "skip"))
+    assert all(runs[c] for c in ("grpc-null", "h2corn-null", "full", "full-grpcio", "skip"))
     for host in ("stream.bench", "stream-upstream.bench", "dashscope.aliyuncs.com"):
         assert ext_proc_runs(bench_routes, pick_vhost(bench_routes, host)), host
     # The floor's listener shares the route table but has no ext_proc filter.
