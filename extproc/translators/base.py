@@ -59,6 +59,22 @@ class TranslatedResponse:
     content_type: str = "application/json"
 
 
+class StreamFacts:
+    """What a stream translator learns on the way (`_usage`, `_model`, set by
+    the subclass) and the exchange records at the end."""
+
+    _usage: Usage | None = None
+    _model: str | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+
 class StreamTranslator(Protocol):
     """Incremental response translation; one instance per streamed response."""
 

@@ -16,7 +16,7 @@ import orjson
 from extproc.api_errors import error_type_for_status, openai_error_body
 from extproc.core.texts import UnreadableContent, content_text
 from extproc.streaming.sse import SSEDecoder, encode_sse
-from extproc.translators.base import TranslationError, UpstreamRequest
+from extproc.translators.base import StreamFacts, TranslationError, UpstreamRequest
 from extproc.usage import Usage
 
 JSON = "application/json"
@@ -331,7 +331,7 @@ class ChunkWriter:
         )
 
 
-class JsonEventStream:
+class JsonEventStream(StreamFacts):
     """Base of provider SSE streams whose events each carry one JSON object
     (Anthropic, Gemini): decodes incrementally and hands every object to
     ``_handle``, which appends OpenAI chunk bytes to ``out``."""
@@ -344,10 +344,6 @@ class JsonEventStream:
         self._include_usage = include_usage
         self._model: str | None = None
         self._ended = False
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []

@@ -233,10 +233,6 @@ class GeminiStream(JsonEventStream):
         self._tools: dict[int, int] = {}  # candidate index -> tool calls so far
         self._finished = False
 
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
     def finish(self) -> bytes:
         self._decoder.finish()
         if self._ended:

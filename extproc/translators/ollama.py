@@ -17,6 +17,7 @@ from extproc.translators.base import (
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
+    StreamFacts,
     TranslatedResponse,
     TranslationError,
     UpstreamRequest,
@@ -233,7 +234,7 @@ class OllamaTranslator:
         return map_error(status, body)
 
 
-class OllamaStream:
+class OllamaStream(StreamFacts):
     """Ollama NDJSON chat stream -> OpenAI chunks; the ``done`` line ends it.
 
     A mid-stream ``{"error": ...}`` line becomes an OpenAI error event; a stream
@@ -251,14 +252,6 @@ class OllamaStream:
         self._started = False
         self._tools = 0
         self._ended = False
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:

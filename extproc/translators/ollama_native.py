@@ -18,6 +18,7 @@ from extproc.streaming.errors import StreamDecodeError
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.translators.base import (
     ProviderTarget,
+    StreamFacts,
     TranslatedResponse,
     TranslationError,
     UpstreamRequest,
@@ -64,7 +65,7 @@ def native_response(status: int, body: bytes) -> TranslatedResponse:
     return TranslatedResponse(body, ollama_usage(obj), model)
 
 
-class NativeStreamTap:
+class NativeStreamTap(StreamFacts):
     """Passes a native NDJSON stream through byte for byte, reading usage/model."""
 
     content_type = NDJSON
@@ -73,14 +74,6 @@ class NativeStreamTap:
         self._decoder = NDJSONDecoder(max_line_bytes) if max_line_bytes else NDJSONDecoder()
         self._usage: Usage | None = None
         self._model: str | None = None
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> bytes:
         # A bad line is not ours to judge: the client gets exactly what upstream sent.

@@ -17,6 +17,7 @@ from extproc.translators.base import (
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
+    StreamFacts,
     TranslatedResponse,
     UpstreamRequest,
 )
@@ -125,7 +126,7 @@ class OpenAICompatTranslator:
         return map_error(status, body)
 
 
-class OpenAIStreamTap:
+class OpenAIStreamTap(StreamFacts):
     """Passes an OpenAI SSE stream through while reading usage and model.
 
     Pass-through mode returns each upstream chunk unchanged (same bytes object)
@@ -142,14 +143,6 @@ class OpenAIStreamTap:
         self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
         self._usage: Usage | None = None
         self._model: str | None = None
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> bytes:
         events = self._decoder.feed(chunk)

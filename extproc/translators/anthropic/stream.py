@@ -22,6 +22,7 @@ import orjson
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.anthropic.errors import error_event
 from extproc.translators.anthropic.response import message_id, stop_reason, usage_dict
+from extproc.translators.base import StreamFacts
 from extproc.translators.common import SSE, as_int, as_objs, new_id, usage_from_openai
 from extproc.usage import Usage
 
@@ -39,7 +40,7 @@ def event(kind: str, **fields: Any) -> bytes:
     return encode_sse(orjson.dumps({"type": kind, **fields}), kind)
 
 
-class AnthropicStream:
+class AnthropicStream(StreamFacts):
     """One instance per streamed response; bytes in, Anthropic SSE bytes out."""
 
     content_type = SSE
@@ -56,14 +57,6 @@ class AnthropicStream:
         self._tools: dict[int, int] = {}  # OpenAI tool_calls index -> block index
         self._finish: str | None = None
         self._ended = False
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> bytes:
         out: list[bytes] = []
