@@ -92,3 +92,13 @@ def test_mutations_and_metadata() -> None:
     fields = r.dynamic_metadata.fields["llm"].struct_value.fields
     assert fields["model"].string_value == "m" and fields["tokens"].number_value == 3
     assert fields["stream"].bool_value is False
+
+
+def test_raw_values_are_utf8_with_bad_bytes_replaced() -> None:
+    hm = base_pb2.HeaderMap(
+        headers=[
+            base_pb2.HeaderValue(key="x-ok", raw_value="账号".encode()),
+            base_pb2.HeaderValue(key="x-bad", raw_value=b"a\xffb"),
+        ]
+    )
+    assert codec.headers_of(hm) == {"x-ok": "账号", "x-bad": "a\ufffdb"}
