@@ -187,10 +187,25 @@ def encode(kind: str, d: Decision) -> ep.ProcessingResponse:
     return to_proto(kind, d)
 
 
+# Serialized answers without a body or metadata (header mutations and mode
+# overrides, e.g. `x-llm-provider` + BUFFERED at response headers): their
+# values come from the config, so few distinct ones repeat on every request.
+_ANSWER_CACHE: dict[tuple[str, Continue], bytes] = {}
+_ANSWER_CACHE_MAX = 1024
+
+
 def encode_bytes(kind: str, d: Decision) -> bytes:
     """`encode(kind, d)` serialized (preserialized for CONTINUE and SKIP)."""
     if d is CONTINUE:
         return _EMPTY_BYTES[kind]
     if d is SKIP:
         return _SKIP_BYTES
+    if type(d) is Continue and d.body is None and d.metadata is None:
+        key = (kind, d)
+        out = _ANSWER_CACHE.get(key)
+        if out is None:
+            if len(_ANSWER_CACHE) >= _ANSWER_CACHE_MAX:
+                _ANSWER_CACHE.clear()
+            out = _ANSWER_CACHE[key] = to_proto(kind, d).SerializeToString()
+        return out
     return to_proto(kind, d).SerializeToString()

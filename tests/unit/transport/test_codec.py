@@ -102,3 +102,27 @@ def test_raw_values_are_utf8_with_bad_bytes_replaced() -> None:
         ]
     )
     assert codec.headers_of(hm) == {"x-ok": "账号", "x-bad": "a\ufffdb"}
+
+
+def test_bodyless_answers_are_served_from_the_cache_unchanged() -> None:
+    from extproc.core.events import BodyMode, Continue, ModeOverride
+
+    d = Continue(
+        set_headers=(("x-llm-provider", "qwen"),),
+        mode=ModeOverride(response_body=BodyMode.BUFFERED),
+    )
+    first = codec.encode_bytes("response_headers", d)
+    assert first == codec.to_proto("response_headers", d).SerializeToString()
+    # An equal decision built again gets the same answer; another kind its own.
+    again = Continue(
+        set_headers=(("x-llm-provider", "qwen"),),
+        mode=ModeOverride(response_body=BodyMode.BUFFERED),
+    )
+    assert codec.encode_bytes("response_headers", again) == first
+    other = codec.encode_bytes("request_headers", d)
+    assert ep.ProcessingResponse.FromString(other).WhichOneof("response") == "request_headers"
+    # Metadata (even empty) and bodies are never cached.
+    with_meta = Continue(metadata={})
+    assert codec.encode_bytes("response_body", with_meta) == (
+        codec.to_proto("response_body", with_meta).SerializeToString()
+    )
