@@ -16,6 +16,27 @@ from harness import free_port, wait_healthy, wait_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def serve_cmd(config: Path, port: int, transport: str, *extra: str) -> list[str]:
+    """`llm-extproc serve` on 127.0.0.1:port with the given transport."""
+    return [
+        sys.executable,
+        "-m",
+        "extproc.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "0",
+        "--transport",
+        transport,
+        *extra,
+    ]
+
+
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--help"])
@@ -119,24 +140,7 @@ def test_serve_drains_and_exits_zero_on_sigterm(
     port = free_port()
     log = tmp_path / "serve.log"
     p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "extproc.cli",
-            "serve",
-            "--config",
-            str(f),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--metrics-port",
-            "0",
-            "--workers",
-            str(workers),
-            "--transport",
-            transport,
-        ],
+        serve_cmd(f, port, transport, "--workers", str(workers)),
         stderr=log.open("wb"),
         cwd=ROOT,
     )
@@ -183,22 +187,7 @@ def test_serve_says_so_when_the_port_is_taken(tmp_path: Path, transport: str) ->
         taken.listen()
         port = taken.getsockname()[1]
         p = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "extproc.cli",
-                "serve",
-                "--config",
-                str(f),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--metrics-port",
-                "0",
-                "--transport",
-                transport,
-            ],
+            serve_cmd(f, port, transport),
             capture_output=True,
             timeout=60,
             cwd=ROOT,
