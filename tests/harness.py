@@ -32,10 +32,21 @@ def default_transport() -> str:
     return os.environ.get("LLM_EXTPROC_TRANSPORT", "") or "h2corn"
 
 
+# Ports this process has handed out: the kernel may give the same free port to
+# two probes in a row (each probe socket is closed at once), and two servers of
+# one stack on one port fail in confusing ways (the second cannot bind, and a
+# readiness probe reaches the first).
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def envoy_binary() -> str:
@@ -99,11 +110,15 @@ def wait_port(
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def wait_healthy(port: int, timeout: float = 20.0) -> None:
+def wait_healthy(
+    port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = health_pb2_grpc.HealthStub(ch)
         while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"ext_proc server exited with {proc.returncode}")
             with contextlib.suppress(grpc.RpcError):
                 r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if r.status == health_pb2.HealthCheckResponse.SERVING:
@@ -195,7 +210,7 @@ class Stack:
             )
         )
         wait_port(self.extproc_port, proc=self.procs[-1])
-        wait_healthy(self.extproc_port)
+        wait_healthy(self.extproc_port, proc=self.procs[-1])
         envoy_cfg = self.tmp / "envoy.yaml"
         envoy_text = render_envoy(
             self.listener,

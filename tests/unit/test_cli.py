@@ -146,7 +146,7 @@ def test_serve_drains_and_exits_zero_on_sigterm(
     )
     try:
         wait_port(port, proc=p)
-        wait_healthy(port)
+        wait_healthy(port, proc=p)
         deadline = time.monotonic() + 30
         while log.read_text().count('"msg":"serving"') < workers and time.monotonic() < deadline:
             time.sleep(0.05)
