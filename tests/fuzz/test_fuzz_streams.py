@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.streaming.errors import StreamDecodeError, StreamLimitError
+from extproc.streaming.eventstream import EventStreamDecoder, encode_event
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators import ollama_native
@@ -137,3 +138,33 @@ def test_response_translators(target: ProviderTarget, status: int, body: bytes) 
     assert isinstance(via.error_response(status, body), bytes)
     for native in (ollama_native, anthropic_native):
         assert isinstance(native.native_response(status, body).body, bytes)
+
+
+# -- AWS event stream (Bedrock) -------------------------------------------------
+
+_ES_MAX = 512
+
+
+@st.composite
+def _event_streams(draw: st.DrawFn) -> bytes:
+    """Valid frames, then bytes flipped (bad CRCs, wild lengths), cut short or padded."""
+    frames = draw(st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=600)), max_size=4))
+    data = bytearray(b"".join(encode_event(t, p) for t, p in frames))
+    for pos in draw(st.lists(st.integers(0, max(0, len(data) - 1)), max_size=3)):
+        if data:
+            data[pos] ^= draw(st.integers(1, 255))
+    cut = draw(st.integers(0, len(data)))
+    return bytes(data[:cut]) + draw(st.binary(max_size=40))
+
+
+@FUZZ
+@given(st.data(), st.one_of(_event_streams(), st.binary(max_size=300)))
+def test_eventstream_decoder_clean_error_bounded_buffer(data: st.DataObject, raw: bytes) -> None:
+    dec = EventStreamDecoder(max_frame_bytes=_ES_MAX)
+    try:
+        for piece in data.draw(split(raw)):
+            dec.feed(piece)
+            assert dec.buffered <= _ES_MAX  # at most one partial frame, within the bound
+        dec.finish()
+    except (StreamDecodeError, StreamLimitError):
+        pass
