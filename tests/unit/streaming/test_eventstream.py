@@ -147,3 +147,20 @@ def test_encode_message_matches_decoder() -> None:
     frame = encode_message({":event-type": "chunk", "n": 3}, b"abc")
     (msg,) = EventStreamDecoder().feed(frame)
     assert msg.headers == {":event-type": "chunk", "n": 3}
+
+
+def test_agrees_with_botocores_parser_and_the_fakes_encoder() -> None:
+    # Three independent implementations: botocore's parser, the fake's encoder, ours.
+    from botocore.eventstream import EventStreamBuffer
+
+    import fake_cloud
+
+    ours = encode_event("contentBlockDelta", b'{"delta":{"text":"x"}}')
+    fakes = fake_cloud.event("contentBlockDelta", {"delta": {"text": "x"}})
+    buf = EventStreamBuffer()
+    buf.add_data(ours + fakes)
+    parsed = list(buf)
+    assert [m.headers[":event-type"] for m in parsed] == ["contentBlockDelta"] * 2
+    assert parsed[0].payload == b'{"delta":{"text":"x"}}'
+    decoded = EventStreamDecoder().feed(b"".join(fake_cloud.cut(ours + fakes)))
+    assert [m.payload for m in decoded] == [parsed[0].payload, parsed[1].payload]
