@@ -159,15 +159,16 @@ def _tool_of(req: dict[str, Any]) -> dict[str, Any] | None:
 def bedrock(
     method: str, target: str, headers: dict[str, str], body: bytes, creds: dict[str, Any]
 ) -> Reply | Stream:
+    """``creds``: access key id -> {"secret_key", "token"?}; the region is the host's."""
+    host = headers.get("host", "")
+    region = host.split(".")[1] if host.startswith("bedrock-runtime.") else ""
+    auth = headers.get("authorization", "")
+    ak = auth.partition("Credential=")[2].partition("/")[0]
+    known = creds.get(ak)
+    if known is None:
+        return _bedrock_error(403, "UnrecognizedClientException", "fake: unknown access key")
     why = verify_sigv4(
-        method,
-        target,
-        headers,
-        body,
-        creds["access_key"],
-        creds["secret_key"],
-        creds["region"],
-        token=creds.get("token"),
+        method, target, headers, body, ak, known["secret_key"], region, token=known.get("token")
     )
     if why:
         return _bedrock_error(403, "InvalidSignatureException", f"fake: {why}")

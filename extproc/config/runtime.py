@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
+from extproc.providers.upstream_auth import UpstreamAuth
 from extproc.translators.base import ProviderSpec, Translator
 
 if TYPE_CHECKING:
@@ -38,6 +39,12 @@ class RouteProcessor(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderRuntime:
     name: str
@@ -52,6 +59,8 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
+    # Cloud providers: SigV4 signing or an OAuth token source, started with the server.
+    upstream_auth: UpstreamAuth | None = None
 
     @property
     def type(self) -> str:
@@ -165,6 +174,13 @@ class Runtime:
             for p in r.processors:
                 seen.setdefault(id(p), p)
         return tuple(seen.values())
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """What the server starts and closes with this config: the processors'
+        clients and the providers' credential refreshers."""
+        auths = tuple(p.upstream_auth for p in self.providers.values() if p.upstream_auth)
+        return (*self.processors, *auths)
 
 
 def split_host(authority: str) -> tuple[str, str]:

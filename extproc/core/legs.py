@@ -17,6 +17,7 @@ answer. No phase re-tests provider flags:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,7 @@ from extproc.core.record import ExchangeRecord
 from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
 from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.token_pool import NoTokenAvailable
+from extproc.providers.upstream_auth import UpstreamAuth, UpstreamAuthUnavailable
 from extproc.translators.base import (
     ProviderTarget,
     StreamTranslator,
@@ -39,11 +41,15 @@ from extproc.translators.base import (
 from extproc.translators.common import extract_error
 from extproc.translators.ollama_native import NativeStreamTap, native_request, native_response
 
+log = logging.getLogger("extproc.core.legs")
+
 # Where clients (OpenAI, Anthropic, Azure, Gemini SDKs) put a key: never forwarded
 # unless the provider's own key overwrites it.
 _CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _KEY_HEADERS = frozenset(_CLIENT_KEY_HEADERS)
 _REDACTED = b"[redacted]"
+# Streamed answers: SSE, NDJSON, AWS event streams (Bedrock).
+_STREAM_TYPES = ("event-stream", "ndjson", "vnd.amazon.eventstream")
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -117,6 +123,18 @@ class Leg:
     def _error(self, status: int, raw: bytes) -> bytes:
         return self.prov.translator.error_response(status, raw)
 
+    def _sign(
+        self, auth: UpstreamAuth, ctx: RequestContext, path: str, set_h: Pairs, body: bytes
+    ) -> Pairs:
+        h = ctx.headers
+        rewrite = self.route.rewrite
+        authority = self.prov.host if rewrite else h.get(":authority", "")
+        final_path = path if rewrite else h.get(":path", "/")
+        ctype = next((v for k, v in set_h if k == "content-type"), "application/json")
+        return auth.sign(
+            h.get(":method", "POST"), authority, final_path, body, (("content-type", ctype),)
+        )
+
     def _mutation(
         self,
         ctx: RequestContext,
@@ -127,6 +145,12 @@ class Leg:
     ) -> Continue:
         """Headers, body and re-route for a request whose body the gateway read."""
         route, h = self.route, ctx.headers
+        auth = self.prov.upstream_auth
+        if auth is not None and getattr(auth, "signs", False):
+            # SigV4 covers the final body, :authority and :path: sign last.
+            if body is None:
+                body = orjson.dumps(ctx.body)
+            set_h = (*set_h, *self._sign(auth, ctx, path, set_h, body))
         headers = list(set_h)
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in set_h)]
         remove += [n for n in rm_h if n not in remove]
@@ -198,7 +222,7 @@ class BodyLeg(Leg):
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
         if status >= 300 or not self.target.stream:
             return BodyMode.BUFFERED
-        if not ("event-stream" in content_type or "ndjson" in content_type) and (
+        if not any(t in content_type for t in _STREAM_TYPES) and (
             self.prov.spec.wire != "ollama"  # Ollama streams NDJSON, whatever it says
         ):
             return BodyMode.BUFFERED
@@ -285,6 +309,8 @@ class OllamaNativeLeg(BodyLeg):
 
 
 def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | Reject:
+    if prov.upstream_auth is not None:
+        return _cloud_token(route, prov, prov.upstream_auth, api)
     if prov.tokens is None:
         return ""
     try:
@@ -300,6 +326,28 @@ def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | R
             "no_token_available",
             api,
             headers=(("retry-after", str(max(1, int(e.retry_in_s + 0.999)))),),
+        )
+
+
+def _cloud_token(
+    route: RouteRuntime, prov: ProviderRuntime, auth: UpstreamAuth, api: str
+) -> str | Reject:
+    """The cloud provider's current token ("" when it signs instead); read from
+    the background-refreshed cache, never fetched here."""
+    try:
+        return auth.token()
+    except UpstreamAuthUnavailable as e:
+        log.warning(
+            "no upstream credentials", extra={"fields": {"provider": prov.name, "reason": str(e)}}
+        )
+        if route.fallback is not None:
+            return ""  # the attempt fails upstream and Envoy moves on
+        return reject(
+            503,
+            f"Provider {prov.name!r} has no usable credentials right now: {e}",
+            "no_upstream_credentials",
+            api,
+            headers=(("retry-after", "5"),),
         )
 
 

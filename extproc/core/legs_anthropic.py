@@ -30,7 +30,7 @@ from extproc.translators.anthropic.native import (
     native_payload,
     native_response,
 )
-from extproc.translators.base import StreamTranslator, TranslatedResponse
+from extproc.translators.base import ProviderTarget, StreamTranslator, TranslatedResponse
 
 
 class AnthropicNativeLeg(BodyLeg):
@@ -91,6 +91,39 @@ class AnthropicTranslatedLeg(BodyLeg):
         return map_error(status, raw)
 
 
+class AnthropicHostedLeg(BodyLeg):
+    """Anthropic client, Claude hosted on a cloud (Bedrock InvokeModel, Vertex
+    rawPredict): the Messages body with the model in the path and the cloud's
+    ``anthropic_version``; answers are Anthropic's (Bedrock streams re-framed
+    from its event stream into SSE)."""
+
+    __slots__ = ()
+
+    def request(self, ctx: RequestContext, raw: bytes) -> Continue:
+        tx: Any = self.prov.translator
+        up = tx.anthropic_request(ctx.body, self.target)
+        if self.prov.custom_settings and up.payload is not None:
+            apply_resolved(up.payload, self.prov.custom_settings)
+        return self._mutation(ctx, up.path, up.headers, up.remove_headers, up.body)
+
+    def _stream(self, max_line: int) -> StreamTranslator:
+        tx: Any = self.prov.translator
+        stream: StreamTranslator = tx.anthropic_stream(self.target, max_line)
+        return stream
+
+    def _success(self, status: int, raw: bytes) -> TranslatedResponse:
+        return native_response(status, raw)
+
+    def _error(self, status: int, raw: bytes) -> bytes:
+        return map_error(status, raw)
+
+
+def _hosts_claude(prov: ProviderRuntime, target: ProviderTarget) -> bool:
+    """The provider hosts Claude itself for this model (Bedrock, Vertex)."""
+    native = getattr(prov.translator, "anthropic_native", None)
+    return native is not None and bool(native(target))
+
+
 def open_anthropic_leg(
     route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
 ) -> Leg | Reject:
@@ -113,4 +146,6 @@ def open_anthropic_leg(
     args = (route, prov, target, requested, False)
     if native:
         return AnthropicNativeLeg(*args, count_tokens=count)
+    if _hosts_claude(prov, target):
+        return AnthropicHostedLeg(*args)
     return AnthropicTranslatedLeg(*args)

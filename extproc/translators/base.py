@@ -10,7 +10,7 @@ which the registry lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -141,6 +141,9 @@ class ProviderSpec:
     supports_embeddings: bool
     settings_paths: SettingPaths  # auto custom settings names and places
     scheme: str = "https"  # how the default host is reached (Envoy's cluster does TLS)
+    # Cloud providers (bedrock, vertex): options + credentials -> default
+    # upstream and a per-provider `UpstreamAuth` (providers/cloud.py).
+    upstream_auth: Callable[[Any], Any] | None = None
 
     @property
     def openai_compatible(self) -> bool:

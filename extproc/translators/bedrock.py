@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import orjson
 
+from extproc.providers.cloud import bedrock_setup
 from extproc.streaming.errors import StreamLimitError
 from extproc.streaming.eventstream import EventStreamDecoder, EventStreamError
 from extproc.translators.base import (
@@ -531,4 +532,14 @@ SETTINGS: SettingPaths = {
     "top_k": (("additionalModelRequestFields", "top_k"),),
 }
 # The host depends on the region (options.region); config/providers fills it.
-SPEC = ProviderSpec("bedrock", BEDROCK, "bedrock", None, "", "optional-bearer", True, SETTINGS)
+SPEC = ProviderSpec(
+    "bedrock",
+    BEDROCK,
+    "bedrock",
+    None,
+    "",
+    "optional-bearer",
+    True,
+    SETTINGS,
+    upstream_auth=bedrock_setup,
+)

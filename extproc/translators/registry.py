@@ -6,11 +6,20 @@ Adding a provider: write its module with a translator and a ``SPEC`` (or reuse
 
 from __future__ import annotations
 
-from extproc.translators import azure, claude, gemini, ollama, openai_compat
+from extproc.translators import azure, bedrock, claude, gemini, ollama, openai_compat, vertex
 from extproc.translators.base import ProviderSpec
 
 PROVIDER_CATALOG: dict[str, ProviderSpec] = {
-    s.type: s for s in (*openai_compat.SPECS, azure.SPEC, claude.SPEC, gemini.SPEC, ollama.SPEC)
+    s.type: s
+    for s in (
+        *openai_compat.SPECS,
+        azure.SPEC,
+        claude.SPEC,
+        gemini.SPEC,
+        ollama.SPEC,
+        bedrock.SPEC,
+        vertex.SPEC,
+    )
 }
 
 

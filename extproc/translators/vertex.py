@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from extproc.providers.cloud import vertex_host, vertex_setup
 from extproc.translators.base import (
     ProviderSpec,
     ProviderTarget,
@@ -46,12 +47,6 @@ from extproc.usage import Usage
 
 # Where the client's own key might be: never forwarded to Google.
 _CLIENT_KEYS = ("authorization", "x-api-key", "x-goog-api-key")
-
-
-def vertex_host(region: str) -> str:
-    return (
-        "aiplatform.googleapis.com" if region == "global" else f"{region}-aiplatform.googleapis.com"
-    )
 
 
 def is_claude(model: str) -> bool:
@@ -175,4 +170,16 @@ SETTINGS: SettingPaths = {
     "seed": (("generationConfig", "seed"),),
 }
 # The host depends on the region (options.region); config/providers fills it.
-SPEC = ProviderSpec("vertex", VERTEX, "vertex", None, "/v1", "optional-bearer", True, SETTINGS)
+SPEC = ProviderSpec(
+    "vertex",
+    VERTEX,
+    "vertex",
+    None,
+    "/v1",
+    "optional-bearer",
+    True,
+    SETTINGS,
+    upstream_auth=vertex_setup,
+)
+
+__all__ = ["SPEC", "VERTEX", "VertexTranslator", "is_claude", "vertex_host"]
