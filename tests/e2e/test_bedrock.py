@@ -43,7 +43,24 @@ providers:
   type: bedrock
   options: {{region: eu-west-1}}
   default_model: eu.anthropic.claude-3-haiku-20240307-v1:0
+- name: bedrock-slow
+  type: bedrock
+  options: {{region: us-west-2}}
+  aws: {{access_key_id: {AK}, secret_access_key_env: E2E_AWS_SECRET}}
+  default_model: us.anthropic.claude-throttle-v1:0
+- name: bedrock-wrong-key
+  type: bedrock
+  options: {{region: us-east-1}}
+  aws: {{access_key_id: {AK}, secret_access_key: not-the-secret}}
+  default_model: {PROFILE}
 routes:
+- name: fallback
+  match: {{hosts: [fallback.test]}}
+  provider: bedrock-slow
+  fallback: [bedrock]
+- name: wrong-key
+  match: {{hosts: [wrongkey.test]}}
+  provider: bedrock-wrong-key
 - name: bedrock
   match: {{hosts: [bedrock.test]}}
   provider: bedrock
@@ -360,3 +377,38 @@ def test_usage_and_model_recorded_and_no_secret_logged(stack: Stack, oai: openai
     logs = stack.logs()
     for secret in (SK, CHAIN_SK, CHAIN_TOKEN):
         assert secret not in logs
+
+
+def test_fallback_from_a_throttled_region_signs_each_attempt(stack: Stack) -> None:
+    stack.fake.take()
+    r = httpx.post(
+        stack.url + "/v1/chat/completions",
+        headers={"host": "fallback.test"},
+        json={"messages": [{"role": "user", "content": "fall back"}]},
+        timeout=20,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["content"].endswith("last_user=fall back")
+    assert r.headers["x-llm-provider"] == "bedrock"
+    first, second = [x for x in stack.fake.take() if x.path.startswith("/model/")]
+    # Each attempt signed for its own region, host and model path.
+    assert first.headers["host"] == "bedrock-runtime.us-west-2.amazonaws.com"
+    assert "/us-west-2/bedrock/" in first.headers["authorization"]
+    assert "claude-throttle" in first.path
+    _assert_signed_and_clean(second, "us-east-1")
+    assert second.path == "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
+
+
+def test_a_wrong_secret_fails_the_fakes_signature_check(stack: Stack) -> None:
+    stack.fake.take()
+    with (
+        openai.OpenAI(
+            base_url=stack.url + "/v1",
+            api_key="x",
+            default_headers={"host": "wrongkey.test"},
+            max_retries=0,
+        ) as c,
+        pytest.raises(openai.PermissionDeniedError, match="signature does not match"),
+    ):
+        c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert "not-the-secret" not in stack.logs()
