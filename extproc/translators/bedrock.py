@@ -455,9 +455,7 @@ class BedrockTranslator:
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         op = "converse-stream" if target.stream else "converse"
-        return json_request(
-            model_path(target, body, op), build_body(body, target), (), ("authorization",)
-        )
+        return json_request(model_path(target, body, op), build_body(body, target), (), ())
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
         return converse_response(body, target)
@@ -482,7 +480,7 @@ class BedrockTranslator:
             payload = {"inputText": texts[0]}
             if isinstance(body.get("dimensions"), int):
                 payload["dimensions"] = body["dimensions"]
-        return json_request(model_path(target, body, "invoke"), payload, (), ("authorization",))
+        return json_request(model_path(target, body, "invoke"), payload, (), ())
 
     def embeddings_response(
         self, status: int, body: bytes, target: ProviderTarget
@@ -516,9 +514,7 @@ class BedrockTranslator:
         op = "invoke-with-response-stream" if target.stream else "invoke"
         version = str(target.settings.get("anthropic_version") or BEDROCK_VERSION)
         payload = hosted_payload(body, version, keep_stream=False, stream=target.stream)
-        return json_request(
-            model_path(target, body, op), payload, (), ("authorization", "anthropic-version")
-        )
+        return json_request(model_path(target, body, op), payload, (), ("anthropic-version",))
 
     def anthropic_stream(self, target: ProviderTarget, max_line_bytes: int | None) -> InvokeStream:
         return InvokeStream(max_line_bytes)
