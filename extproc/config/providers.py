@@ -7,9 +7,9 @@ from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 
+from extproc.cloud.setup import CloudConfig, CloudSetupError, CloudUpstream
 from extproc.config.fields import flag
 from extproc.config.v1 import config_pb2 as pb
-from extproc.providers.cloud import CloudConfig, CloudSetupError, CloudUpstream
 from extproc.providers.custom_settings import (
     CustomSetting,
     ResolvedSetting,

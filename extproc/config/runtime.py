@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.cloud.auth import UpstreamAuth
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
-from extproc.providers.upstream_auth import UpstreamAuth
 from extproc.translators.base import ProviderSpec, Translator
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import ollama_error_body
+from extproc.cloud.auth import UpstreamAuth, UpstreamAuthUnavailable
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
@@ -31,7 +32,6 @@ from extproc.core.record import ExchangeRecord
 from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
 from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.token_pool import NoTokenAvailable
-from extproc.providers.upstream_auth import UpstreamAuth, UpstreamAuthUnavailable
 from extproc.translators.base import (
     ProviderTarget,
     StreamTranslator,

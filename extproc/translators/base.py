@@ -142,7 +142,7 @@ class ProviderSpec:
     settings_paths: SettingPaths  # auto custom settings names and places
     scheme: str = "https"  # how the default host is reached (Envoy's cluster does TLS)
     # Cloud providers (bedrock, vertex): options + credentials -> default
-    # upstream and a per-provider `UpstreamAuth` (providers/cloud.py).
+    # upstream and a per-provider `UpstreamAuth` (cloud/setup.py).
     upstream_auth: Callable[[Any], Any] | None = None
 
     @property

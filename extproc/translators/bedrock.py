@@ -8,7 +8,7 @@ embeddings, InvokeModel for Anthropic Messages clients (`bedrock_anthropic`).
   per frame, and become OpenAI ``chat.completion.chunk`` events.
 * Embeddings: ``POST /model/{modelId}/invoke`` with Titan's ``inputText`` (one
   text per request) or Cohere's ``texts``.
-* Auth is SigV4 over the final request, added by the leg (`providers/aws_auth`),
+* Auth is SigV4 over the final request, added by the leg (`cloud/aws.py`),
   not here: this module stays sans-IO.
 
 References: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import orjson
 
-from extproc.providers.cloud import bedrock_setup
+from extproc.cloud.setup import bedrock_setup
 from extproc.streaming.errors import StreamLimitError
 from extproc.streaming.eventstream import EventStreamDecoder, EventStreamError
 from extproc.translators.base import (

@@ -9,7 +9,7 @@
   streams are Anthropic's (the Claude translator's reading).
 * Embeddings: ``…/publishers/google/models/{m}:predict`` (text-embedding models).
 
-The bearer token comes from `providers/gcp_auth` (refreshed in the background)
+The bearer token comes from `cloud/gcp.py` (refreshed in the background)
 through ``target.api_key``: this module stays sans-IO.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from extproc.providers.cloud import vertex_host, vertex_setup
+from extproc.cloud.setup import vertex_host, vertex_setup
 from extproc.translators.base import (
     ProviderSpec,
     ProviderTarget,

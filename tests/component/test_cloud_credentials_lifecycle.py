@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
+from extproc.cloud.auth import AwsSigV4Auth
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
-from extproc.providers.upstream_auth import AwsSigV4Auth
 from extproc.serving.options import ServeOptions
 from extproc.serving.server import Server
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from extproc.cloud.auth import AwsSigV4Auth, GoogleBearerAuth
 from extproc.config.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
-from extproc.providers.upstream_auth import AwsSigV4Auth, GoogleBearerAuth
 
 ROUTE = "routes:\n- {name: r, match: {hosts: [a.test]}, provider: p}\n"
 SA = json.dumps(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from extproc.providers.aws_auth import AwsCredentialSource, NoCredentials, SigV4Signer
+from extproc.cloud.aws import AwsCredentialSource, NoCredentials, SigV4Signer
 from fake_cloud import verify_sigv4
 
 HOST = "bedrock-runtime.us-east-1.amazonaws.com"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from extproc.providers.aws_auth import AwsCredentialSource, SigV4Signer
-from extproc.providers.gcp_auth import GoogleTokenSource
+from extproc.cloud.aws import AwsCredentialSource, SigV4Signer
+from extproc.cloud.gcp import GoogleTokenSource
 
 Pairs = tuple[tuple[str, str], ...]
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("extproc.providers.gcp_auth")
+log = logging.getLogger("extproc.cloud.gcp")
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _MAX_MARGIN_S = 300.0

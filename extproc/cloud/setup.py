@@ -16,18 +16,37 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from extproc.providers.aws_auth import AwsCredentialSource
-from extproc.providers.gcp_auth import (
+from extproc.cloud.auth import AwsSigV4Auth, GoogleBearerAuth, UpstreamAuth
+from extproc.cloud.aws import AwsCredentialSource
+from extproc.cloud.gcp import (
     GoogleTokenSource,
     default_credentials,
     service_account_credentials,
 )
-from extproc.providers.regex import compile_re2
-from extproc.providers.upstream_auth import AwsSigV4Auth, GoogleBearerAuth, UpstreamAuth
 
-# AWS regions and GCP locations: lower-case words and digits joined by "-".
-_REGION = compile_re2(r"[a-z]{2,}(-[a-z0-9]+)+|global", "cloud region")
-_PROJECT = compile_re2(r"[a-z][a-z0-9-]{4,61}[a-z0-9]|[0-9]{1,20}", "GCP project")
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset("0123456789")
+
+
+def _is_region(s: str) -> bool:
+    """AWS regions and GCP locations: lower-case words and digits joined by "-"
+    (us-east-1, europe-west4), or "global"."""
+    words = s.split("-")
+    return s == "global" or (
+        len(words) >= 2
+        and len(words[0]) >= 2
+        and set(words[0]) <= _LOWER
+        and all(w and set(w) <= _LOWER | _DIGITS for w in words[1:])
+    )
+
+
+def _is_project(s: str) -> bool:
+    """A GCP project ID (6-30 of a-z, 0-9, "-", starting with a letter) or number."""
+    if s and set(s) <= _DIGITS:
+        return len(s) <= 20
+    return (
+        6 <= len(s) <= 30 and s[0] in _LOWER and s[-1] != "-" and set(s) <= _LOWER | _DIGITS | {"-"}
+    )
 
 
 class CloudSetupError(ValueError):
@@ -63,7 +82,7 @@ def _option(cfg: CloudConfig, name: str, required: bool) -> str:
 
 def _region(cfg: CloudConfig) -> str:
     region = _option(cfg, "region", True)
-    if not _REGION.fullmatch(region):
+    if not _is_region(region):
         raise CloudSetupError("options.region", f"{region!r} is not a region name (e.g. us-east-1)")
     return region
 
@@ -99,7 +118,7 @@ def vertex_host(region: str) -> str:
 def vertex_setup(cfg: CloudConfig) -> CloudUpstream:
     region = _region(cfg)
     project = _option(cfg, "project", True)
-    if not _PROJECT.fullmatch(project):
+    if not _is_project(project):
         raise CloudSetupError("options.project", f"{project!r} is not a GCP project ID or number")
     if cfg.aws_keys is not None:
         raise CloudSetupError("aws", "is for bedrock providers; vertex takes gcp")

@@ -27,7 +27,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-log = logging.getLogger("extproc.providers.aws_auth")
+log = logging.getLogger("extproc.cloud.aws")
 # botocore logs canonical requests and signatures at DEBUG.
 logging.getLogger("botocore").setLevel(logging.WARNING)
 

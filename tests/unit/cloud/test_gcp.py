@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fake_llm import FakeLLM, FakeReply, FakeRequest
 
-from extproc.providers.gcp_auth import GoogleTokenSource, NoToken, service_account_credentials
+from extproc.cloud.gcp import GoogleTokenSource, NoToken, service_account_credentials
 from fake_cloud import Google, service_account
 
 
