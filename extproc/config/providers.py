@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from google.protobuf import json_format
@@ -46,6 +47,18 @@ def mapper_of(p: pb.Provider, path: str, err: Err) -> ModelMapper | None:
         return None
 
 
+def _integral(value: Any) -> Any:
+    """A Struct's numbers are all floats; a whole number goes on as an integer
+    (max_tokens: 77, not 77.0, which typed APIs such as Bedrock's reject)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
 def settings_of(
     p: pb.Provider, spec: ProviderSpec, path: str, err: Err
 ) -> tuple[ResolvedSetting, ...]:
@@ -58,7 +71,7 @@ def settings_of(
             [
                 CustomSetting(
                     s.name,
-                    json_format.MessageToDict(s.value),
+                    _integral(json_format.MessageToDict(s.value)),
                     s.mode or "auto",
                     flag(s, "overwrite", True),
                 )

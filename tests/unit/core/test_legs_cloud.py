@@ -76,7 +76,8 @@ def test_bedrock_request_is_signed_over_the_final_body_authority_and_path(rt: Ru
     assert h[":path"] == "/model/us.anthropic.claude-3-haiku-20240307-v1%3A0/converse"
     assert d.body is not None
     # Custom settings were applied before signing: the signature covers them.
-    assert orjson.loads(d.body)["inferenceConfig"]["maxTokens"] == 77
+    max_tokens = orjson.loads(d.body)["inferenceConfig"]["maxTokens"]
+    assert max_tokens == 77 and isinstance(max_tokens, int)  # not 77.0: Converse wants an integer
     got = {"host": h[":authority"], **h}
     assert verify_sigv4("POST", h[":path"], got, d.body, AK, SK, "us-east-1") == ""
     assert "authorization" not in d.remove_headers  # replaced by the signature, not removed
