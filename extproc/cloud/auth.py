@@ -23,6 +23,10 @@ class UpstreamAuthUnavailable(Exception):
 
 
 class UpstreamAuth(Protocol):
+    # True: `sign` authenticates each request (the leg calls it last, over the
+    # final request); False: `token` does.
+    signs: bool
+
     def token(self) -> str:
         """The bearer token for this request ("" when the auth is a signature);
         raises UpstreamAuthUnavailable."""

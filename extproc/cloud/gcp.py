@@ -70,9 +70,9 @@ class GoogleTokenSource:
         self._factory = factory
         self._creds: Any = None
         self._request: Any = None
-        self._token = ""
-        self._expires_at = 0.0  # time.time() when the token stops being valid
-        self._fetched_at = 0.0
+        # (token, fetched at, expires at) in time.time() seconds: replaced in one
+        # assignment by the refresh thread, read whole by requests.
+        self._state: tuple[str, float, float] = ("", 0.0, 0.0)
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self.refreshes = 0  # how many tokens were fetched (tests, debugging)
@@ -80,11 +80,12 @@ class GoogleTokenSource:
 
     def current(self) -> str:
         """The token for a request now; never does I/O."""
+        token, fetched, expires = self._state
         # A little before expiry the token could die in flight: stop using it.
-        skew = min(5.0, (self._expires_at - self._fetched_at) / 10)
-        if not self._token or time.time() >= self._expires_at - skew:
+        skew = min(5.0, (expires - fetched) / 10)
+        if not token or time.time() >= expires - skew:
             raise NoToken(self.last_error or "no Google access token yet")
-        return self._token
+        return token
 
     def _fetch(self) -> None:
         """Blocking: build the credentials once, then refresh them."""
@@ -95,9 +96,7 @@ class GoogleTokenSource:
         token = self._creds.token
         if not isinstance(token, str) or not token:
             raise NoToken("the token endpoint returned no access token")
-        now = time.time()
-        self._token, self._fetched_at = token, now
-        self._expires_at = _epoch(self._creds.expiry, 3600.0)
+        self._state = (token, time.time(), _epoch(self._creds.expiry, 3600.0))
 
     async def refresh(self) -> bool:
         try:
@@ -116,11 +115,11 @@ class GoogleTokenSource:
 
     def next_refresh_in(self) -> float:
         """Seconds until the next refresh: before expiry, or a backoff after failures."""
-        if self._failures or not self._token:
+        token, fetched, expires = self._state
+        if self._failures or not token:
             return min(_RETRY_MAX_S, _RETRY_MIN_S * 2 ** max(0, self._failures - 1))
-        lifetime = self._expires_at - self._fetched_at
-        margin = min(_MAX_MARGIN_S, lifetime / 2)
-        return max(0.5, self._expires_at - margin - time.time())
+        margin = min(_MAX_MARGIN_S, (expires - fetched) / 2)
+        return max(0.5, expires - margin - time.time())
 
     async def start(self) -> None:
         if self._task is not None:

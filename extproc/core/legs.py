@@ -146,7 +146,7 @@ class Leg:
         """Headers, body and re-route for a request whose body the gateway read."""
         route, h = self.route, ctx.headers
         auth = self.prov.upstream_auth
-        if auth is not None and getattr(auth, "signs", False):
+        if auth is not None and auth.signs:
             # SigV4 covers the final body, :authority and :path: sign last.
             if body is None:
                 body = orjson.dumps(ctx.body)
