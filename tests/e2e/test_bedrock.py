@@ -34,6 +34,7 @@ providers:
   default_model: {PROFILE}
   model_mapping:
     "gpt-4o": "{PROFILE}"
+    "log-me": "{PROFILE}"
     "llama": "meta.llama3-1-8b-instruct-v1:0"
     "arn-profile": "{ARN}"
     "slow": "us.anthropic.claude-throttle-v1:0"
@@ -361,14 +362,14 @@ def test_credentials_from_the_aws_chain_with_a_session_token(stack: Stack) -> No
 
 
 def test_usage_and_model_recorded_and_no_secret_logged(stack: Stack, oai: openai.OpenAI) -> None:
-    before = len(stack.logs().splitlines())
-    oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "log me"}])
+    oai.chat.completions.create(model="log-me", messages=[{"role": "user", "content": "log me"}])
     deadline = time.monotonic() + 5
     lines: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not lines:
-        new = stack.logs().splitlines()[before:]
-        parsed = [json.loads(x) for x in new if x.startswith("{")]
-        lines = [x for x in parsed if x.get("msg") == "request"]
+        parsed = [json.loads(x) for x in stack.logs().splitlines() if x.startswith("{")]
+        lines = [
+            x for x in parsed if x.get("msg") == "request" and x.get("model_requested") == "log-me"
+        ]
         time.sleep(0.1)
     (line,) = lines
     assert line["provider"] == "bedrock" and line["status"] == 200
