@@ -22,6 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("extproc.cloud.gcp")
+# google-auth and urllib3 may log token requests and responses at DEBUG.
+for _name in ("google.auth", "google.oauth2", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _MAX_MARGIN_S = 300.0
