@@ -100,3 +100,14 @@ async def test_chain_with_nothing_found() -> None:
             src.current()
     finally:
         await src.aclose()
+
+
+def test_nothing_secret_reaches_the_logs_even_at_debug(caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK, "sess-tok-xyz"), "us-east-1")
+    signed = dict(signer.sign("POST", HOST, PATH, BODY))
+    signature = signed["authorization"].rpartition("Signature=")[2]
+    for secret in (SK, "sess-tok-xyz", signature):
+        assert secret not in caplog.text

@@ -88,3 +88,18 @@ async def test_bad_key_signature_is_refused_by_the_fake(endpoint: Any) -> None:
         assert not google.issued
     finally:
         await src.aclose()
+
+
+async def test_token_traffic_not_logged_at_debug(endpoint: Any, caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    _, info, _ = endpoint
+    src = GoogleTokenSource(service_account_credentials(info))
+    await src.start()
+    try:
+        token = src.current()
+        assert token not in caplog.text
+        assert info["private_key"].splitlines()[1] not in caplog.text
+    finally:
+        await src.aclose()
