@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +57,7 @@ class AwsCredentialSource:
         refresh_every_s: float = 60.0,
     ) -> None:
         self._frozen = static
+        self._expires = 0.0  # time.time() when temporary credentials expire (0: never)
         self._static = static is not None
         self._resolver = resolver
         self._creds: Any = None  # botocore Credentials / RefreshableCredentials
@@ -68,9 +71,13 @@ class AwsCredentialSource:
 
     def current(self) -> ReadOnlyCredentials:
         """The credentials to sign with now; never does I/O."""
-        if self._frozen is None:
+        frozen, expires = self._frozen, self._expires
+        if frozen is None:
             raise NoCredentials(self.last_error or "AWS credentials are not loaded yet")
-        return self._frozen
+        if expires and time.time() >= expires:
+            # The refresh kept failing until they expired: AWS would answer 403.
+            raise NoCredentials(self.last_error or "AWS credentials expired")
+        return frozen
 
     def _load(self) -> None:
         """Blocking: resolve the chain once, then let botocore refresh (it refreshes
@@ -82,6 +89,9 @@ class AwsCredentialSource:
         frozen = self._creds.get_frozen_credentials()
         if not frozen.access_key or not frozen.secret_key:
             raise NoCredentials("the AWS credential chain returned empty credentials")
+        # Temporary credentials (IRSA, container, instance roles) carry an expiry.
+        expiry = getattr(self._creds, "_expiry_time", None)
+        self._expires = expiry.timestamp() if isinstance(expiry, dt.datetime) else 0.0
         self._frozen = frozen
 
     async def refresh(self) -> None:

@@ -111,3 +111,31 @@ def test_nothing_secret_reaches_the_logs_even_at_debug(caplog: Any) -> None:
     signature = signed["authorization"].rpartition("Signature=")[2]
     for secret in (SK, "sess-tok-xyz", signature):
         assert secret not in caplog.text
+
+
+class _Expiring(_Chain):
+    """Temporary credentials whose refresh fails after the first load."""
+
+    def __init__(self, expiry: Any) -> None:
+        super().__init__()
+        self._expiry_time = expiry
+
+    def get_frozen_credentials(self) -> Any:
+        if self.calls:
+            raise RuntimeError("sts unreachable")
+        return super().get_frozen_credentials()
+
+
+async def test_expired_temporary_credentials_are_not_used() -> None:
+    import datetime as dt
+
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+    src = AwsCredentialSource(resolver=lambda: _Expiring(soon), refresh_every_s=0.05)
+    await src.start()
+    try:
+        assert src.current().token == "tok1"
+        await asyncio.sleep(0.5)  # refreshes failed meanwhile, and the credentials expired
+        with pytest.raises(NoCredentials, match="RuntimeError"):
+            src.current()
+    finally:
+        await src.aclose()
