@@ -461,6 +461,25 @@ def vertex(target: str, headers: dict[str, str], body: bytes, google: Google) ->
             if c.get("role") == "user" and isinstance(p.get("text"), str):
                 last = p["text"]
     text = f"Hello from fake Vertex Gemini. model={model} last_user={last[:100]}"
+    fcc = (req.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    answered = any("functionResponse" in p for c in req["contents"] for p in c.get("parts") or ())
+    if fcc.get("mode") == "ANY" and req.get("tools") and not answered:
+        name = req["tools"][0]["functionDeclarations"][0]["name"]
+        call = {"functionCall": {"name": name, "args": {"city": "Oslo"}}}
+        out = {
+            "candidates": [
+                {"content": {"role": "model", "parts": [call]}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 10,
+                "candidatesTokenCount": 3,
+                "totalTokenCount": 13,
+            },
+            "modelVersion": model + "-001",
+        }
+        if op == "generateContent":
+            return 200, _j(out), {}
+        return "text/event-stream", [b"data: " + _j(out) + b"\n\n"]
     usage = {"promptTokenCount": 10, "candidatesTokenCount": 6, "totalTokenCount": 16}
 
     def resp(t: str, finish: str | None, with_usage: bool) -> dict[str, Any]:

@@ -208,6 +208,63 @@ def test_anthropic_sdk_to_gemini_on_vertex(
     assert _vertex_request(stack, google).path.endswith(":generateContent")
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+def test_openai_tools_with_gemini(stack: Stack, google: Google, oai: openai.OpenAI) -> None:
+    r = oai.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "weather in Oslo?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    (call,) = r.choices[0].message.tool_calls or []
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}
+    body = _vertex_request(stack, google).json()
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+    # The result goes back as a functionResponse; the model answers in text.
+    r2 = oai.chat.completions.create(
+        model="gpt-4o",
+        messages=[
+            {"role": "user", "content": "weather in Oslo?"},
+            r.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": '{"temp_c": 3}'},
+        ],
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+    )
+    assert r2.choices[0].message.content
+    sent = _vertex_request(stack, google).json()["contents"]
+    assert sent[-1]["parts"][0] == {
+        "functionResponse": {"name": "get_weather", "response": {"temp_c": 3}}
+    }
+
+
+def test_openai_tools_stream_with_gemini(stack: Stack, google: Google, oai: openai.OpenAI) -> None:
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "weather?"}],
+            tools=[WEATHER],  # type: ignore[list-item]
+            tool_choice="required",
+            stream=True,
+        )
+    )
+    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or ()]
+    assert calls and calls[0].function is not None and calls[0].function.name == "get_weather"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    _vertex_request(stack, google)
+
+
 def test_embeddings(stack: Stack, google: Google, oai: openai.OpenAI) -> None:
     r = oai.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     assert [d.embedding for d in r.data] == [[0.5, 0.5], [0.5, 0.5]]
