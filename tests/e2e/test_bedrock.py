@@ -101,7 +101,11 @@ WEATHER = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack(tmp_path_factory.mktemp("bedrock"), CONFIG, env=ENV, fake_keys=KEYS) as s:
+    # drip: each piece of a frame cut by the fake is its own TCP write, a moment
+    # apart, so Envoy hands the gateway frames split across body chunks.
+    with Stack(
+        tmp_path_factory.mktemp("bedrock"), CONFIG, env=ENV, fake_keys=KEYS, drip_s=0.002
+    ) as s:
         yield s
 
 
