@@ -97,6 +97,12 @@ def _endpoint(cfg: CloudConfig) -> tuple[str, str] | None:
     return u.netloc, u.path.rstrip("/")
 
 
+def bedrock_host(region: str) -> str:
+    # The China regions live under their own domain.
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"bedrock-runtime.{region}.{suffix}"
+
+
 def bedrock_setup(cfg: CloudConfig) -> CloudUpstream:
     region = _region(cfg)
     if cfg.gcp_json:
@@ -105,7 +111,7 @@ def bedrock_setup(cfg: CloudConfig) -> CloudUpstream:
         source = AwsCredentialSource.from_keys(*cfg.aws_keys)
     else:
         source = AwsCredentialSource()  # botocore's chain, loaded in start()
-    host, base = _endpoint(cfg) or (f"bedrock-runtime.{region}.amazonaws.com", "")
+    host, base = _endpoint(cfg) or (bedrock_host(region), "")
     return CloudUpstream(host, base, AwsSigV4Auth(source, region))
 
 

@@ -57,4 +57,6 @@ def test_hosts_from_regions_never_from_free_text() -> None:
         bedrock_setup(CloudConfig({"region": "x.evil.com#"}, None, ""))
     up = bedrock_setup(CloudConfig({"region": "ap-southeast-2"}, None, ""))
     assert up.host == "bedrock-runtime.ap-southeast-2.amazonaws.com"
+    china = bedrock_setup(CloudConfig({"region": "cn-northwest-1"}, None, ""))
+    assert china.host == "bedrock-runtime.cn-northwest-1.amazonaws.com.cn"
     assert vertex_host("asia-northeast1") == "asia-northeast1-aiplatform.googleapis.com"
