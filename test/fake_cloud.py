@@ -15,6 +15,7 @@ endpoint and Vertex AI.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import secrets
@@ -405,6 +406,15 @@ def _google_error(status: int, message: str, kind: str) -> Reply:
 
 
 def vertex(target: str, headers: dict[str, str], body: bytes, google: Google) -> Reply | Stream:
+    out = _vertex(target, headers, body, google)
+    if "gzip" in headers.get("accept-encoding", "") and isinstance(out[0], int):
+        # Google's front ends compress when the client accepts it.
+        status, data, extra = out  # type: ignore[misc]
+        return status, gzip.compress(data), {**extra, "content-encoding": "gzip"}
+    return out
+
+
+def _vertex(target: str, headers: dict[str, str], body: bytes, google: Google) -> Reply | Stream:
     if not google.valid(headers.get("authorization", "")):
         return _google_error(
             401, "Request had invalid authentication credentials.", "UNAUTHENTICATED"

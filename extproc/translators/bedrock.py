@@ -66,6 +66,9 @@ from extproc.translators.hosted_anthropic import (
 from extproc.usage import Usage
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
+# The gateway reads every answer (translation, usage) and decodes no compression:
+# the client's accept-encoding never goes upstream.
+_NO_ENCODING = ("accept-encoding",)
 # Converse's stopReason -> OpenAI's finish_reason.
 FINISH = {
     "end_turn": "stop",
@@ -455,7 +458,9 @@ class BedrockTranslator:
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         op = "converse-stream" if target.stream else "converse"
-        return json_request(model_path(target, body, op), build_body(body, target), (), ())
+        return json_request(
+            model_path(target, body, op), build_body(body, target), (), _NO_ENCODING
+        )
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
         return converse_response(body, target)
@@ -480,7 +485,7 @@ class BedrockTranslator:
             payload = {"inputText": texts[0]}
             if isinstance(body.get("dimensions"), int):
                 payload["dimensions"] = body["dimensions"]
-        return json_request(model_path(target, body, "invoke"), payload, (), ())
+        return json_request(model_path(target, body, "invoke"), payload, (), _NO_ENCODING)
 
     def embeddings_response(
         self, status: int, body: bytes, target: ProviderTarget
@@ -514,7 +519,9 @@ class BedrockTranslator:
         op = "invoke-with-response-stream" if target.stream else "invoke"
         version = str(target.settings.get("anthropic_version") or BEDROCK_VERSION)
         payload = hosted_payload(body, version, keep_stream=False, stream=target.stream)
-        return json_request(model_path(target, body, op), payload, (), ("anthropic-version",))
+        return json_request(
+            model_path(target, body, op), payload, (), ("anthropic-version", *_NO_ENCODING)
+        )
 
     def anthropic_stream(self, target: ProviderTarget, max_line_bytes: int | None) -> InvokeStream:
         return InvokeStream(max_line_bytes)

@@ -45,8 +45,10 @@ from extproc.translators.gemini_body import build_body as gemini_body
 from extproc.translators.hosted_anthropic import VERTEX_VERSION, hosted_payload
 from extproc.usage import Usage
 
-# Where the client's own key might be: never forwarded to Google.
-_CLIENT_KEYS = ("authorization", "x-api-key", "x-goog-api-key")
+# Never forwarded to Google: where the client's own key might be, and
+# accept-encoding (Google compresses when asked; the gateway reads every
+# answer and decodes no compression).
+_REMOVE = ("x-api-key", "x-goog-api-key", "accept-encoding")
 
 
 def is_claude(model: str) -> bool:
@@ -90,9 +92,7 @@ class VertexTranslator:
         else:
             payload = gemini_body(body, target)
             op = "streamGenerateContent?alt=sse" if target.stream else "generateContent"
-        return json_request(
-            model_path(target, model, op), payload, _headers(target), _CLIENT_KEYS[1:]
-        )
+        return json_request(model_path(target, model, op), payload, _headers(target), _REMOVE)
 
     def chat_response(self, status: int, body: bytes, target: ProviderTarget) -> TranslatedResponse:
         inner = CLAUDE if is_claude(target.model) else GEMINI
@@ -115,7 +115,7 @@ class VertexTranslator:
         if params:
             payload["parameters"] = params
         return json_request(
-            model_path(target, model, "predict"), payload, _headers(target), _CLIENT_KEYS[1:]
+            model_path(target, model, "predict"), payload, _headers(target), _REMOVE
         )
 
     def embeddings_response(
@@ -150,7 +150,7 @@ class VertexTranslator:
             model_path(target, model, op),
             hosted_payload(body, version, True, target.stream),
             _headers(target),
-            ("x-api-key", "anthropic-version"),
+            (*_REMOVE, "anthropic-version"),
         )
 
     def anthropic_stream(self, target: ProviderTarget, max_line_bytes: int | None) -> Any:

@@ -148,6 +148,7 @@ def _assert_signed_and_clean(rec: Any, region: str = "us-east-1") -> None:
     assert "x-amz-date" in rec.headers and "x-amz-content-sha256" in rec.headers
     assert CLIENT_KEY not in json.dumps(rec.headers) and CLIENT_KEY.encode() not in rec.body
     assert "x-api-key" not in rec.headers
+    assert "accept-encoding" not in rec.headers  # the gateway reads every answer
 
 
 def test_openai_chat_goes_through_converse_signed(stack: Stack, oai: openai.OpenAI) -> None:

@@ -114,6 +114,8 @@ def _vertex_request(stack: Stack, google: Google) -> Any:
     assert rec.headers["host"] == "us-east5-aiplatform.googleapis.com"
     assert google.valid(rec.headers["authorization"])  # a token our endpoint issued
     assert CLIENT_KEY not in json.dumps(rec.headers)
+    # The SDKs accept gzip and Google compresses when asked: never forwarded.
+    assert "accept-encoding" not in rec.headers
     return rec
 
 

@@ -66,7 +66,8 @@ def test_chat_request_maps_system_messages_inference_and_tools() -> None:
     }
     req = BEDROCK.chat_request(body, target())
     assert req.path == "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
-    assert req.remove_headers == ()  # the leg's signature replaces the client's authorization
+    # The signature replaces the client's authorization; compression never goes upstream.
+    assert req.remove_headers == ("accept-encoding",)
     assert orjson.loads(req.body) == {
         "system": [{"text": "Be brief."}],
         "messages": [
