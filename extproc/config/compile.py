@@ -334,6 +334,7 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         budget_window_s=window,
         budget_backend=backend,
         redis_url=budgets.redis_url,
+        budget_default_output=budgets.default_output_tokens or 1024,
     )
 
 

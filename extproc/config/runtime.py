@@ -152,6 +152,8 @@ class Runtime:
     budget_window_s: float
     budget_backend: str
     redis_url: str
+    # Output tokens a budget reservation assumes when a request sets no max_tokens.
+    budget_default_output: int = 1024
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:

@@ -50,6 +50,7 @@ from extproc.core.request import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESERVATION,
     RequestContext,
     client_api_of,
     endpoint_of,
@@ -223,10 +224,16 @@ class Exchange:
         ctx = RequestContext(route, h, self.endpoint, {})
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         if route.fallback is not None:
             return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
         return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
+
+    def _admitted(self, ctx: RequestContext) -> None:
+        """Who passed authentication, and the budget tokens set aside for them
+        (settled when the exchange ends, whatever ends it)."""
+        self.record.consumer = ctx.consumer or ""
+        self.record.reservation = ctx.annotations.get(RESERVATION)
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -246,12 +253,12 @@ class Exchange:
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
-        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body, body_bytes=len(raw))
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         for p in route.processors:
             rej = await p.process(ctx)
             if rej is not None:
