@@ -382,14 +382,17 @@ class Exchange:
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)
+        if secret := self.runtime.redactor.headers(h):
+            headers = (*headers, *secret)  # a provider that echoes its key in a header
         rec.upstream_error = status >= 400
         if ev.end_of_stream:
             return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
+            ctype = leg.stream.content_type
             return Continue(
-                set_headers=(*headers, ("content-type", leg.stream.content_type)),
+                set_headers=(*headers, ("content-type", ctype)) if ctype else headers,
                 remove_headers=(*remove, "content-length"),
                 mode=ModeOverride(response_body=mode),
             )
@@ -425,7 +428,7 @@ class Exchange:
             rec.model_served = out.model
         meta = self._end_metadata()
         self.close()
-        body = out.body
+        body = self.runtime.redactor.body(out.body)
         if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
@@ -465,6 +468,8 @@ class Exchange:
                     self._api,
                 )
             )
+        if out and self.runtime.redactor:
+            out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
         if not rec.first_byte and out:
             rec.first_byte = time.monotonic()
         if not ev.end_of_stream:
