@@ -157,7 +157,7 @@ class Server:
         if self.opts.metrics_port > 0 and not multiprocess_dir():
             # With --workers the parent serves every worker's metrics.
             ep = MetricsEndpoint(
-                self.metrics.registry, self.opts.host or "0.0.0.0", self.opts.metrics_port
+                self.metrics.registry, self.opts.metrics_host or "127.0.0.1", self.opts.metrics_port
             )
             ep.start()
             self._metrics_endpoint, self.metrics_port = ep, ep.bound_port
