@@ -4,7 +4,7 @@
 content (the text parts of a content array joined by "\\n", the one joining
 rule), its `name`, each tool call's arguments (role of the message that
 carries them), Anthropic `document` blocks with a text or content source
-(and their title and context), Ollama's `prompt`/`system`/`suffix`, the
+(and their title and context), Ollama's `prompt`/`system`/`suffix`/`template`, the
 embeddings `input`. What the client declares for the model to read is a
 "system" text: each tool's (or legacy function's) name, description and
 every string of its parameter schema (`parameters`, `input_schema`: property
@@ -406,6 +406,7 @@ _FIELDS: dict[str, tuple[tuple[str, _Reader], ...]] = {
     OLLAMA_CHAT: (("messages", _messages), ("tools", _tools), ("format", _format)),
     OLLAMA_GENERATE: (
         ("system", _system),
+        ("template", _system),  # the prompt template (wraps prompt and system)
         ("prompt", _strings),
         ("suffix", _strings),
         ("context", _strings),  # token ids of an earlier answer: unreadable

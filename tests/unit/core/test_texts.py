@@ -321,6 +321,7 @@ def test_declared_texts_of_responses_ollama_and_anthropic() -> None:
     assert _has(request_texts(OTHER, {"input": "hi", "text": fmt}), "system")
     assert _has(request_texts(OLLAMA_CHAT, {"messages": [], "format": {"title": DENIED}}), "system")
     assert request_texts(OLLAMA_GENERATE, {"prompt": "p", "format": "json"}) == [("user", "p")]
+    assert _has(request_texts(OLLAMA_GENERATE, {"prompt": "p", "template": DENIED}), "system")
     anth_tool = {"name": "t", "description": DENIED, "input_schema": {"type": "object"}}
     msg = {"role": "user", "content": "hi"}
     assert _has(
