@@ -67,6 +67,8 @@ class CloudUpstream:
     host: str
     base_path: str
     auth: UpstreamAuth
+    # Static credentials an answer must never show (redacted like API tokens).
+    secrets: tuple[str, ...] = ()
 
 
 def _option(cfg: CloudConfig, name: str, required: bool) -> str:
@@ -112,7 +114,8 @@ def bedrock_setup(cfg: CloudConfig) -> CloudUpstream:
     else:
         source = AwsCredentialSource()  # botocore's chain, loaded in start()
     host, base = _endpoint(cfg) or (bedrock_host(region), "")
-    return CloudUpstream(host, base, AwsSigV4Auth(source, region))
+    secrets = tuple(k for k in cfg.aws_keys[1:] if k) if cfg.aws_keys else ()
+    return CloudUpstream(host, base, AwsSigV4Auth(source, region), secrets)
 
 
 def vertex_host(region: str) -> str:

@@ -47,6 +47,13 @@ def test_bedrock_defaults_from_the_region_and_static_keys() -> None:
     assert (creds.access_key, creds.secret_key, creds.token) == ("AKID", "s3cr3t", "tok")
     assert prov.tokens is None
     assert rt.services == (prov.upstream_auth,)
+    # An answer echoing the secret or the session token never shows them.
+    rt2 = compile_one(
+        "{name: p, type: bedrock, options: {region: eu-central-1},"
+        " aws: {access_key_id: AKID, secret_access_key: long-secret-key-1, session_token: session-token-22}}"
+    )
+    red = rt2.providers["p"].redactor
+    assert red.body(b"a long-secret-key-1 b session-token-22") == b"a [redacted] b [redacted]"
 
 
 def test_bedrock_without_keys_uses_the_chain_loaded_at_start() -> None:
