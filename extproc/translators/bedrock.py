@@ -201,8 +201,7 @@ def _tool_config(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     config: dict[str, Any] = {"tools": tools}
     choice = body.get("tool_choice")
-    # Converse has no "none": the tools stay declared (earlier turns may use
-    # them) and the model decides, as with "auto".
+    # Converse has no "none" (see build_body) and no toolChoice means auto.
     if choice == "required":
         config["toolChoice"] = {"any": {}}
     elif choice == "auto":
@@ -210,6 +209,10 @@ def _tool_config(body: dict[str, Any]) -> dict[str, Any] | None:
     elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         config["toolChoice"] = {"tool": {"name": str(choice["function"].get("name") or "")}}
     return config
+
+
+def _has_tool_blocks(messages: list[dict[str, Any]]) -> bool:
+    return any("toolUse" in b or "toolResult" in b for m in messages for b in m["content"])
 
 
 def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
@@ -231,7 +234,9 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
     if inference:
         out["inferenceConfig"] = inference
     tools = _tool_config(body)
-    if tools:
+    if tools and (body.get("tool_choice") != "none" or _has_tool_blocks(messages)):
+        # "none": no tools declared, so none can be called; Converse only
+        # insists on toolConfig when the conversation holds tool blocks.
         out["toolConfig"] = tools
     extra: dict[str, Any] = {}
     if isinstance(body.get("top_k"), int):

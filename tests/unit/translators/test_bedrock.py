@@ -347,3 +347,24 @@ def test_error_body_maps_to_openai_shape() -> None:
     err = orjson.loads(body)["error"]
     assert err["message"] == "Too many requests, please wait."
     assert err["type"] == "rate_limit_error"
+
+
+def test_tool_choice_none_declares_no_tools_unless_the_history_has_tool_blocks() -> None:
+    tools = [{"type": "function", "function": {"name": "wx", "parameters": {"type": "object"}}}]
+    plain = {"messages": [{"role": "user", "content": "hi"}], "tools": tools, "tool_choice": "none"}
+    assert "toolConfig" not in orjson.loads(BEDROCK.chat_request(plain, target()).body)
+    history = {
+        **plain,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "wx", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "3"},
+        ],
+    }
+    cfg = orjson.loads(BEDROCK.chat_request(history, target()).body)["toolConfig"]
+    assert "toolChoice" not in cfg and cfg["tools"][0]["toolSpec"]["name"] == "wx"
