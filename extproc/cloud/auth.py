@@ -40,11 +40,11 @@ class UpstreamAuth(Protocol):
 
 
 class AwsSigV4Auth:
-    """Bedrock: SigV4 with the provider's credentials for its region."""
+    """Bedrock: SigV4 with the provider's credentials for its region and service."""
 
     signs = True
 
-    def __init__(self, source: AwsCredentialSource, region: str, service: str = "bedrock") -> None:
+    def __init__(self, source: AwsCredentialSource, region: str, service: str) -> None:
         self.source = source
         self.signer = SigV4Signer(source, region, service)
 

@@ -131,7 +131,7 @@ def payload_hash(body: bytes) -> str:
 class SigV4Signer:
     """Signs one upstream request for a service in a region."""
 
-    def __init__(self, source: AwsCredentialSource, region: str, service: str = "bedrock") -> None:
+    def __init__(self, source: AwsCredentialSource, region: str, service: str) -> None:
         self.source, self.region, self.service = source, region, service
 
     def sign(

@@ -105,7 +105,8 @@ def bedrock_host(region: str) -> str:
     return f"bedrock-runtime.{region}.{suffix}"
 
 
-def bedrock_setup(cfg: CloudConfig) -> CloudUpstream:
+def bedrock_setup(cfg: CloudConfig, service: str) -> CloudUpstream:
+    """``service``: the SigV4 signing name, from the provider's spec."""
     region = _region(cfg)
     if cfg.gcp_json:
         raise CloudSetupError("gcp", "is for vertex providers; bedrock takes aws")
@@ -115,7 +116,7 @@ def bedrock_setup(cfg: CloudConfig) -> CloudUpstream:
         source = AwsCredentialSource()  # botocore's chain, loaded in start()
     host, base = _endpoint(cfg) or (bedrock_host(region), "")
     secrets = tuple(k for k in cfg.aws_keys[1:] if k) if cfg.aws_keys else ()
-    return CloudUpstream(host, base, AwsSigV4Auth(source, region), secrets)
+    return CloudUpstream(host, base, AwsSigV4Auth(source, region, service), secrets)
 
 
 def vertex_host(region: str) -> str:

@@ -17,6 +17,7 @@ and API_runtime_ConverseStream.html.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -66,6 +67,7 @@ from extproc.translators.hosted_anthropic import (
 from extproc.usage import Usage
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
+SIGNING_SERVICE = "bedrock"  # SigV4 credential scope: <date>/<region>/bedrock/aws4_request
 # The gateway reads every answer (translation, usage) and decodes no compression:
 # the client's accept-encoding never goes upstream.
 _NO_ENCODING = ("accept-encoding",)
@@ -549,5 +551,5 @@ SPEC = ProviderSpec(
     "optional-bearer",
     True,
     SETTINGS,
-    upstream_auth=bedrock_setup,
+    upstream_auth=partial(bedrock_setup, service=SIGNING_SERVICE),
 )

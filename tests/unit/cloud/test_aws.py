@@ -21,7 +21,7 @@ def _headers(signed: tuple[tuple[str, str], ...]) -> dict[str, str]:
 
 
 def test_signature_verifies_over_final_host_path_and_body() -> None:
-    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK), "us-east-1")
+    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK), "us-east-1", "bedrock")
     signed = signer.sign("POST", HOST, PATH, BODY, (("content-type", "application/json"),))
     names = [k for k, _ in signed]
     assert names == ["authorization", "x-amz-date", "x-amz-content-sha256"]
@@ -38,7 +38,9 @@ def test_signature_verifies_over_final_host_path_and_body() -> None:
 
 
 def test_session_token_is_sent_and_signed() -> None:
-    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK, "sess-token"), "us-east-1")
+    signer = SigV4Signer(
+        AwsCredentialSource.from_keys(AK, SK, "sess-token"), "us-east-1", "bedrock"
+    )
     signed = dict(signer.sign("POST", HOST, PATH, BODY))
     assert signed["x-amz-security-token"] == "sess-token"
     assert "x-amz-security-token" in signed["authorization"]
@@ -47,7 +49,7 @@ def test_session_token_is_sent_and_signed() -> None:
 
 
 def test_secret_key_never_in_the_signed_headers() -> None:
-    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK), "us-east-1")
+    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK), "us-east-1", "bedrock")
     assert SK not in repr(signer.sign("POST", HOST, PATH, BODY))
 
 
@@ -106,7 +108,9 @@ def test_nothing_secret_reaches_the_logs_even_at_debug(caplog: Any) -> None:
     import logging
 
     caplog.set_level(logging.DEBUG)
-    signer = SigV4Signer(AwsCredentialSource.from_keys(AK, SK, "sess-tok-xyz"), "us-east-1")
+    signer = SigV4Signer(
+        AwsCredentialSource.from_keys(AK, SK, "sess-tok-xyz"), "us-east-1", "bedrock"
+    )
     signed = dict(signer.sign("POST", HOST, PATH, BODY))
     signature = signed["authorization"].rpartition("Signature=")[2]
     for secret in (SK, "sess-tok-xyz", signature):

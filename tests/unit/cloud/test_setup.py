@@ -54,9 +54,9 @@ def test_project_names(name: str, ok: bool) -> None:
 def test_hosts_from_regions_never_from_free_text() -> None:
     # A region lands in a hostname: anything but a plain region name is refused.
     with pytest.raises(CloudSetupError):
-        bedrock_setup(CloudConfig({"region": "x.evil.com#"}, None, ""))
-    up = bedrock_setup(CloudConfig({"region": "ap-southeast-2"}, None, ""))
+        bedrock_setup(CloudConfig({"region": "x.evil.com#"}, None, ""), "bedrock")
+    up = bedrock_setup(CloudConfig({"region": "ap-southeast-2"}, None, ""), "bedrock")
     assert up.host == "bedrock-runtime.ap-southeast-2.amazonaws.com"
-    china = bedrock_setup(CloudConfig({"region": "cn-northwest-1"}, None, ""))
+    china = bedrock_setup(CloudConfig({"region": "cn-northwest-1"}, None, ""), "bedrock")
     assert china.host == "bedrock-runtime.cn-northwest-1.amazonaws.com.cn"
     assert vertex_host("asia-northeast1") == "asia-northeast1-aiplatform.googleapis.com"
