@@ -23,7 +23,7 @@ import openai
 import pytest
 
 from harness import Stack, free_port
-from otlp import OtlpReceiver, Span, with_envoy_tracing
+from otlp_receiver import OtlpReceiver, Span, with_envoy_tracing
 
 pytestmark = pytest.mark.e2e
 

@@ -40,14 +40,16 @@ class Span:
         self.end_ns: int = s.end_time_unix_nano
 
     def __repr__(self) -> str:
-        return f"Span({self.service}: {self.name!r} {self.trace_id}/{self.span_id}<-{self.parent_id})"
+        return (
+            f"Span({self.service}: {self.name!r} {self.trace_id}/{self.span_id}<-{self.parent_id})"
+        )
 
 
 class _Service(ts_grpc.TraceServiceServicer):
     def __init__(self, sink: OtlpReceiver) -> None:
         self.sink = sink
 
-    def Export(self, request: ts.ExportTraceServiceRequest, context: Any) -> Any:  # noqa: N802
+    def Export(self, request: ts.ExportTraceServiceRequest, context: Any) -> Any:
         for rs in request.resource_spans:
             service = next(
                 (value(a.value) for a in rs.resource.attributes if a.key == "service.name"), ""
@@ -80,9 +82,7 @@ class OtlpReceiver:
         with self._lock:
             self.spans.append(span)
 
-    def wait_for(
-        self, pred: Callable[[list[Span]], bool], timeout: float = 15.0
-    ) -> list[Span]:
+    def wait_for(self, pred: Callable[[list[Span]], bool], timeout: float = 15.0) -> list[Span]:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
