@@ -42,6 +42,7 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.fallback_leg import FallbackLeg, fallback_leg
+from extproc.core.finish import answer_facts
 from extproc.core.legs import Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
@@ -485,6 +486,8 @@ class Exchange:
         rec.usage = out.usage
         if out.model:
             rec.model_served = out.model
+        if self.runtime.tracing is not None and 200 <= self._resp_status < 300:
+            rec.finish_reasons, rec.response_id = answer_facts(self._api, out.body)
         meta = self._end_metadata()
         self.close()
         body = out.body

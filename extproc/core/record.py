@@ -67,6 +67,9 @@ class ExchangeRecord:
     work_response: float = 0.0
     waited: float = 0.0
     calls: list[ModelCall] | None = None
+    # With tracing on, from a buffered answer (core/finish.py).
+    finish_reasons: tuple[str, ...] = ()
+    response_id: str = ""
 
     @property
     def overhead_request(self) -> float:

@@ -218,6 +218,10 @@ class Tracing:
             a["gen_ai.request.model"] = rec.model_requested
         if rec.model_served:
             a["gen_ai.response.model"] = rec.model_served
+        if rec.finish_reasons:
+            a["gen_ai.response.finish_reasons"] = list(rec.finish_reasons)
+        if rec.response_id:
+            a["gen_ai.response.id"] = rec.response_id
         if rec.stream:
             a["llm_extproc.stream"] = True
         if rec.status:

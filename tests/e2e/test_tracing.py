@@ -219,6 +219,8 @@ def test_a_chat_request_is_one_trace_with_envoy(stack: Stack, receiver: OtlpRece
     assert a["gen_ai.usage.output_tokens"] == 7
     assert a["server.address"] == "dashscope.aliyuncs.com"
     assert a["http.response.status_code"] == 200
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    assert a["gen_ai.response.id"] == "chatcmpl-fake"
     assert a["llm_extproc.consumer"] == "team-a"
     assert a["llm_extproc.request_id"]
     assert "error.type" not in a

@@ -70,7 +70,9 @@ consumers:
 ANSWER = {
     "id": "chatcmpl-1",
     "model": "qwen-max",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    ],
     "usage": {
         "prompt_tokens": 100,
         "completion_tokens": 20,
@@ -212,6 +214,8 @@ async def test_span_attributes_parent_children_and_no_secret(
     assert a["llm_extproc.request_id"] == "req-trace-1"
     assert a["llm_extproc.consumer"] == "team-a"
     assert a["gen_ai.usage.cost"] == pytest.approx(rec.cost)
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert a["gen_ai.response.id"] == "chatcmpl-1"
     assert "error.type" not in a
     assert span.status.status_code is StatusCode.UNSET
     assert guard.parent is not None and guard.parent.span_id == ctx.span_id
