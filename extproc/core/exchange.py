@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any
 
-from extproc.config.runtime import RouteRuntime, Runtime
+from extproc.config.runtime import RouteProcessor, RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import (
@@ -371,7 +371,7 @@ class Exchange:
             leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
         return self._start_leg(leg, ctx, raw)
 
-    async def _call(self, p: Any, ctx: RequestContext) -> Reject | None:
+    async def _call(self, p: RouteProcessor, ctx: RequestContext) -> Reject | None:
         """A processor that calls a model: timed, for the trace and the overhead."""
         t0 = time.monotonic()
         rej = None
@@ -407,8 +407,8 @@ class Exchange:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
         self._leg = leg
         if self.runtime.tracing is not None and type(d) is Continue:
-            # Our span's context toward the provider (Envoy's router replaces it
-            # when Envoy traces too: that span is then a child of ours' parent).
+            # Our span toward the provider. When Envoy traces too, its router
+            # puts its own upstream span there instead (in the same trace).
             rec.trace_id, rec.span_id, rec.trace_flags = our_ids(rec.traceparent)
             tp = ("traceparent", format_traceparent(rec.trace_id, rec.span_id, rec.trace_flags))
             sets = tuple(x for x in d.set_headers if x[0] != "traceparent")

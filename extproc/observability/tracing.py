@@ -33,6 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from extproc.config.runtime import ProviderRuntime, TracingConfig, split_host
 from extproc.core.record import ExchangeRecord
+from extproc.core.tracecontext import our_ids
 from extproc.observability.metrics import OPERATION
 
 log = logging.getLogger("extproc.tracing")
@@ -131,7 +132,9 @@ class Tracing:
     ) -> None:
         """The request's span (with its model calls as child spans). Never raises."""
         if not rec.span_id:
-            return  # no leg was built: nothing went toward a provider
+            # Refused before a leg was built (a key, a check, the guard): no id
+            # went toward a provider, the span gets its ids now.
+            rec.trace_id, rec.span_id, rec.trace_flags = our_ids(rec.traceparent)
         try:
             self._export(rec, providers or {})
         except Exception:

@@ -331,3 +331,21 @@ def test_anthropic_sdk_cost_in_metrics_logs_and_metadata(stack: Stack) -> None:
     assert lines and lines[-1]["cost_usd"] == pytest.approx(cost)
     after = cost_total(scrape(stack), "claude", "claude-3-5-haiku-latest")
     assert after - before == pytest.approx(cost)
+
+
+def test_a_request_the_guard_refuses_is_a_failed_span(stack: Stack, receiver: OtlpReceiver) -> None:
+    trace_id, tp = new_trace()
+    with pytest.raises(openai.PermissionDeniedError):
+        oai(stack, "chat.test", tp).chat.completions.create(
+            model="qwen-turbo", messages=[{"role": "user", "content": "CONFIDENTIAL plans"}]
+        )
+    spans = trace_spans(receiver, trace_id, want_ours=2)
+    span = request_span(spans)
+    assert span.attributes["error.type"] == "guard_denied"
+    assert span.attributes["http.response.status_code"] == 403
+    assert span.status_code == 2  # STATUS_CODE_ERROR
+    (guard,) = [s for s in ours(spans) if s.attributes.get("llm_extproc.call") == "guard"]
+    assert guard.parent_id == span.span_id
+    assert guard.attributes["llm_extproc.call.outcome"] == "deny"
+    assert_parented_to_envoy(span, spans)
+    assert_no_secret(spans)

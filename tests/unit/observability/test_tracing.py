@@ -279,10 +279,22 @@ def test_stream_events_fallback_attempts_and_errors(
     (span,) = mem.get_finished_spans()
     assert (span.attributes or {})["error.type"] == "503"
     assert span.status.status_code is StatusCode.ERROR
-    # A record without our ids (no leg was built): no span.
+    # Refused before a leg was built (no ids yet): a span in the parent's trace.
     mem.clear()
-    tracing.export(dataclasses.replace(rec, span_id=""))
-    assert not mem.get_finished_spans()
+    blocked = ExchangeRecord(
+        route="chat",
+        endpoint="chat",
+        status=403,
+        blocked_reason="guard_denied",
+        started=1.0,
+        ended=1.1,
+        traceparent=PARENT,
+    )
+    tracing.export(blocked)
+    (span,) = mem.get_finished_spans()
+    assert f"{span.get_span_context().trace_id:032x}" == TRACE
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == ENVOY_SPAN
+    assert (span.attributes or {})["error.type"] == "guard_denied"
 
 
 def test_error_type() -> None:
