@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.core.redact import Redactor
 from extproc.cost import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
@@ -60,6 +61,8 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
+    # Its own tokens, for the answers the gateway only relays (core/redact.py).
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def type(self) -> str:
@@ -170,6 +173,8 @@ class Runtime:
     budget_window_s: float
     budget_backend: str
     redis_url: str
+    # Output tokens a budget reservation assumes when a request sets no max_tokens.
+    budget_default_output: int = 1024
     # A request no route matches: refused (False) or passed on unread (True).
     unmatched_pass_through: bool = False
     # sha256 of every consumer key: a passed-through request loses a header
@@ -179,6 +184,8 @@ class Runtime:
     tracing: TracingConfig | None = None
     prices: PriceTable = field(default_factory=PriceTable)
     overhead_header: bool = False
+    # Every upstream secret (provider tokens, guard and rewrite keys): never in an answer.
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:

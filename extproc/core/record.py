@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.usage import Usage
+
+if TYPE_CHECKING:
+    from extproc.budget.base import Reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,9 @@ class ExchangeRecord:
     def overhead_request(self) -> float:
         """The gateway's own request-side time, model calls excluded."""
         return max(self.work_request - self.waited, 0.0)
+
+    # Tokens the consumer's budget set aside at admission; settled to `usage` at the end.
+    reservation: Reservation | None = None
 
     def metadata(self, namespace: str) -> dict[str, Any]:
         """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""
