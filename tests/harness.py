@@ -198,7 +198,8 @@ class Stack:
         self.tmp = tmp
         self.config_text = config
         self.env = dict(env or {})
-        self.fake = ThreadedFakeProvider(keys=fake_keys or {}, drip_s=drip_s)
+        self._fake_kw: dict[str, object] = {"keys": fake_keys or {}, "drip_s": drip_s}
+        self.fake = ThreadedFakeProvider(**self._fake_kw)
         self.extra_args = extra_args
         self.transport = transport or default_transport()
         self.envoy_edit = envoy_edit  # changes the rendered Envoy config (a tracer, ...)
@@ -208,12 +209,22 @@ class Stack:
         self.access_log = tmp / "envoy.stdout"
 
     def __enter__(self) -> Stack:
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        # A port picked free can be taken by another process (an outgoing
+        # connection's ephemeral port) before our server binds it: start again
+        # on new ports, a bounded number of times.
+        for attempt in range(3):
+            try:
+                self._start()
+                return self
+            except RuntimeError as e:
+                self.__exit__()
+                if attempt == 2 or "before listening" not in str(e):
+                    raise
+                self.fake = ThreadedFakeProvider(**self._fake_kw)
+            except BaseException:
+                self.__exit__()
+                raise
+        raise AssertionError("unreachable")
 
     def _start(self) -> None:
         self.fake.__enter__()
