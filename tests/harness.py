@@ -193,6 +193,7 @@ class Stack:
         drip_s: float = 0.0,
         extra_args: tuple[str, ...] = (),
         transport: str = "",
+        envoy_edit: Callable[[str], str] | None = None,
     ):
         self.tmp = tmp
         self.config_text = config
@@ -201,6 +202,7 @@ class Stack:
         self.fake = ThreadedFakeProvider(**self._fake_kw)
         self.extra_args = extra_args
         self.transport = transport or default_transport()
+        self.envoy_edit = envoy_edit  # changes the rendered Envoy config (a tracer, ...)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
@@ -274,7 +276,10 @@ class Stack:
             self.admin,
             ollama=self.ollama_listener,
         )
-        envoy_cfg.write_text(with_fallback(envoy_text, text, env, self.fake.port))
+        envoy_text = with_fallback(envoy_text, text, env, self.fake.port)
+        if self.envoy_edit is not None:
+            envoy_text = self.envoy_edit(envoy_text)
+        envoy_cfg.write_text(envoy_text)
         self.procs.append(
             subprocess.Popen(
                 [
