@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, budget_reject, unavailable_reject
+from extproc.client_apis.registry import OLLAMA, api_named
 from extproc.config.runtime import ConsumerRuntime, RouteRuntime, Runtime
 from extproc.core.errors import reject
 from extproc.core.events import Reject
@@ -38,7 +39,7 @@ from extproc.core.request import (
     RequestContext,
 )
 
-OLLAMA_AUTH_MESSAGE = "Invalid or missing API key"
+OLLAMA_AUTH_MESSAGE = OLLAMA.auth_message
 _MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
@@ -142,11 +143,7 @@ class Authenticator:
     @staticmethod
     def _unauthorized(api: str, missing: bool) -> Reject:
         code = "missing_api_key" if missing else "invalid_api_key"
-        if api == "ollama":
-            return reject(401, OLLAMA_AUTH_MESSAGE, code, api)
-        how = "'x-api-key: <key>'" if api == "anthropic" else "'Authorization: Bearer <key>'"
-        msg = f"No API key was provided; send {how}." if missing else "The API key is not valid."
-        return reject(401, msg, code, api)
+        return reject(401, api_named(api).unauthorized(missing), code, api)
 
     @staticmethod
     def _model_denied(

@@ -7,9 +7,12 @@ transitions are data (`_ALLOWED`), every change of phase goes through
 
 The exchange routes (request headers), parses and validates the body,
 authenticates and runs the route's processors, then picks one upstream leg
-(`core/legs.py`) that owns the rest: the upstream request, how the response
+(`core/pick.py`) that owns the rest: the upstream request, how the response
 is read and what the client gets. The exchange keeps the record and emits
-Envoy's dynamic metadata at the end.
+Envoy's dynamic metadata at the end. One attempt of a fallback route (a
+provider cluster's upstream filter) is the same exchange handed an `Attempt`
+(`core/attempt.py`), which stands in for routing, authentication and
+processors.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any
 
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import DEFAULT, ENDPOINTS, resolve
 from extproc.config.runtime import RouteRuntime, Runtime
+from extproc.core.attempt import Attempt
 from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import (
@@ -38,23 +44,11 @@ from extproc.core.events import (
     ResponseBody,
     ResponseHeaders,
 )
-from extproc.core.fallback_leg import FallbackLeg, fallback_leg
-from extproc.core.legs import Leg, open_leg, passthrough
-from extproc.core.legs_anthropic import open_anthropic_leg
+from extproc.core.legs import Leg
 from extproc.core.parse import parse_body
+from extproc.core.pick import open_leg
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import (
-    ANTHROPIC_ENDPOINTS,
-    CHAT,
-    EMBEDDINGS,
-    OLLAMA_CHAT,
-    OLLAMA_GENERATE,
-    OTHER,
-    RequestContext,
-    client_api_of,
-    endpoint_of,
-    unreadable,
-)
+from extproc.core.request import OTHER, RequestContext, unreadable
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
 
@@ -97,7 +91,7 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+_BODY_ENDPOINTS = frozenset(ENDPOINTS)  # every endpoint a client API models has a body
 _DECISIONS = (Continue, Reject)
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
 
@@ -121,6 +115,7 @@ class Exchange:
         "_req_body",
         "_resp_body",
         "_resp_status",
+        "attempt",
         "authenticate",
         "ctx_headers",
         "endpoint",
@@ -134,17 +129,19 @@ class Exchange:
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
         authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
+        attempt: Attempt | None = None,
     ) -> None:
         self.runtime = runtime
+        self.attempt = attempt  # one attempt of a fallback route (core/attempt.py)
         self._phase = Phase.START
         self._on_done = on_done
         self.authenticate = authenticate
         self.route: RouteRuntime | None = None
         self.record = ExchangeRecord()
-        self._leg: Leg | FallbackLeg | None = None
+        self._leg: Leg | None = None
         self._resp_status = 0
         self.endpoint = OTHER
-        self._api = "openai"  # the client API of this request: its errors' shape
+        self._api: ClientApi = DEFAULT  # the client API of this request: its errors' shape
         self.ctx_headers: Headers = {}
 
     @property
@@ -195,26 +192,49 @@ class Exchange:
 
     def _request_headers(self, ev: RequestHeaders) -> Decision | Awaitable[Decision]:
         h = ev.headers
-        path = h.get(":path", "/")
-        route = self.runtime.routes.match(h.get(":authority") or h.get("host", ""), path, h)
-        if route is None:
-            return self._finish(SKIP)  # nothing more will come: we skip the rest
+        if self.attempt is not None:
+            found = self.attempt.start(self.runtime, ev)
+            if isinstance(found, Reject):
+                return self._finish(found)
+            route, path = found, self.attempt.path
+            h = {**h, ":path": path}
+        else:
+            path = h.get(":path", "/")
+            match = self.runtime.routes.match(h.get(":authority") or h.get("host", ""), path, h)
+            if match is None:
+                return self._finish(SKIP)  # nothing more will come: we skip the rest
+            route = match
         self.route = route
         self.ctx_headers = h
-        self.endpoint = endpoint_of(path, route.client_api)
+        self.endpoint, self._api = resolve(path, route.client_api)
         # Only matched requests buffer anything: a skipped one costs no more.
         limits = self.runtime.limits
         self._req_body = BodyBuffer(limits.max_request_bytes)
         self._resp_body = BodyBuffer(limits.max_response_bytes)
-        self._api = client_api_of(self.endpoint, route.client_api)
         rec = self.record
         rec.started = time.monotonic()
         rec.request_id = h.get("x-request-id", "")
         rec.route = route.name
         rec.endpoint = self.endpoint
-        if ev.end_of_stream:
+        if self.attempt is not None:
+            self.attempt.describe(rec, h)
+            if ev.end_of_stream:
+                ctx = self._context({})
+                return self._start_leg(self._open(ctx, bodyless=True), ctx, b"")
+        elif ev.end_of_stream:
             return self._bodyless(route, h)
         return CONTINUE
+
+    def _context(self, body: dict[str, Any]) -> RequestContext:
+        assert self.route is not None
+        consumer = self.attempt.consumer or None if self.attempt is not None else None
+        return RequestContext(self.route, self.ctx_headers, self.endpoint, body, consumer=consumer)
+
+    def _open(self, ctx: RequestContext, bodyless: bool = False) -> Leg | Reject:
+        """The leg (core/pick.py): this request's, or this attempt's provider's."""
+        if self.attempt is not None:
+            return open_leg(ctx, self.attempt.prov, attempt=True, bodyless=bodyless)
+        return open_leg(ctx, namespace=self.runtime.metadata_namespace, bodyless=bodyless)
 
     async def _bodyless(self, route: RouteRuntime, h: Headers) -> Decision:
         """A request without a body (GET /v1/models, ...): auth and key only."""
@@ -224,9 +244,7 @@ class Exchange:
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self.record.consumer = ctx.consumer or ""
-        if route.fallback is not None:
-            return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
-        return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
+        return self._start_leg(self._open(ctx, bodyless=True), ctx, b"")
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -246,6 +264,10 @@ class Exchange:
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
+        if self.attempt is not None:
+            # The router-level exchange authenticated and checked this request.
+            ctx = self._context(body)
+            return self._start_leg(self._open(ctx), ctx, raw)
         ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
@@ -258,17 +280,9 @@ class Exchange:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
         self.record.guard = ctx.annotations.get("guard", "")
-        leg: Leg | FallbackLeg | Reject
-        if route.fallback is not None:
-            leg = fallback_leg(ctx, self.runtime.metadata_namespace)
-        else:
-            opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
-            leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
-        return self._start_leg(leg, ctx, raw)
+        return self._start_leg(self._open(ctx), ctx, raw)
 
-    def _start_leg(
-        self, leg: Leg | FallbackLeg | Reject, ctx: RequestContext, raw: bytes
-    ) -> Decision:
+    def _start_leg(self, leg: Leg | Reject, ctx: RequestContext, raw: bytes) -> Decision:
         if isinstance(leg, Reject):
             return self._reject(leg)
         leg.describe(self.record)
@@ -277,11 +291,20 @@ class Exchange:
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
         self._leg = leg
+        if self.attempt is not None:
+            assert self.route is not None
+            return self.attempt.request(d, raw, self.ctx_headers, self.route)
         return d
 
     # -- response ----------------------------------------------------------
 
     def _response_headers(self, ev: ResponseHeaders) -> Decision:
+        d = self._answer_headers(ev)
+        if self.attempt is not None:
+            return self.attempt.answered(d, self.record, self.runtime.metadata_namespace)
+        return d
+
+    def _answer_headers(self, ev: ResponseHeaders) -> Decision:
         h = ev.headers
         try:
             status = int(h.get(":status", "0"))
@@ -348,7 +371,7 @@ class Exchange:
             metadata=meta,
         )
 
-    def _stream_chunk(self, leg: Leg | FallbackLeg, ev: ResponseBody) -> Decision:
+    def _stream_chunk(self, leg: Leg, ev: ResponseBody) -> Decision:
         st = leg.stream
         assert st is not None and self.route is not None
         rec = self.record
@@ -391,5 +414,9 @@ class Exchange:
         return Continue(body=None if out is ev.body else out, metadata=meta)
 
     def _end_metadata(self) -> dict[str, Any] | None:
-        """Envoy's dynamic metadata with the last response chunk."""
+        """Envoy's dynamic metadata with the last response chunk. An attempt's
+        would only overwrite the router-level exchange's with a failed attempt's
+        provider: it has none."""
+        if self.attempt is not None:
+            return None
         return self.record.metadata(self.runtime.metadata_namespace)

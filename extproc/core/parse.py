@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from extproc.client_apis.base import ClientApi
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
 from extproc.core.request import ANTHROPIC_ENDPOINTS, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
@@ -19,7 +20,9 @@ _MESSAGES_ENDPOINTS = frozenset({CHAT, OLLAMA_CHAT, *ANTHROPIC_ENDPOINTS})
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
 
 
-def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[str, Any] | Reject:
+def parse_body(
+    headers: Headers, raw: bytes, endpoint: str, api: ClientApi | str
+) -> dict[str, Any] | Reject:
     ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
         return reject(

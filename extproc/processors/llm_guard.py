@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from extproc.config.fields import flag, secs
 from extproc.config.v1 import config_pb2 as pb
+from extproc.content.texts import config_roles
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
-from extproc.core.texts import config_roles
 from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
 from extproc.processors.base import Build, Processor

@@ -16,9 +16,11 @@ from typing import Any
 from extproc.config.fields import CHAT_SUFFIX
 from extproc.processors.base import Build
 from extproc.providers.token_pool import TokenPool
+from extproc.translators.registry import GUARD_DEFAULT
 
-# The guard's (and the rewriter's) default path without a provider: dashscope's.
-DEFAULT_CHAT_PATH = "/compatible-mode/v1" + CHAT_SUFFIX
+# The guard's (and the rewriter's) default path without a provider: the
+# default provider's (the seed plugin's).
+DEFAULT_CHAT_PATH = GUARD_DEFAULT.base_path + CHAT_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)

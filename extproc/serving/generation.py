@@ -9,7 +9,7 @@ from functools import partial
 from extproc.budget import Budget
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator, AuthHook, make_authenticator
-from extproc.core.attempt import AttemptExchange
+from extproc.core.attempt import Attempt
 from extproc.core.events import Reject
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
@@ -36,7 +36,7 @@ class Generation:
 
     def exchange(self, provider: str = "") -> Exchange:
         if provider:  # one attempt of a fallback route (core/attempt.py)
-            return AttemptExchange(self.runtime, provider, self.on_done)
+            return Exchange(self.runtime, self.on_done, attempt=Attempt(provider))
         return Exchange(self.runtime, self.on_done, self.authenticate)
 
 

@@ -13,7 +13,8 @@ import orjson
 
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import (
-    AuthStyle,
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -23,7 +24,6 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import (
     SSE,
-    bearer,
     join_path,
     json_request,
     loads_object,
@@ -46,6 +46,8 @@ def wants_upstream_usage(target: ProviderTarget) -> bool:
 class OpenAICompatTranslator:
     """One instance per provider type; the type only names it in logs/metrics."""
 
+    spec: ProviderSpec
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -66,9 +68,6 @@ class OpenAICompatTranslator:
             out["stream"] = False
         return out
 
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return bearer(target.api_key)
-
     def chat_path(self, target: ProviderTarget) -> str:
         return join_path(target.base_path, "/chat/completions")
 
@@ -82,7 +81,7 @@ class OpenAICompatTranslator:
         return json_request(
             self.chat_path(target),
             self.prepare_chat_body(body, target),
-            self.auth_headers(target),
+            self.spec.upstream_headers(target),
             self.removed_headers(),
         )
 
@@ -91,7 +90,10 @@ class OpenAICompatTranslator:
         if target.model:
             out["model"] = target.model
         return json_request(
-            self.embeddings_path(target), out, self.auth_headers(target), self.removed_headers()
+            self.embeddings_path(target),
+            out,
+            self.spec.upstream_headers(target),
+            self.removed_headers(),
         )
 
     # -- response ------------------------------------------------------
@@ -194,25 +196,41 @@ OPENAI_SETTINGS: SettingPaths = {
 }
 
 
+WIRE = "openai"
+BEARER = HeaderAuth("authorization", "Bearer")
+OPTIONAL_BEARER = HeaderAuth("authorization", "Bearer", optional=True)
+# OpenAI (and Azure) answer 400 to a field they do not know: no top_k.
+OPENAI_SAMPLING = frozenset({"temperature", "top_p", "seed"})
+
+
 def _spec(
-    type_: str, host: str | None, base_path: str, *, embeddings: bool, auth: AuthStyle = "bearer"
+    type_: str,
+    host: str | None,
+    base_path: str,
+    *,
+    embeddings: bool,
+    auth: HeaderAuth = BEARER,
+    sampling: frozenset[str] = OPENAI_SAMPLING | {"top_k"},
 ) -> ProviderSpec:
     return ProviderSpec(
-        type_,
-        OPENAI if type_ == "openai" else OpenAICompatTranslator(type_),
-        "openai",
-        host,
-        base_path,
-        auth,
-        embeddings,
-        OPENAI_SETTINGS,
+        type=type_,
+        translator=OPENAI if type_ == "openai" else OpenAICompatTranslator(type_),
+        wire=WIRE,
+        host=host,
+        base_path=base_path,
         scheme="https" if host else "http",
+        auth=auth,
+        framing=Framing.SSE,
+        sampling=sampling,
+        native_apis=frozenset({WIRE}),  # OpenAI clients: the body can go on as it came
+        embeddings=embeddings,
+        settings_paths=OPENAI_SETTINGS,
     )
 
 
 # The OpenAI-compatible family: same API, different default host and base path.
 SPECS: tuple[ProviderSpec, ...] = (
-    _spec("openai", "api.openai.com", "/v1", embeddings=True),
+    _spec("openai", "api.openai.com", "/v1", embeddings=True, sampling=OPENAI_SAMPLING),
     _spec("qwen", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
     _spec("dashscope", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
     _spec("deepseek", "api.deepseek.com", "", embeddings=False),
@@ -227,6 +245,6 @@ SPECS: tuple[ProviderSpec, ...] = (
     _spec("together", "api.together.xyz", "/v1", embeddings=True),
     _spec("openrouter", "openrouter.ai", "/api/v1", embeddings=False),
     _spec("fireworks", "api.fireworks.ai", "/inference/v1", embeddings=True),
-    _spec("vllm", None, "/v1", embeddings=True, auth="optional-bearer"),
-    _spec("generic", None, "", embeddings=True, auth="optional-bearer"),
+    _spec("vllm", None, "/v1", embeddings=True, auth=OPTIONAL_BEARER),
+    _spec("generic", None, "", embeddings=True, auth=OPTIONAL_BEARER),
 )

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from extproc.client_apis.registry import OPENAI
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
@@ -17,10 +18,10 @@ from extproc.core.legs import (
     OpenAICompatLeg,
     PassThroughLeg,
     TranslatedLeg,
-    open_leg,
     passthrough,
 )
-from extproc.core.request import CHAT, EMBEDDINGS, OLLAMA_CHAT, OTHER
+from extproc.core.pick import open_leg
+from extproc.core.request import CHAT, EMBEDDINGS, OLLAMA_CHAT, OTHER, RequestContext
 
 CONFIG = """
 providers:
@@ -43,7 +44,7 @@ def rt() -> Runtime:
 
 def leg_for(rt: Runtime, route: str, endpoint: str, body: dict[str, Any]) -> Leg:
     r = next(r for r in rt.routes.routes if r.name == route)
-    leg = open_leg(r, endpoint, r.providers[0], body)
+    leg = open_leg(RequestContext(r, {}, endpoint, body), r.providers[0])
     assert isinstance(leg, Leg), leg
     return leg
 
@@ -96,7 +97,7 @@ def test_ollama_native_errors_keep_ollamas_shape(rt: Runtime) -> None:
 
 def test_passthrough_never_reads_the_response(rt: Runtime) -> None:
     r = next(r for r in rt.routes.routes if r.name == "r-qwen")
-    leg = passthrough(r, r.providers[0])
+    leg = passthrough(r, r.providers[0], OPENAI)
     assert isinstance(leg, PassThroughLeg)
     assert leg.response_mode(200, "text/event-stream", 1024) is BodyMode.NONE
     assert leg.stream is None
@@ -116,6 +117,33 @@ def test_streaming_policy_is_checked_when_the_leg_is_picked() -> None:
         env={},
     )
     r = next(r for r in rt.routes.routes if r.name == "r-qwen")
-    rej = open_leg(r, CHAT, r.providers[0], {"messages": [], "stream": True})
+    rej = open_leg(RequestContext(r, {}, CHAT, {"messages": [], "stream": True}), r.providers[0])
     assert isinstance(rej, Reject) and rej.status == 400
     assert rej.reason == "streaming_not_allowed"
+
+
+@pytest.mark.parametrize("provider_type", ["deepseek", "claude"])
+def test_embeddings_to_a_provider_without_them_is_a_400_in_the_clients_shape(
+    provider_type: str,
+) -> None:
+    rt = compile_config(
+        load_text(
+            f"providers: [{{name: p, type: {provider_type}, api_tokens: [sk-emb]}}]\n"
+            "routes: [{name: r, match: {hosts: [emb.test]}, provider: p}]\n"
+        ),
+        env={},
+    )
+    r = rt.routes.routes[0]
+    rej = open_leg(RequestContext(r, {}, EMBEDDINGS, {"input": "hi", "model": "m"}))
+    assert isinstance(rej, Reject) and rej.status == 400
+    assert rej.reason == "embeddings_unsupported"
+    err = orjson.loads(rej.body)["error"]  # OpenAI's shape: the client's
+    assert err["code"] == "embeddings_unsupported" and "'p'" in err["message"]
+    assert err["type"] == "invalid_request_error"
+
+
+def test_ollama_streams_ndjson_whatever_its_content_type_says(rt: Runtime) -> None:
+    leg = leg_for(rt, "r-ollama", OLLAMA_CHAT, {"model": "m", "messages": []})
+    assert leg.response_mode(200, "application/json", 1024) is BodyMode.STREAMED
+    qwen = leg_for(rt, "r-qwen", CHAT, {"messages": [], "stream": True})
+    assert qwen.response_mode(200, "application/json", 1024) is BodyMode.BUFFERED

@@ -28,9 +28,9 @@ from extproc.core.legs import Leg, PassThroughLeg
 from extproc.core.legs_anthropic import (
     AnthropicNativeLeg,
     AnthropicTranslatedLeg,
-    open_anthropic_leg,
 )
-from extproc.core.request import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES
+from extproc.core.pick import open_leg
+from extproc.core.request import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, RequestContext
 from extproc.streaming.sse import SSEDecoder
 
 CLIENT_KEY = "ck-claude-code-client"
@@ -128,13 +128,15 @@ def route(rt: Runtime, name: str) -> Any:
 )
 def test_leg_per_provider(rt: Runtime, name: str, endpoint: str, kind: type[Leg]) -> None:
     r = route(rt, name)
-    leg = open_anthropic_leg(r, endpoint, r.providers[0], MSG)
+    leg = open_leg(RequestContext(r, {}, endpoint, dict(MSG)), r.providers[0])
     assert type(leg) is kind
 
 
 def test_count_tokens_elsewhere_is_501(rt: Runtime) -> None:
     r = route(rt, "a-qwen")
-    err = error_of(open_anthropic_leg(r, ANTHROPIC_COUNT_TOKENS, r.providers[0], MSG))
+    err = error_of(
+        open_leg(RequestContext(r, {}, ANTHROPIC_COUNT_TOKENS, dict(MSG)), r.providers[0])
+    )
     assert err["code"] == "count_tokens_unsupported" and "count_tokens" in err["message"]
 
 

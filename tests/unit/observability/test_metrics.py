@@ -84,6 +84,32 @@ def test_tokens_by_type(runtime: Runtime) -> None:
     assert val(m, "gen_ai_client_token_usage_count", **common, gen_ai_token_type="input") == 2
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "operation"),
+    [
+        ("chat", "chat"),
+        ("anthropic_messages", "chat"),  # was "other": the Messages API is chat too
+        ("ollama_chat", "chat"),
+        ("ollama_generate", "text_completion"),
+        ("embeddings", "embeddings"),
+        ("anthropic_count_tokens", "other"),
+        ("other", "other"),
+    ],
+)
+def test_operation_name_per_endpoint(runtime: Runtime, endpoint: str, operation: str) -> None:
+    m = Metrics(runtime)
+    m.observe(rec(endpoint=endpoint, usage=Usage(3, 4, 7)))
+    labels = {
+        "gen_ai_operation_name": operation,
+        "gen_ai_provider_name": "qwen",
+        "gen_ai_request_model": "gpt-4o",
+        "gen_ai_response_model": "qwen-max",
+        "consumer": "alice",
+        "gen_ai_token_type": "input",
+    }
+    assert val(m, "gen_ai_client_token_usage_sum", **labels) == 3
+
+
 def test_requests_blocked_guard_upstream(runtime: Runtime) -> None:
     m = Metrics(runtime)
     m.observe(rec())
