@@ -49,6 +49,9 @@ class ClientApi:
     read: Callable[[int, bytes, str], TranslatedResponse]
     # (max_line_bytes, client asked for usage) -> a stream in this API, read for usage.
     tap: Callable[[int, bool], StreamTranslator]
+    # Whether a path looks like this API's, for an error answered before any
+    # route is known (None: only as the default).
+    owns_path: Callable[[str], bool] | None = None
     _by_path: dict[str, Endpoint] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

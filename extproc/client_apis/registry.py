@@ -51,6 +51,7 @@ __all__ = [
     "ClientApi",
     "Endpoint",
     "api_named",
+    "api_of_path",
 ]
 
 
@@ -126,6 +127,7 @@ ANTHROPIC = ClientApi(
     honours_original=False,
     read=_anthropic_read,
     tap=_anthropic_tap,
+    owns_path=lambda path: "/v1/messages" in path,
 )
 
 # -- Ollama native -------------------------------------------------------------
@@ -163,6 +165,7 @@ OLLAMA = ClientApi(
     translated=False,  # only to providers that serve it
     read=_ollama_read,
     tap=_ollama_tap,
+    owns_path=lambda path: path.startswith("/api/"),
 )
 
 APIS: tuple[ClientApi, ...] = (OPENAI, OLLAMA, ANTHROPIC)
@@ -179,6 +182,15 @@ ENDPOINTS: dict[str, Endpoint] = {e.name: e for a in APIS for e in a.endpoints}
 _API_OF: dict[str, ClientApi] = {e.name: a for a in APIS for e in a.endpoints}
 _BY_NAME: dict[str, ClientApi] = {a.name: a for a in APIS}
 _NO_ENDPOINT = Endpoint(name=OTHER, paths=(), streams=False, stream_policy=False)
+
+
+def api_of_path(path: str) -> ClientApi:
+    """The API a request for `path` most likely speaks, for an error answered
+    before any route is known."""
+    for api in (ANTHROPIC, OLLAMA):
+        if api.owns_path is not None and api.owns_path(path):
+            return api
+    return DEFAULT
 
 
 def api_named(name: str) -> ClientApi:

@@ -30,6 +30,9 @@ CLIENT_KEY_HEADERS: tuple[str, ...] = _union(
 PROVIDER_ONLY_HEADERS: tuple[str, ...] = _union(
     h.name for s in PROVIDER_CATALOG.values() for h in s.headers
 )
+# The type of a provider the config leaves untyped (the plugin's, an ASM
+# LLMProvider on an unknown host): any OpenAI-compatible upstream.
+DEFAULT_TYPE = "generic"
 # Where an LLM guard (or rewriter) without a provider sends its chat call: the
 # seed plugin's dashscope.
 GUARD_DEFAULT: ProviderSpec = PROVIDER_CATALOG["dashscope"]
