@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from extproc.cli import main
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.fallback import PROVIDER_METADATA_KEY
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime

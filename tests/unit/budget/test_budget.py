@@ -17,7 +17,7 @@ from extproc.budget import (
     window_of,
 )
 from extproc.budget.base import window_label
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 
 

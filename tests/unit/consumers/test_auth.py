@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from extproc.budget import MemoryBudget
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.consumers import auth as auth_mod

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from extproc.client_apis.registry import OPENAI
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import BodyMode, Reject

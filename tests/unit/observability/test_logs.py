@@ -8,7 +8,7 @@ import logging
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.record import ExchangeRecord

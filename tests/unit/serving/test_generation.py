@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.consumers.auth import Authenticator
 from extproc.core.record import ExchangeRecord
