@@ -8,9 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.compiler.compile import compile_config
 from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.attempt import Attempt
 from extproc.core.events import (
@@ -25,6 +23,7 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.exchange import Exchange, ExchangeRecord
+from support import runtime
 
 CONFIG = """
 providers:
@@ -51,7 +50,7 @@ CHAT = {"messages": [{"role": "user", "content": "Hello?"}]}
 
 @pytest.fixture
 def rt() -> Runtime:
-    return compile_config(load_text(CONFIG), {})
+    return runtime(CONFIG)
 
 
 def cont(d: Decision) -> Continue:

@@ -22,28 +22,32 @@ from extproc.core.legs import (
 )
 from extproc.core.pick import open_leg
 from extproc.core.request import CHAT, EMBEDDINGS, OLLAMA_CHAT, OTHER, RequestContext
+from support import provider_routes, runtime
+from support import route as route_named
 
-CONFIG = """
+CONFIG = (
+    """
 providers:
 - {name: qwen, type: qwen, api_tokens: [sk-qwen-leg]}
 - {name: claude, type: claude, api_tokens: [sk-ant-leg]}
 - {name: raw, type: qwen, api_tokens: [sk-raw-leg], protocol: original}
 - {name: ollama, type: ollama, base_url: "http://ollama.internal:11434"}
 routes:
-- {name: r-qwen, match: {hosts: [qwen.test]}, provider: qwen}
-- {name: r-claude, match: {hosts: [claude.test]}, provider: claude}
-- {name: r-raw, match: {hosts: [raw.test]}, provider: raw}
+"""
+    + provider_routes("qwen", "claude", "raw")
+    + """
 - {name: r-ollama, match: {hosts: [ollama.test]}, provider: ollama, client_api: ollama}
 """
+)
 
 
 @pytest.fixture(scope="module")
 def rt() -> Runtime:
-    return compile_config(load_text(CONFIG), env={})
+    return runtime(CONFIG)
 
 
 def leg_for(rt: Runtime, route: str, endpoint: str, body: dict[str, Any]) -> Leg:
-    r = next(r for r in rt.routes.routes if r.name == route)
+    r = route_named(rt, route)
     leg = open_leg(RequestContext(r, {}, endpoint, body), r.providers[0])
     assert isinstance(leg, Leg), leg
     return leg

@@ -9,8 +9,6 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.compiler.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import (
     CONTINUE,
@@ -32,6 +30,9 @@ from extproc.core.legs_anthropic import (
 from extproc.core.pick import open_leg
 from extproc.core.request import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, RequestContext
 from extproc.streaming.sse import SSEDecoder
+from support import error_of as support_error_of
+from support import hdrs, request_headers, runtime, send_request
+from support import route as support_route
 
 CLIENT_KEY = "ck-claude-code-client"
 
@@ -74,7 +75,7 @@ MSG: dict[str, Any] = {
 @pytest.fixture
 def rt() -> Runtime:
     # Per test: a provider's 429 cools its token down for the rest of a runtime.
-    return compile_config(load_text(CONFIG), env={})
+    return runtime(CONFIG)
 
 
 def exchange(rt: Runtime) -> Exchange:
@@ -86,34 +87,20 @@ def exchange(rt: Runtime) -> Exchange:
 async def send(
     ex: Exchange, host: str, body: Any, path: str = "/v1/messages", **extra: str
 ) -> Decision:
-    h = {
-        ":authority": host,
-        ":path": path,
-        ":method": "POST",
-        "content-type": "application/json",
-        "x-api-key": CLIENT_KEY,
-        "anthropic-version": "2023-06-01",
-        **extra,
-    }
-    assert await ex.handle(RequestHeaders(h, False)) == CONTINUE
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await ex.handle(RequestBody(raw, True))
+    h = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", **extra}
+    return await send_request(ex, request_headers(host, path, **h), body)
 
 
-def headers(d: Decision) -> dict[str, str]:
-    assert isinstance(d, Continue), d
-    return dict(d.set_headers)
+headers = hdrs
 
 
 def error_of(d: Decision) -> dict[str, Any]:
     assert isinstance(d, Reject), d
-    body = orjson.loads(d.body)
-    assert body["type"] == "error", body
-    return body["error"]  # type: ignore[no-any-return]
+    assert orjson.loads(d.body)["type"] == "error", d.body  # Anthropic's shape
+    return support_error_of(d)
 
 
-def route(rt: Runtime, name: str) -> Any:
-    return next(r for r in rt.routes.routes if r.name == name)
+route = support_route
 
 
 @pytest.mark.parametrize(
