@@ -2,8 +2,8 @@
 
 The one module outside `translators/` that names client APIs. Adding a client
 API: its `ClientApi` here (endpoints, error body, key hint, how its answers
-are read), one entry in `ROUTE_APIS`, and its legs in `core/`
-(`core/legs.py`, `LEGS`).
+are read; listed in `APIS`), and its legs in `core/` with one entry in
+`core/pick.py`'s `LEGS`. Endpoint names live in `content/endpoints.py`.
 """
 
 from __future__ import annotations
