@@ -154,7 +154,9 @@ class ProviderLeg:
         """Headers, body and re-route for a request whose body the gateway read."""
         route, h = self.route, ctx.headers
         # A provider that signs its requests signs the final one (path, headers, body).
-        set_h = (*set_h, *self.prov.spec.sign(self.target, path, set_h, body))
+        signed = self.prov.spec.sign(self.target, path, set_h, body)
+        if signed:
+            set_h = (*set_h, *signed)
         headers = list(set_h)
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in set_h)]
         remove += [n for n in rm_h if n not in remove]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -22,6 +23,8 @@ from extproc.core.legs import (
 )
 from extproc.core.pick import open_leg
 from extproc.core.request import CHAT, EMBEDDINGS, OLLAMA_CHAT, OTHER, RequestContext
+from extproc.translators.base import ProviderSpec
+from extproc.translators.openai_compat import OpenAICompatTranslator
 from support import provider_routes, runtime
 from support import route as route_named
 
@@ -151,3 +154,46 @@ def test_ollama_streams_ndjson_whatever_its_content_type_says(rt: Runtime) -> No
     assert leg.response_mode(200, "application/json", 1024) is BodyMode.STREAMED
     qwen = leg_for(rt, "r-qwen", CHAT, {"messages": [], "stream": True})
     assert qwen.response_mode(200, "application/json", 1024) is BodyMode.BUFFERED
+
+
+class FakeSigner:
+    """A provider that signs each request (as SigV4 does): headers from the final body."""
+
+    optional = False
+    header_names = ("x-signature",)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bytes | None]] = []
+
+    def headers(self, api_key: str) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def sign(
+        self, target: Any, path: str, headers: tuple[tuple[str, str], ...], body: bytes | None
+    ) -> tuple[tuple[str, str], ...]:
+        self.seen.append((path, body))
+        return (("x-signature", f"sig-{len(body or b'')}"),)
+
+
+def test_a_signing_provider_signs_the_final_request(rt: Runtime) -> None:
+    signer = FakeSigner()
+    spec = ProviderSpec(
+        type="signed",
+        translator=OpenAICompatTranslator("signed"),
+        wire="openai",
+        host="signed.test",
+        base_path="/v1",
+        auth=signer,
+        native_apis=frozenset({"openai"}),
+        embeddings=True,
+    )
+    r = route_named(rt, "r-qwen")
+    prov = dataclasses.replace(r.providers[0], spec=spec, host="signed.test", base_path="/v1")
+    leg = open_leg(RequestContext(r, {}, CHAT, {"messages": [], "stream": True}), prov)
+    assert isinstance(leg, OpenAICompatLeg)
+    d = leg.request(RequestContext(r, {}, CHAT, {"messages": [], "stream": True}), b"{}")
+    # Signed last: the body it saw is the one sent (stream_options added).
+    assert d.body is not None and b"include_usage" in d.body
+    assert signer.seen == [("/v1/chat/completions", d.body)]
+    assert ("x-signature", f"sig-{len(d.body)}") in d.set_headers
+    assert not any(k == "authorization" for k, _ in d.set_headers)
