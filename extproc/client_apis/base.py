@@ -25,6 +25,7 @@ class Endpoint:
     name: str  # the record's and the logs' `endpoint`
     paths: tuple[str, ...]  # path endings, query and trailing "/" removed ("": the root)
     operation: str = ""  # GenAI operation name in metrics ("": other)
+    messages: bool = False  # its body must carry `messages`, an array of objects
     streams: bool = True  # its body has a "stream" field
     # The route's stream policy and the provider's default stream apply (False:
     # it never streams, whatever they say).

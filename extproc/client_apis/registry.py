@@ -82,7 +82,7 @@ OPENAI = ClientApi(
     title="OpenAI",
     endpoints=(
         # "" is the plugin demo's `curl 127.0.0.1:18000/`: a chat body on "/".
-        Endpoint(name=CHAT, paths=("/chat/completions", ""), operation="chat"),
+        Endpoint(name=CHAT, paths=("/chat/completions", ""), operation="chat", messages=True),
         Endpoint(name=EMBEDDINGS, paths=("/embeddings",), operation="embeddings", streams=False),
     ),
     error_body=_openai_error,
@@ -112,10 +112,11 @@ ANTHROPIC = ClientApi(
     name="anthropic",
     title="Anthropic",
     endpoints=(
-        Endpoint(name=ANTHROPIC_MESSAGES, paths=("/v1/messages",), operation="chat"),
+        Endpoint(name=ANTHROPIC_MESSAGES, paths=("/v1/messages",), operation="chat", messages=True),
         Endpoint(
             name=ANTHROPIC_COUNT_TOKENS,
             paths=("/v1/messages/count_tokens",),
+            messages=True,
             streams=False,
             stream_policy=False,  # counting tokens streams nothing
         ),
@@ -150,7 +151,13 @@ OLLAMA = ClientApi(
     title="Ollama",
     endpoints=(
         # Ollama streams unless told not to.
-        Endpoint(name=OLLAMA_CHAT, paths=("/api/chat",), operation="chat", stream_default=True),
+        Endpoint(
+            name=OLLAMA_CHAT,
+            paths=("/api/chat",),
+            operation="chat",
+            messages=True,
+            stream_default=True,
+        ),
         Endpoint(
             name=OLLAMA_GENERATE,
             paths=("/api/generate",),

@@ -26,21 +26,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, budget_reject, unavailable_reject
-from extproc.client_apis.registry import OLLAMA, api_named
+from extproc.client_apis.registry import ENDPOINTS, OLLAMA, api_named
 from extproc.config.runtime import ConsumerRuntime, RouteRuntime, Runtime
 from extproc.core.errors import reject
 from extproc.core.events import Reject
-from extproc.core.request import (
-    ANTHROPIC_ENDPOINTS,
-    CHAT,
-    EMBEDDINGS,
-    OLLAMA_CHAT,
-    OLLAMA_GENERATE,
-    RequestContext,
-)
+from extproc.core.request import RequestContext
 
 OLLAMA_AUTH_MESSAGE = OLLAMA.auth_message
-_MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+# Every endpoint a client API models names a model (or the provider's default applies).
+_MODEL_ENDPOINTS = frozenset(ENDPOINTS)
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
 # The exchange's authenticate hook: a coroutine, whatever the budget store.

@@ -10,11 +10,13 @@ from typing import Any
 import orjson
 
 from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import ENDPOINTS
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.request import ANTHROPIC_ENDPOINTS, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.core.request import OLLAMA_GENERATE
 
-_MESSAGES_ENDPOINTS = frozenset({CHAT, OLLAMA_CHAT, *ANTHROPIC_ENDPOINTS})
+# Endpoints whose body must carry `messages` (each client API's spec says).
+_MESSAGES_ENDPOINTS = frozenset(name for name, e in ENDPOINTS.items() if e.messages)
 
 # curl's default form type is accepted: the seed's `curl -d` sends a JSON body with it.
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
