@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from envoy.config.core.v3 import base_pb2
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
@@ -172,3 +174,13 @@ def error_of(d: Decision) -> dict[str, Any]:
     assert isinstance(d, Reject), d
     body = orjson.loads(d.body)
     return body["error"]  # type: ignore[no-any-return]
+
+
+def pb_headers(headers: dict[str, str], end_of_stream: bool = False) -> ep.HttpHeaders:
+    """Headers as Envoy sends them over ext_proc (raw_value bytes)."""
+    return ep.HttpHeaders(
+        headers=base_pb2.HeaderMap(
+            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items()]
+        ),
+        end_of_stream=end_of_stream,
+    )

@@ -20,15 +20,11 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.transport import codec
+from support import pb_headers
 
 
 def headers(**h: str) -> ep.HttpHeaders:
-    return ep.HttpHeaders(
-        headers=base_pb2.HeaderMap(
-            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in h.items()]
-        ),
-        end_of_stream=True,
-    )
+    return pb_headers(h, end_of_stream=True)
 
 
 def test_decode_each_kind() -> None:
