@@ -194,13 +194,17 @@ class PassThroughLeg(ProviderLeg):
             # The authenticator removed the client's body key: send the rest.
             body = orjson.dumps(ctx.body)
             headers.append(("content-length", str(len(body))))
+        path = h.get(":path", "/")
         if route.rewrite:
             headers.append((":authority", prov.host))
             # OpenAI-style paths move under an OpenAI-compatible provider's base
             # path (/v1/models -> /compatible-mode/v1/models); others are kept.
-            p = h.get(":path", "/")
-            if prov.spec.serves(OPENAI.name) and prov.base_path and p.startswith("/v1/"):
-                headers.append((":path", prov.base_path + p[3:]))
+            if prov.spec.serves(OPENAI.name) and prov.base_path and path.startswith("/v1/"):
+                path = prov.base_path + path[3:]
+                headers.append((":path", path))
+        # A provider that signs its requests signs what goes on, as it goes on.
+        signed = prov.spec.sign(self.target, path, tuple(headers), raw if body is None else body)
+        headers += signed
         return Continue(
             set_headers=tuple(headers),
             remove_headers=tuple(remove),
@@ -228,9 +232,14 @@ class BodyLeg(ProviderLeg):
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
         if status >= 300 or not self.target.stream:
             return BodyMode.BUFFERED
-        if not ("event-stream" in content_type or "ndjson" in content_type) and (
-            self.prov.spec.content_type_reliable
-        ):
+        spec = self.prov.spec
+        streamed = (
+            "event-stream" in content_type
+            or "ndjson" in content_type
+            or spec.framing.value in content_type
+            or not spec.content_type_reliable  # it streams in its framing, whatever it says
+        )
+        if not streamed:
             return BodyMode.BUFFERED
         self.stream = self._stream(max_line)
         return BodyMode.STREAMED
