@@ -98,7 +98,7 @@ class RouteRuntime:
     processors: tuple[RouteProcessor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
-    client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
+    client_api: str  # a key of client_apis.registry.ROUTE_APIS (its clients' API or APIs)
     auth: AuthRuntime | None
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.

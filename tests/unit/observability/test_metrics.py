@@ -6,8 +6,6 @@ import urllib.request
 
 import pytest
 
-from extproc.compiler.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.record import ExchangeRecord
 from extproc.observability.metrics import (
@@ -18,6 +16,7 @@ from extproc.observability.metrics import (
     status_class,
 )
 from extproc.usage import Usage
+from support import runtime as compile_runtime
 
 CONFIG = """
 providers:
@@ -39,7 +38,7 @@ consumers:
 
 @pytest.fixture
 def runtime() -> Runtime:
-    return compile_config(load_text(CONFIG))
+    return compile_runtime(CONFIG)
 
 
 def rec(**kw: object) -> ExchangeRecord:
