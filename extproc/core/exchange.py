@@ -51,7 +51,7 @@ from extproc.core.parse import parse_body
 from extproc.core.paths import canonical_path, split_query
 from extproc.core.pick import open_leg
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import OTHER, RequestContext, unreadable
+from extproc.core.request import OTHER, RESERVATION, RequestContext, unreadable
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
 from extproc.translators.registry import CLIENT_KEY_HEADERS
@@ -291,8 +291,14 @@ class Exchange:
         ctx = RequestContext(route, h, self.endpoint, {})
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         return self._start_leg(self._open(ctx, bodyless=True), ctx, b"")
+
+    def _admitted(self, ctx: RequestContext) -> None:
+        """Who passed authentication, and the budget tokens set aside for them
+        (settled when the exchange ends, whatever ends it)."""
+        self.record.consumer = ctx.consumer or ""
+        self.record.reservation = ctx.annotations.get(RESERVATION)
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -341,12 +347,12 @@ class Exchange:
             # The router-level exchange authenticated and checked this request.
             ctx = self._context(body)
             return self._start_leg(self._open(ctx), ctx, raw)
-        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body, body_bytes=len(raw))
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         for p in route.processors:
             rej = await p.process(ctx)
             if rej is not None:
@@ -402,14 +408,17 @@ class Exchange:
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)
+        if secret := self.runtime.redactor.headers(h):
+            headers = (*headers, *secret)  # a provider that echoes its key in a header
         rec.upstream_error = status >= 400
         if ev.end_of_stream:
             return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
+            ctype = leg.stream.content_type
             return Continue(
-                set_headers=(*headers, ("content-type", leg.stream.content_type)),
+                set_headers=(*headers, ("content-type", ctype)) if ctype else headers,
                 remove_headers=(*remove, "content-length"),
                 mode=ModeOverride(response_body=mode),
             )
@@ -445,7 +454,7 @@ class Exchange:
             rec.model_served = out.model
         meta = self._end_metadata()
         self.close()
-        body = out.body
+        body = self.runtime.redactor.body(out.body)
         if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
@@ -485,6 +494,8 @@ class Exchange:
                     self._api,
                 )
             )
+        if out and self.runtime.redactor:
+            out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
         if not rec.first_byte and out:
             rec.first_byte = time.monotonic()
         if not ev.end_of_stream:

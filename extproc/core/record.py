@@ -36,6 +36,9 @@ class ExchangeRecord:
     attempt_log: str = ""
     # An attempt's own record (core/attempt.py): which attempt it was (1, 2, ...).
     attempt: int = 0
+    # Tokens the consumer's budget set aside at admission; settled to `usage` at the end.
+    # A budget.Reservation (budget/ sits above core: the record only carries it).
+    reservation: Any = None
 
     def metadata(self, namespace: str) -> dict[str, Any]:
         """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""
