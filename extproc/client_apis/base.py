@@ -26,6 +26,10 @@ class Endpoint:
     paths: tuple[str, ...]  # path endings, query and trailing "/" removed ("": the root)
     operation: str = ""  # GenAI operation name in metrics ("": other)
     messages: bool = False  # its body must carry `messages`, an array of objects
+    # Where its body says how many tokens to generate: the object holding the
+    # field ((): the body itself) and the field's names, the first the canonical one.
+    max_tokens_in: tuple[str, ...] = ()
+    max_tokens_keys: tuple[str, ...] = ("max_tokens", "max_completion_tokens")
     streams: bool = True  # its body has a "stream" field
     # The route's stream policy and the provider's default stream apply (False:
     # it never streams, whatever they say).

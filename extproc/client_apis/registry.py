@@ -8,6 +8,8 @@ are read; listed in `APIS`), and its legs in `core/` with one entry in
 
 from __future__ import annotations
 
+from typing import Any
+
 from extproc.api_errors import (
     anthropic_error_body,
     error_type_for_status,
@@ -146,6 +148,12 @@ def _ollama_tap(max_line: int, include_usage: bool) -> StreamTranslator:
     return OllamaStreamTap(max_line)
 
 
+# Ollama's generation limit is an option.
+_OLLAMA_MAX_TOKENS: dict[str, Any] = {
+    "max_tokens_in": ("options",),
+    "max_tokens_keys": ("num_predict",),
+}
+
 OLLAMA = ClientApi(
     name="ollama",
     title="Ollama",
@@ -157,12 +165,14 @@ OLLAMA = ClientApi(
             operation="chat",
             messages=True,
             stream_default=True,
+            **_OLLAMA_MAX_TOKENS,
         ),
         Endpoint(
             name=OLLAMA_GENERATE,
             paths=("/api/generate",),
             operation="text_completion",
             stream_default=True,
+            **_OLLAMA_MAX_TOKENS,
         ),
     ),
     error_body=_ollama_error,
