@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.content.endpoints import OTHER
 from extproc.translators.base import StreamTranslator, TranslatedResponse
@@ -54,6 +55,8 @@ class ClientApi:
     read: Callable[[int, bytes, str], TranslatedResponse]
     # (max_line_bytes, client asked for usage) -> a stream in this API, read for usage.
     tap: Callable[[int, bool], StreamTranslator]
+    # A whole answer in this API (a JSON object) -> its finish reasons (traces).
+    finish_reasons: Callable[[dict[str, Any]], list[str]]
     # Whether a path looks like this API's, for an error answered before any
     # route is known (None: only as the default).
     owns_path: Callable[[str], bool] | None = None

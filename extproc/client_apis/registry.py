@@ -57,6 +57,14 @@ __all__ = [
 ]
 
 
+_MAX_REASONS = 8  # finish reasons read of one answer (an OpenAI answer's choices)
+
+
+def _reason(obj: dict[str, Any], key: str) -> list[str]:
+    r = obj.get(key)
+    return [r] if isinstance(r, str) else []
+
+
 # -- OpenAI ------------------------------------------------------------------
 
 
@@ -79,6 +87,16 @@ def _openai_tap(max_line: int, include_usage: bool) -> StreamTranslator:
     return OpenAIStreamTap(drop_usage_chunk=not include_usage, max_line_bytes=max_line)
 
 
+def _openai_reasons(obj: dict[str, Any]) -> list[str]:
+    choices = obj.get("choices")
+    out = []
+    for c in choices[:_MAX_REASONS] if isinstance(choices, list) else ():
+        r = c.get("finish_reason") if isinstance(c, dict) else None
+        if isinstance(r, str):
+            out.append(r)
+    return out
+
+
 OPENAI = ClientApi(
     name="openai",
     title="OpenAI",
@@ -91,6 +109,7 @@ OPENAI = ClientApi(
     key_hint="'Authorization: Bearer <key>'",
     read=_openai_read,
     tap=_openai_tap,
+    finish_reasons=_openai_reasons,
 )
 
 # -- Anthropic Messages --------------------------------------------------------
@@ -130,6 +149,7 @@ ANTHROPIC = ClientApi(
     honours_original=False,
     read=_anthropic_read,
     tap=_anthropic_tap,
+    finish_reasons=lambda obj: _reason(obj, "stop_reason"),
     owns_path=lambda path: "/v1/messages" in path,
 )
 
@@ -182,6 +202,7 @@ OLLAMA = ClientApi(
     translated=False,  # only to providers that serve it
     read=_ollama_read,
     tap=_ollama_tap,
+    finish_reasons=lambda obj: _reason(obj, "done_reason"),
     owns_path=lambda path: path.startswith("/api/"),
 )
 

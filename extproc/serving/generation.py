@@ -34,10 +34,16 @@ class Generation:
     on_done: Callable[[ExchangeRecord], None]
     prompts: PromptCapture | None = None
 
-    def exchange(self, provider: str = "") -> Exchange:
-        if provider:  # one attempt of a fallback route (core/attempt.py)
-            return Exchange(self.runtime, self.on_done, attempt=Attempt(provider))
-        return Exchange(self.runtime, self.on_done, self.authenticate)
+    def exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
+        ex = (
+            # One attempt of a fallback route (core/attempt.py).
+            Exchange(self.runtime, self.on_done, attempt=Attempt(provider))
+            if provider
+            else Exchange(self.runtime, self.on_done, self.authenticate)
+        )
+        if traceparent and self.runtime.tracing is not None:
+            ex.record.traceparent = traceparent
+        return ex
 
 
 def build_generation(runtime: Runtime, budget: Budget | None, report: Report) -> Generation:

@@ -59,4 +59,6 @@ SPEC = ProviderSpec(
     native_apis=frozenset({WIRE}),
     embeddings=True,
     settings_paths=OPENAI_SETTINGS,
+    models_of="openai",  # OpenAI's models, priced as OpenAI's
+    genai_name="azure.ai.openai",
 )

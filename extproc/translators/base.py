@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from extproc.prices import Price
 from extproc.usage import Usage
 
 
@@ -206,6 +207,9 @@ class ProviderSpec:
     native_apis: frozenset[str] = frozenset()  # client APIs it serves as they are
     embeddings: bool = False  # it has an embeddings API (others: a 400)
     settings_paths: SettingPaths = field(default_factory=dict)  # auto custom settings places
+    prices: tuple[Price, ...] = ()  # list prices of its common models (cost.py)
+    models_of: str = ""  # another type whose models it serves under the same names (prices)
+    genai_name: str = ""  # its OpenTelemetry `gen_ai.provider.name` ("": the type)
 
     def __post_init__(self) -> None:
         # The translator reads its provider's facts (auth, headers) from here.

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, openai_error_body
+from extproc.prices import Price
 from extproc.translators.base import (
     Framing,
     HeaderAuth,
@@ -404,4 +405,15 @@ SPEC = ProviderSpec(
     native_apis=frozenset({"anthropic"}),  # the Messages API is Claude's own
     embeddings=False,
     settings_paths=SETTINGS,
+    # List prices, late 2025 (USD per million tokens; cached input: cache reads).
+    prices=(
+        Price("claude", "claude-opus-4-5*", 5.0, 25.0, 0.5),
+        Price("claude", "claude-opus-4*", 15.0, 75.0, 1.5),
+        Price("claude", "claude-sonnet-4*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-3-7-sonnet*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-3-5-sonnet*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-haiku-4-5*", 1.0, 5.0, 0.1),
+        Price("claude", "claude-3-5-haiku*", 0.8, 4.0, 0.08),
+    ),
+    genai_name="anthropic",
 )

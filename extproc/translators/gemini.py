@@ -12,6 +12,7 @@ from urllib.parse import quote
 import orjson
 
 from extproc.api_errors import error_type_for_status
+from extproc.prices import Price
 from extproc.translators.base import (
     Framing,
     HeaderAuth,
@@ -303,4 +304,12 @@ SPEC = ProviderSpec(
     framing=Framing.SSE,
     embeddings=True,
     settings_paths=SETTINGS,
+    # List prices, late 2025 (USD per million tokens; prompts up to 200k tokens).
+    prices=(
+        Price("gemini", "gemini-2.5-pro*", 1.25, 10.0, 0.31),
+        Price("gemini", "gemini-2.5-flash*", 0.3, 2.5, 0.075),
+        Price("gemini", "gemini-2.5-flash-lite*", 0.1, 0.4, 0.025),
+        Price("gemini", "gemini-2.0-flash*", 0.1, 0.4, 0.025),
+    ),
+    genai_name="gcp.gemini",
 )

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from extproc.prices import Price
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import (
     Framing,
@@ -211,6 +212,8 @@ def _spec(
     embeddings: bool,
     auth: HeaderAuth = BEARER,
     sampling: frozenset[str] = OPENAI_SAMPLING | {"top_k"},
+    prices: tuple[Price, ...] = (),
+    genai_name: str = "",
 ) -> ProviderSpec:
     return ProviderSpec(
         type=type_,
@@ -225,18 +228,56 @@ def _spec(
         native_apis=frozenset({WIRE}),  # OpenAI clients: the body can go on as it came
         embeddings=embeddings,
         settings_paths=OPENAI_SETTINGS,
+        prices=prices,
+        genai_name=genai_name,
     )
 
 
+# List prices, late 2025 (USD per million tokens: input, output, cached input).
+OPENAI_PRICES = (
+    Price("openai", "gpt-5*", 1.25, 10.0, 0.125),
+    Price("openai", "gpt-5-mini*", 0.25, 2.0, 0.025),
+    Price("openai", "gpt-5-nano*", 0.05, 0.4, 0.005),
+    Price("openai", "gpt-4.1*", 2.0, 8.0, 0.5),
+    Price("openai", "gpt-4.1-mini*", 0.4, 1.6, 0.1),
+    Price("openai", "gpt-4.1-nano*", 0.1, 0.4, 0.025),
+    Price("openai", "gpt-4o*", 2.5, 10.0, 1.25),
+    Price("openai", "gpt-4o-mini*", 0.15, 0.6, 0.075),
+    Price("openai", "o3*", 2.0, 8.0, 0.5),
+    Price("openai", "o3-mini*", 1.1, 4.4, 0.55),
+    Price("openai", "o4-mini*", 1.1, 4.4, 0.275),
+    Price("openai", "text-embedding-3-small", 0.02, 0.0),
+    Price("openai", "text-embedding-3-large", 0.13, 0.0),
+)
+DEEPSEEK_PRICES = (
+    Price("deepseek", "deepseek-chat", 0.27, 1.1, 0.07),
+    Price("deepseek", "deepseek-reasoner", 0.55, 2.19, 0.14),
+)
+
 # The OpenAI-compatible family: same API, different default host and base path.
 SPECS: tuple[ProviderSpec, ...] = (
-    _spec("openai", "api.openai.com", "/v1", embeddings=True, sampling=OPENAI_SAMPLING),
+    _spec(
+        "openai",
+        "api.openai.com",
+        "/v1",
+        embeddings=True,
+        sampling=OPENAI_SAMPLING,
+        prices=OPENAI_PRICES,
+        genai_name="openai",
+    ),
     _spec("qwen", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
     _spec("dashscope", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
-    _spec("deepseek", "api.deepseek.com", "", embeddings=False),
+    _spec(
+        "deepseek",
+        "api.deepseek.com",
+        "",
+        embeddings=False,
+        prices=DEEPSEEK_PRICES,
+        genai_name="deepseek",
+    ),
     _spec("moonshot", "api.moonshot.cn", "/v1", embeddings=False),
-    _spec("groq", "api.groq.com", "/openai/v1", embeddings=False),
-    _spec("mistral", "api.mistral.ai", "/v1", embeddings=True),
+    _spec("groq", "api.groq.com", "/openai/v1", embeddings=False, genai_name="groq"),
+    _spec("mistral", "api.mistral.ai", "/v1", embeddings=True, genai_name="mistral_ai"),
     _spec("zhipuai", "open.bigmodel.cn", "/api/paas/v4", embeddings=True),
     _spec("baichuan", "api.baichuan-ai.com", "/v1", embeddings=True),
     _spec("yi", "api.lingyiwanwu.com", "/v1", embeddings=False),

@@ -33,6 +33,8 @@ PROVIDER_ONLY_HEADERS: tuple[str, ...] = _union(
 # The type of a provider the config leaves untyped (the plugin's, an ASM
 # LLMProvider on an unknown host): any OpenAI-compatible upstream.
 DEFAULT_TYPE = "generic"
+# Each type's OpenTelemetry `gen_ai.provider.name` (traces).
+GENAI_PROVIDER_NAMES: dict[str, str] = {t: s.genai_name or t for t, s in PROVIDER_CATALOG.items()}
 # Where an LLM guard (or rewriter) without a provider sends its chat call: the
 # seed plugin's dashscope.
 GUARD_DEFAULT: ProviderSpec = PROVIDER_CATALOG["dashscope"]
