@@ -301,8 +301,9 @@ class Exchange:
     def _open(self, ctx: RequestContext, bodyless: bool = False) -> Leg | Reject:
         """The leg (core/pick.py): this request's, or this attempt's provider's."""
         if self.attempt is not None:
-            return open_leg(ctx, self.attempt.prov, attempt=True, bodyless=bodyless)
-        return open_leg(ctx, namespace=self.runtime.metadata_namespace, bodyless=bodyless)
+            return open_leg(ctx, self.attempt.prov, attempt=True, bodyless=bodyless, api=self._api)
+        ns = self.runtime.metadata_namespace
+        return open_leg(ctx, namespace=ns, bodyless=bodyless, api=self._api)
 
     def _unmatched(self, h: Headers, authority: str, path: str) -> Decision:
         """No route: refused, or (configured) passed on unread without any consumer key."""

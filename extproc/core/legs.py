@@ -163,9 +163,9 @@ class ProviderLeg:
         """Headers, body and re-route for a request whose body the gateway read."""
         route, h = self.route, ctx.headers
         # A provider that signs its requests signs the final one (path, headers, body).
-        signed = self.prov.spec.sign(self.target, path, set_h, body)
-        if signed:
-            set_h = (*set_h, *signed)
+        spec = self.prov.spec
+        if spec.signs:
+            set_h = (*set_h, *spec.sign(self.target, path, set_h, body))
         headers = list(set_h)
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in set_h)]
         remove += [n for n in rm_h if n not in remove]
@@ -227,8 +227,9 @@ class PassThroughLeg(ProviderLeg):
                 path = prov.base_path + path[3:]
                 headers.append((":path", path))
         # A provider that signs its requests signs what goes on, as it goes on.
-        signed = prov.spec.sign(self.target, path, tuple(headers), raw if body is None else body)
-        headers += signed
+        if prov.spec.signs:
+            sent = raw if body is None else body
+            headers += prov.spec.sign(self.target, path, tuple(headers), sent)
         return Continue(
             set_headers=tuple(headers),
             remove_headers=tuple(remove),

@@ -51,15 +51,18 @@ def open_leg(
     namespace: str = "",
     attempt: bool = False,
     bodyless: bool = False,
+    api: ClientApi | None = None,
 ) -> Leg | Reject:
     """The leg for a request (or a Reject: policy, no token, unsupported).
 
     ``prov``: the provider (default: the route picks one); ``attempt``: one
     attempt of a fallback route (its provider given); ``bodyless``: a request
     without a body (only the key goes on); ``namespace``: the dynamic metadata
-    namespace a fallback route's request writes to."""
+    namespace a fallback route's request writes to; ``api``: the request's
+    client API when the caller resolved it already (the exchange has)."""
     route, endpoint = ctx.route, ctx.endpoint
-    api = api_of(endpoint, route.client_api)
+    if api is None:
+        api = api_of(endpoint, route.client_api)
     if route.fallback is not None and not attempt:
         return fallback_leg(ctx, api, namespace)
     prov = prov if prov is not None else route.pick_provider()

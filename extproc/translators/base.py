@@ -215,6 +215,11 @@ class ProviderSpec:
         # The translator reads its provider's facts (auth, headers) from here.
         self.translator.spec = self
 
+    @property
+    def signs(self) -> bool:
+        """Its auth signs each request (a `Signer`), rather than sending a key header."""
+        return not isinstance(self.auth, HeaderAuth)
+
     def serves(self, client_api: str) -> bool:
         """It speaks this client API itself: a request can go on as it came."""
         return client_api in self.native_apis
