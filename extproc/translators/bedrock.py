@@ -27,6 +27,8 @@ from extproc.cloud.setup import bedrock_setup
 from extproc.streaming.errors import StreamLimitError
 from extproc.streaming.eventstream import EventStreamDecoder, EventStreamError
 from extproc.translators.base import (
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -459,9 +461,7 @@ def _is_cohere(model: str) -> bool:
 
 class BedrockTranslator:
     name = "bedrock"
-
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return ()  # SigV4, added by the leg over the final request
+    spec: ProviderSpec
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         op = "converse-stream" if target.stream else "converse"
@@ -543,13 +543,17 @@ SETTINGS: SettingPaths = {
 }
 # The host depends on the region (options.region); config/providers fills it.
 SPEC = ProviderSpec(
-    "bedrock",
-    BEDROCK,
-    "bedrock",
-    None,
-    "",
-    "optional-bearer",
-    True,
-    SETTINGS,
+    type="bedrock",
+    translator=BEDROCK,
+    wire="bedrock",
+    host=None,  # from options.region (or options.endpoint): cloud/setup.py
+    base_path="",
+    # No key: every request is signed with SigV4 by the leg (the provider's
+    # own credentials, `upstream_auth`), which sets authorization.
+    auth=HeaderAuth("authorization", optional=True),
+    framing=Framing.EVENT_STREAM,
+    embeddings=True,
+    settings_paths=SETTINGS,
+    genai_name="aws.bedrock",
     upstream_auth=partial(bedrock_setup, service=SIGNING_SERVICE),
 )

@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 from extproc.cloud.setup import vertex_host, vertex_setup
 from extproc.translators.base import (
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -34,7 +36,6 @@ from extproc.translators.common import (
     as_int,
     as_obj,
     as_objs,
-    bearer,
     embedding_inputs,
     embeddings_body,
     json_request,
@@ -74,14 +75,12 @@ def model_path(target: ProviderTarget, model: str, op: str) -> str:
 
 
 def _headers(target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-    return bearer(target.api_key)
+    return (("authorization", f"Bearer {target.api_key}"),) if target.api_key else ()
 
 
 class VertexTranslator:
     name = "vertex"
-
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return _headers(target)
+    spec: ProviderSpec
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         model = _model(body, target)
@@ -171,14 +170,17 @@ SETTINGS: SettingPaths = {
 }
 # The host depends on the region (options.region); config/providers fills it.
 SPEC = ProviderSpec(
-    "vertex",
-    VERTEX,
-    "vertex",
-    None,
-    "/v1",
-    "optional-bearer",
-    True,
-    SETTINGS,
+    type="vertex",
+    translator=VERTEX,
+    wire="vertex",
+    host=None,  # from options.region (or options.endpoint): cloud/setup.py
+    base_path="/v1",
+    # The OAuth token the background refresh keeps (target.api_key).
+    auth=HeaderAuth("authorization", "Bearer", optional=True),
+    framing=Framing.SSE,
+    embeddings=True,
+    settings_paths=SETTINGS,
+    genai_name="gcp.vertex_ai",
     upstream_auth=vertex_setup,
 )
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from extproc.cloud.auth import AwsSigV4Auth
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.serving.options import ServeOptions
 from extproc.serving.server import Server

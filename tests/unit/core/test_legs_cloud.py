@@ -7,16 +7,13 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import BodyMode, Continue, Reject
-from extproc.core.legs import Leg, TranslatedLeg, open_leg
-from extproc.core.legs_anthropic import (
-    AnthropicHostedLeg,
-    AnthropicTranslatedLeg,
-    open_anthropic_leg,
-)
+from extproc.core.legs import Leg, TranslatedLeg
+from extproc.core.legs_anthropic import AnthropicHostedLeg, AnthropicTranslatedLeg
+from extproc.core.pick import open_leg as pick
 from extproc.core.request import ANTHROPIC_MESSAGES, CHAT, EMBEDDINGS, RequestContext
 from fake_cloud import verify_sigv4
 
@@ -47,6 +44,13 @@ def rt() -> Runtime:
 
 def _route(rt: Runtime, name: str) -> Any:
     return next(r for r in rt.routes.routes if r.name == name)
+
+
+def open_leg(route: Any, endpoint: str, prov: Any, body: dict[str, Any]) -> Any:
+    return pick(RequestContext(route, {}, endpoint, body), prov)
+
+
+open_anthropic_leg = open_leg
 
 
 def _ctx(route: Any, endpoint: str, body: dict[str, Any], authority: str, path: str) -> Any:

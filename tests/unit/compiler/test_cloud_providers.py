@@ -8,7 +8,7 @@ import json
 import pytest
 
 from extproc.cloud.auth import AwsSigV4Auth, GoogleBearerAuth
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 
