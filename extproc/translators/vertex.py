@@ -181,6 +181,7 @@ SPEC = ProviderSpec(
     embeddings=True,
     settings_paths=SETTINGS,
     genai_name="gcp.vertex_ai",
+    models_of="gemini",  # Gemini models under the Gemini API's names, priced as there
     upstream_auth=vertex_setup,
 )
 

@@ -139,3 +139,10 @@ def test_google_error_maps_to_openai_shape() -> None:
     )
     err = orjson.loads(body)["error"]
     assert err["type"] == "rate_limit_error" and err["code"] == "RESOURCE_EXHAUSTED"
+
+
+def test_gemini_models_on_vertex_are_priced_as_gemini() -> None:
+    from extproc.cost import price_table
+
+    price = price_table(()).find("my-vertex", "vertex", "gemini-2.0-flash-001")
+    assert price is not None and price.input > 0
