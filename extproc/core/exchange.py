@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import Any
 
+import orjson
+
 from extproc.config.runtime import RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
@@ -100,6 +102,8 @@ _PHASE_OF = {
 _BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _DECISIONS = (Continue, Reject)
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
+# The deepest JSON orjson serialises (it parses 1,024 levels).
+MAX_JSON_DEPTH = 254
 
 
 class PhaseError(Exception):
@@ -162,15 +166,36 @@ class Exchange:
         """Any event, in order. Async only because processors may call out."""
         kind = type(event)
         self._advance(_PHASE_OF[kind])
-        # Exact type checks: cheaper than isinstance/isawaitable on every message.
-        if kind is RequestHeaders:
-            d = self._request_headers(event)  # type: ignore[arg-type]
-            return d if type(d) in _DECISIONS else await d  # type: ignore[misc,return-value]
-        if kind is RequestBody:
-            return await self._request_body(event)  # type: ignore[arg-type]
-        if kind is ResponseHeaders:
-            return self._response_headers(event)  # type: ignore[arg-type]
-        return self._response_body(event)  # type: ignore[arg-type]
+        try:
+            # Exact type checks: cheaper than isinstance/isawaitable on every message.
+            if kind is RequestHeaders:
+                d = self._request_headers(event)  # type: ignore[arg-type]
+                return d if type(d) in _DECISIONS else await d  # type: ignore[misc,return-value]
+            if kind is RequestBody:
+                return await self._request_body(event)  # type: ignore[arg-type]
+            if kind is ResponseHeaders:
+                return self._response_headers(event)  # type: ignore[arg-type]
+            return self._response_body(event)  # type: ignore[arg-type]
+        except PhaseError:
+            raise
+        except Exception as e:
+            return self._failed(e)
+
+    def _failed(self, e: Exception) -> Reject:
+        """A bug or an input nothing checked for: the client still gets an
+        answer in its API's shape (never Envoy's empty 500), the log the cause."""
+        rid = self.record.request_id
+        # Type and message only: no traceback, whose locals may hold a key.
+        log.error(
+            "exchange failed in phase %s: %s: %s (request_id=%s)",
+            self._phase.label,
+            type(e).__name__,
+            str(e)[:300],
+            rid,
+        )
+        msg = "The gateway failed to process this request"
+        msg += f" (request id {rid})." if rid else "."
+        return self._reject(reject(500, msg, "internal_error", self._api))
 
     def close(self) -> None:
         """The stream ended (normally or not): report what happened, once."""
@@ -276,6 +301,10 @@ class Exchange:
             d = leg.request(ctx, raw)
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
+        except (orjson.JSONEncodeError, RecursionError):
+            # orjson reads 1,024 levels but writes 254: a body the leg must re-serialise.
+            msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
+            return self._reject(reject(400, msg, "body_too_deep", self._api))
         self._leg = leg
         return d
 

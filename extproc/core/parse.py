@@ -36,6 +36,15 @@ def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[st
         return reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api)
     if not isinstance(body, dict):
         return reject(400, "The request body must be a JSON object.", "invalid_body", api)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        # As the OpenAI API answers; null counts as absent (the route's default).
+        return reject(
+            400,
+            f"Invalid type for 'model': expected a string, but got {_json_type(model)} instead.",
+            "invalid_type",
+            api,
+        )
     if endpoint in _MESSAGES_ENDPOINTS:
         msgs = body.get("messages")
         if msgs is None:
@@ -47,3 +56,13 @@ def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[st
     elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
         return reject(400, "'prompt' must be a string.", "invalid_prompt", api)
     return body
+
+
+def _json_type(v: object) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a decimal"
+    return "an array" if isinstance(v, list) else "an object"

@@ -1,0 +1,150 @@
+"""Inputs and failures nothing else checks for: the client always gets a JSON
+error in its API's shape, never Envoy's empty 500 (issue 22, items 6 and 7)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import pytest
+
+from extproc.config.compile import compile_config
+from extproc.config.loader import load_text
+from extproc.core.events import CONTINUE, Continue, Reject, RequestBody, RequestHeaders
+from extproc.core.exchange import MAX_JSON_DEPTH, Exchange
+from extproc.core.request import RequestContext
+
+CONFIG = """
+providers:
+- {name: deepseek, type: deepseek, api_tokens: [sk-deepseek], default_model: deepseek-chat}
+- {name: claude, type: claude, api_tokens: [sk-ant], default_model: claude-sonnet-4}
+- {name: ollama, type: ollama, base_url: "http://ollama.internal:11434", default_model: llama3.2}
+routes:
+- {name: r-openai, match: {hosts: [openai.test]}, provider: deepseek}
+- {name: r-claude, match: {hosts: [anthropic.test]}, provider: claude, client_api: anthropic}
+- {name: r-ollama, match: {hosts: [ollama.test]}, provider: ollama, client_api: ollama}
+"""
+
+PATHS = {
+    "openai.test": "/v1/chat/completions",
+    "anthropic.test": "/v1/messages",
+    "ollama.test": "/api/chat",
+}
+
+
+def nested(depth: int) -> Any:
+    v: Any = 1
+    for _ in range(depth - 1):
+        v = [v]
+    return v
+
+
+async def send(ex: Exchange, host: str, body: bytes) -> Any:
+    h = {
+        ":authority": host,
+        ":path": PATHS[host],
+        ":method": "POST",
+        "content-type": "application/json",
+        "x-request-id": "req-faults-1",
+    }
+    assert await ex.handle(RequestHeaders(h, False)) == CONTINUE
+    return await ex.handle(RequestBody(body, True))
+
+
+def body_with(extra: dict[str, Any], host: str = "openai.test") -> bytes:
+    msgs = [{"role": "user", "content": "hi"}]
+    b: dict[str, Any] = {"messages": msgs, **extra}
+    if host == "anthropic.test":
+        b.setdefault("max_tokens", 10)
+    return orjson.dumps(b) if "deep" not in extra else _raw_deep(b)
+
+
+def _raw_deep(b: dict[str, Any]) -> bytes:
+    # Deeper than orjson writes, so written by hand: {"...", "deep": [[[...1...]]]}.
+    depth = b.pop("deep")
+    head = orjson.dumps(b)[:-1]
+    return head + b',"deep":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 300, 1000])
+async def test_a_body_nested_deeper_than_the_gateway_writes_is_a_400_naming_the_limit(
+    depth: int,
+) -> None:
+    rt = compile_config(load_text(CONFIG))
+    # No model: the leg fills the default and writes the body again.
+    d = await send(Exchange(rt), "openai.test", body_with({"deep": depth}))
+    assert isinstance(d, Reject), d
+    assert d.status == 400
+    err = orjson.loads(d.body)["error"]
+    assert str(MAX_JSON_DEPTH) in err["message"] and err["code"] == "body_too_deep"
+
+
+async def test_a_body_at_the_limit_is_served() -> None:
+    rt = compile_config(load_text(CONFIG))
+    d = await send(Exchange(rt), "openai.test", body_with({"deep": MAX_JSON_DEPTH - 2}))
+    assert isinstance(d, Continue), d
+
+
+@pytest.mark.parametrize(
+    ("model", "kind"),
+    [
+        (7, "an integer"),
+        (1.5, "a decimal"),
+        (True, "a boolean"),
+        ([], "an array"),
+        ({}, "an object"),
+    ],
+)
+@pytest.mark.parametrize("host", ["openai.test", "anthropic.test", "ollama.test"])
+async def test_a_model_that_is_not_a_string_is_a_400(model: Any, kind: str, host: str) -> None:
+    rt = compile_config(load_text(CONFIG))
+    d = await send(Exchange(rt), host, body_with({"model": model}, host))
+    assert isinstance(d, Reject), d
+    assert d.status == 400
+    err = orjson.loads(d.body)
+    msg = f"Invalid type for 'model': expected a string, but got {kind} instead."
+    if host == "openai.test":
+        assert err["error"]["message"] == msg
+        assert err["error"]["type"] == "invalid_request_error"
+    elif host == "anthropic.test":
+        assert err["type"] == "error" and err["error"]["message"] == msg
+    else:
+        assert err == {"error": msg}
+
+
+async def test_a_null_model_is_the_routes_default() -> None:
+    rt = compile_config(load_text(CONFIG))
+    d = await send(Exchange(rt), "openai.test", body_with({"model": None}))
+    assert isinstance(d, Continue), d
+    assert orjson.loads(d.body or b"{}")["model"] == "deepseek-chat"
+
+
+@pytest.mark.parametrize("host", ["openai.test", "anthropic.test", "ollama.test"])
+async def test_an_unexpected_exception_answers_in_the_clients_shape_and_logs_the_request_id(
+    host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = compile_config(load_text(CONFIG))
+    done = []
+
+    async def broken(ctx: RequestContext) -> Reject | None:
+        raise KeyError("something nobody expected")
+
+    ex = Exchange(rt, done.append, broken)
+    with caplog.at_level(logging.ERROR, logger="extproc.exchange"):
+        d = await send(ex, host, body_with({}, host))
+    assert isinstance(d, Reject), d
+    assert d.status == 500 and d.body
+    err = orjson.loads(d.body)
+    if host == "openai.test":
+        assert err["error"]["code"] == "internal_error"
+        assert "req-faults-1" in err["error"]["message"]
+    elif host == "anthropic.test":
+        assert err["type"] == "error" and err["error"]["type"] == "api_error"
+    else:
+        assert "req-faults-1" in err["error"]
+    (line,) = [r.getMessage() for r in caplog.records if "exchange failed" in r.getMessage()]
+    assert "req-faults-1" in line and "KeyError" in line and "request_body" in line
+    # The request is reported once, as a failure.
+    (rec,) = done
+    assert rec.status == 500 and rec.blocked_reason == "internal_error"
