@@ -97,6 +97,27 @@ def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], por
     return yaml.safe_dump(merge_fallback(yaml.safe_load(envoy_text), resources), sort_keys=False)
 
 
+def with_replicas(envoy_text: str, ports: list[int]) -> str:
+    """The Envoy config with one llm_extproc endpoint per ext_proc replica."""
+    import yaml
+
+    cfg = yaml.safe_load(envoy_text)
+    (cluster,) = [c for c in cfg["static_resources"]["clusters"] if c["name"] == "llm_extproc"]
+    cluster["load_assignment"]["endpoints"] = [
+        {
+            "lb_endpoints": [
+                {
+                    "endpoint": {
+                        "address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}
+                    }
+                }
+                for p in ports
+            ]
+        }
+    ]
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
 def wait_port(
     port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -149,6 +170,7 @@ class Stack:
         drip_s: float = 0.0,
         extra_args: tuple[str, ...] = (),
         transport: str = "",
+        replicas: int = 1,
     ):
         self.tmp = tmp
         self.config_text = config
@@ -157,6 +179,9 @@ class Stack:
         self.extra_args = extra_args
         self.transport = transport or default_transport()
         self.procs: list[subprocess.Popen[bytes]] = []
+        # ext_proc replicas behind Envoy's llm_extproc cluster: procs[:replicas].
+        self.replicas = replicas
+        self.extproc_ports: list[int] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
         self.access_log = tmp / "envoy.stdout"
@@ -184,33 +209,38 @@ class Stack:
         self.metrics_port = free_port()
         self.ollama_listener = free_port()
         env = {**os.environ, **self.env}
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "extproc.cli",
-                    "serve",
-                    "--config",
-                    str(cfg),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.extproc_port),
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    "--transport",
-                    self.transport,
-                    *self.extra_args,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=self.extproc_log.open("wb"),
-                env=env,
-                cwd=ROOT,
+        for i in range(self.replicas):
+            port = self.extproc_port if i == 0 else free_port()
+            self.extproc_ports.append(port)
+            log = self.extproc_log if i == 0 else self.tmp / f"extproc-{i}.log"
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "extproc.cli",
+                        "serve",
+                        "--config",
+                        str(cfg),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--metrics-port",
+                        str(self.metrics_port if i == 0 else free_port()),
+                        "--transport",
+                        self.transport,
+                        *self.extra_args,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log.open("wb"),
+                    env=env,
+                    cwd=ROOT,
+                )
             )
-        )
-        wait_port(self.extproc_port, proc=self.procs[-1])
-        wait_healthy(self.extproc_port, proc=self.procs[-1])
+        for port, proc in zip(self.extproc_ports, self.procs, strict=True):
+            wait_port(port, proc=proc)
+            wait_healthy(port, proc=proc)
         envoy_cfg = self.tmp / "envoy.yaml"
         envoy_text = render_envoy(
             self.listener,
@@ -219,6 +249,8 @@ class Stack:
             self.admin,
             ollama=self.ollama_listener,
         )
+        if self.replicas > 1:
+            envoy_text = with_replicas(envoy_text, self.extproc_ports)
         envoy_cfg.write_text(with_fallback(envoy_text, text, env, self.fake.port))
         self.procs.append(
             subprocess.Popen(

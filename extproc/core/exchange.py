@@ -14,6 +14,7 @@ Envoy's dynamic metadata at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +44,7 @@ from extproc.core.events import (
 from extproc.core.fallback_leg import FallbackLeg, fallback_leg
 from extproc.core.legs import Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
-from extproc.core.parse import parse_body
+from extproc.core.parse import MAX_JSON_DEPTH, parse_body
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import (
     ANTHROPIC_ENDPOINTS,
@@ -102,8 +103,9 @@ _PHASE_OF = {
 _BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
 _DECISIONS = (Continue, Reject)
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
-# The deepest JSON orjson serialises (it parses 1,024 levels).
-MAX_JSON_DEPTH = 254
+# Envoy's router takes the upstream attempt's deadline from this header (set,
+# so overwritten, on every request a leg sends on).
+UPSTREAM_TIMEOUT_HEADER = "x-envoy-upstream-rq-per-try-timeout-ms"
 
 
 class PhaseError(Exception):
@@ -302,10 +304,15 @@ class Exchange:
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
         except (orjson.JSONEncodeError, RecursionError):
-            # orjson reads 1,024 levels but writes 254: a body the leg must re-serialise.
+            # parse_body refuses deeper bodies; this is for what a leg builds from one.
             msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
             return self._reject(reject(400, msg, "body_too_deep", self._api))
         self._leg = leg
+        if type(d) is Continue and not isinstance(leg, FallbackLeg):
+            # The provider's timeout bounds the attempt Envoy makes (a fallback
+            # route's attempts are bounded by its retry.per_try_timeout).
+            timeout = (UPSTREAM_TIMEOUT_HEADER, str(max(1, round(leg.prov.timeout_s * 1000))))
+            d = dataclasses.replace(d, set_headers=(*d.set_headers, timeout))
         return d
 
     # -- response ----------------------------------------------------------

@@ -12,7 +12,8 @@ import pytest
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import CONTINUE, Continue, Reject, RequestBody, RequestHeaders
-from extproc.core.exchange import MAX_JSON_DEPTH, Exchange
+from extproc.core.exchange import Exchange
+from extproc.core.parse import MAX_JSON_DEPTH
 from extproc.core.request import RequestContext
 
 CONFIG = """
@@ -78,6 +79,19 @@ async def test_a_body_nested_deeper_than_the_gateway_writes_is_a_400_naming_the_
     assert d.status == 400
     err = orjson.loads(d.body)["error"]
     assert str(MAX_JSON_DEPTH) in err["message"] and err["code"] == "body_too_deep"
+
+
+async def test_a_deep_body_is_a_400_also_where_the_leg_would_forward_it_unchanged() -> None:
+    rt = compile_config(load_text(CONFIG))
+    raw = body_with({"model": "deepseek-chat", "deep": 400})
+    d = await send(Exchange(rt), "openai.test", raw)
+    assert isinstance(d, Reject) and d.status == 400, d
+
+
+async def test_many_brackets_that_do_not_nest_deep_are_served() -> None:
+    rt = compile_config(load_text(CONFIG))
+    raw = body_with({"model": "deepseek-chat", "wide": [[1]] * 500})
+    assert isinstance(await send(Exchange(rt), "openai.test", raw), Continue)
 
 
 async def test_a_body_at_the_limit_is_served() -> None:
