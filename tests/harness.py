@@ -171,6 +171,7 @@ class Stack:
         extra_args: tuple[str, ...] = (),
         transport: str = "",
         replicas: int = 1,
+        server_cmd: Callable[[Path, int, int], list[str]] | None = None,
     ):
         self.tmp = tmp
         self.config_text = config
@@ -181,6 +182,9 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
         # ext_proc replicas behind Envoy's llm_extproc cluster: procs[:replicas].
         self.replicas = replicas
+        # (config path, port, metrics port) -> the command that serves them
+        # (the container image's test runs it in podman); default: this checkout.
+        self.server_cmd = server_cmd
         self.extproc_ports: list[int] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
@@ -213,34 +217,42 @@ class Stack:
             port = self.extproc_port if i == 0 else free_port()
             self.extproc_ports.append(port)
             log = self.extproc_log if i == 0 else self.tmp / f"extproc-{i}.log"
+            metrics = self.metrics_port if i == 0 else free_port()
+            cmd = (
+                self.server_cmd(cfg, port, metrics)
+                if self.server_cmd is not None
+                else [
+                    sys.executable,
+                    "-m",
+                    "extproc.cli",
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--metrics-port",
+                    str(metrics),
+                    "--transport",
+                    self.transport,
+                    *self.extra_args,
+                ]
+            )
             self.procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "extproc.cli",
-                        "serve",
-                        "--config",
-                        str(cfg),
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--metrics-port",
-                        str(self.metrics_port if i == 0 else free_port()),
-                        "--transport",
-                        self.transport,
-                        *self.extra_args,
-                    ],
+                    cmd,
                     stdout=subprocess.DEVNULL,
                     stderr=log.open("wb"),
                     env=env,
                     cwd=ROOT,
                 )
             )
+        # A container takes longer to start than a process.
+        start_s = 20.0 if self.server_cmd is None else 90.0
         for port, proc in zip(self.extproc_ports, self.procs, strict=True):
-            wait_port(port, proc=proc)
-            wait_healthy(port, proc=proc)
+            wait_port(port, start_s, proc=proc)
+            wait_healthy(port, start_s, proc=proc)
         envoy_cfg = self.tmp / "envoy.yaml"
         envoy_text = render_envoy(
             self.listener,

@@ -81,7 +81,10 @@ def test_istio_object_strict_schema(istio_manifest, istio_schemas, meta_validate
     ids=["envoyfilter-match", "serviceentry-spec", "destinationrule-tls", "gateway-port", "root"],
 )
 def test_strict_schema_rejects_unknown_field(manifests, istio_schemas, kind, mutate, needle):
-    doc = copy.deepcopy(of_kind(manifests, kind)[0])
+    docs = of_kind(manifests, kind)
+    if kind == "DestinationRule":  # the providers' (TLS origination), not llm-extproc's
+        docs = [d for d in docs if "portLevelSettings" in d["spec"].get("trafficPolicy", {})]
+    doc = copy.deepcopy(docs[0])
     assert istio_schemas.errors(doc) == []
     mutate(doc)
     errors = istio_schemas.errors(doc)
@@ -269,7 +272,10 @@ def test_envoyfilter_route_scoping_shape(envoyfilter_manifest):
     (off,) = patches_of(doc, "VIRTUAL_HOST")
     on = patches_of(doc, "HTTP_ROUTE")
     assert on, "ext_proc is switched off everywhere and on nowhere"
-    assert len(doc["spec"]["configPatches"]) == 2 + len(on)
+    # ... plus the connection manager's local replies for ext_proc's errors.
+    (hcm,) = patches_of(doc, "NETWORK_FILTER")
+    assert list(hcm["patch"]["value"]["typed_config"]) == ["@type", "local_reply_config"]
+    assert len(doc["spec"]["configPatches"]) == 3 + len(on)
     assert fp["match"]["listener"].get("portNumber", 80) == 80
     for p in (off, *on):
         assert p["match"]["context"] == fp["match"]["context"]
