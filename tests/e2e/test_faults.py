@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -111,6 +112,48 @@ def test_deep_bodies_and_non_string_models_get_a_400(tmp_path: Path) -> None:
         assert s.fake.take() == []
 
 
+def load(s: Stack, total: int, workers: int, at_quarter: Callable[[], None]) -> Counter[int]:
+    """`total` chat requests from `workers` clients; `at_quarter` runs once a
+    quarter of them are answered. Status per request (0: no answer)."""
+    results: Counter[int] = Counter()
+    lock = threading.Lock()
+    done = [0]
+
+    def work(n: int) -> None:
+        with httpx.Client(base_url=s.url, timeout=15) as c:
+            for _ in range(n):
+                try:
+                    code = chat(c).status_code
+                except httpx.HTTPError:
+                    code = 0
+                with lock:
+                    results[code] += 1
+                    done[0] += 1
+
+    threads = [threading.Thread(target=work, args=(total // workers,)) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while done[0] < total // 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    at_quarter()
+    for t in threads:
+        t.join(120)
+    assert sum(results.values()) == total
+    return results
+
+
+def test_a_replica_stopped_under_load_loses_no_request(tmp_path: Path) -> None:
+    """SIGTERM: the replica says NOT_SERVING and refuses new streams at once
+    (Envoy retries them on the other one) and finishes the open ones."""
+    total = 300
+    with Stack(tmp_path, CONFIG, replicas=2, extra_args=("--grace", "5")) as s:
+        results = load(s, total, 4, lambda: s.procs[1].send_signal(signal.SIGTERM))
+        assert s.procs[1].wait(10) == 0
+        print("replica-stop results", dict(results))
+        assert results[200] == total, (results, s.access_lines()[-20:])
+
+
 def test_one_of_two_replicas_killed_under_load_loses_at_most_one_percent(
     tmp_path: Path,
 ) -> None:
@@ -118,34 +161,11 @@ def test_one_of_two_replicas_killed_under_load_loses_at_most_one_percent(
     dead replica out; only the requests it held may fail."""
     total, workers = 400, 4
     with Stack(tmp_path, CONFIG, replicas=2) as s:
-        results: Counter[int] = Counter()
-        lock = threading.Lock()
-        done = [0]
-
-        def work(n: int) -> None:
-            with httpx.Client(base_url=s.url, timeout=15) as c:
-                for _ in range(n):
-                    try:
-                        code = chat(c).status_code
-                    except httpx.HTTPError:
-                        code = 0
-                    with lock:
-                        results[code] += 1
-                        done[0] += 1
-
-        threads = [threading.Thread(target=work, args=(total // workers,)) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        deadline = time.monotonic() + 60
-        while done[0] < total // 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(s.procs[1].pid, signal.SIGKILL)  # the second replica, by PID
-        for t in threads:
-            t.join(120)
+        # The second replica, by PID.
+        results = load(s, total, workers, lambda: os.kill(s.procs[1].pid, signal.SIGKILL))
         s.procs[1].wait(5)
         failed = total - results[200]
         print("replica-kill results", dict(results))
-        assert sum(results.values()) == total
         assert failed <= total // 100, (results, s.access_lines()[-20:])
 
 
