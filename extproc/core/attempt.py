@@ -51,6 +51,9 @@ class AttemptExchange(Exchange):
 
     __slots__ = ("_consumer", "_history", "_path", "_prov", "provider_name")
 
+    # After Envoy's router: the attempt's timeout was set by the route's exchange.
+    bounds_attempts = False
+
     def __init__(
         self,
         runtime: Runtime,

@@ -129,6 +129,18 @@ def _holds_key(value: str, digests: frozenset[bytes]) -> bool:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest() in digests
 
 
+def _attempt_timeout_s(leg: Leg | FallbackLeg) -> float:
+    """How long Envoy's upstream attempt may wait for its answer to start: the
+    provider's timeout; on a fallback route the longest of its chain's,
+    unless the route's retry.per_try_timeout (in Envoy's route) bounds it."""
+    if isinstance(leg, FallbackLeg):
+        fb = leg.route.fallback
+        if fb is None or fb.per_try_timeout_s:
+            return 0.0
+        return max((p.timeout_s for p in fb.providers), default=0.0)
+    return leg.prov.timeout_s
+
+
 class PhaseError(Exception):
     """Envoy sent a message the exchange cannot take in its current phase."""
 
@@ -139,6 +151,10 @@ class PhaseError(Exception):
 
 class Exchange:
     """Decisions for one HTTP request/response, one ext_proc stream."""
+
+    # This exchange runs before Envoy's router: it sets the upstream attempt's
+    # timeout (an attempt's exchange, after the router, has no say in it).
+    bounds_attempts = True
 
     __slots__ = (
         "_api",
@@ -379,10 +395,8 @@ class Exchange:
             msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
             return self._reject(reject(400, msg, "body_too_deep", self._api))
         self._leg = leg
-        if type(d) is Continue and not isinstance(leg, FallbackLeg):
-            # The provider's timeout bounds the attempt Envoy makes (a fallback
-            # route's attempts are bounded by its retry.per_try_timeout).
-            timeout = (UPSTREAM_TIMEOUT_HEADER, str(max(1, round(leg.prov.timeout_s * 1000))))
+        if type(d) is Continue and self.bounds_attempts and (t := _attempt_timeout_s(leg)):
+            timeout = (UPSTREAM_TIMEOUT_HEADER, str(max(1, round(t * 1000))))
             d = dataclasses.replace(d, set_headers=(*d.set_headers, timeout))
         return d
 

@@ -162,3 +162,68 @@ async def test_an_unexpected_exception_answers_in_the_clients_shape_and_logs_the
     # The request is reported once, as a failure.
     (rec,) = done
     assert rec.status == 500 and rec.blocked_reason == "internal_error"
+
+
+# -- the provider's timeout bounds Envoy's upstream attempt (item 5) -------------
+
+TIMEOUTS = """
+providers:
+- {name: fast, type: qwen, api_tokens: [sk-f], timeout: 2.5s}
+- {name: slow, type: qwen, api_tokens: [sk-s], timeout: 40s}
+- {name: usual, type: qwen, api_tokens: [sk-u]}
+routes:
+- {name: plain, match: {hosts: [plain.test]}, provider: fast}
+- {name: usual, match: {hosts: [usual.test]}, provider: usual}
+- {name: chain, match: {hosts: [chain.test]}, provider: fast, fallback: [slow]}
+- name: bounded
+  match: {hosts: [bounded.test]}
+  provider: fast
+  fallback: [slow]
+  retry: {per_try_timeout: 7s}
+"""
+TIMEOUT_HEADER = "x-envoy-upstream-rq-per-try-timeout-ms"
+
+
+async def sent_headers(host: str, body: bytes | None = None) -> dict[str, str]:
+    rt = compile_config(load_text(TIMEOUTS))
+    ex = Exchange(rt)
+    h = {":authority": host, ":path": "/v1/chat/completions", ":method": "POST"}
+    h["content-type"] = "application/json"
+    if body is None:
+        h.update({":method": "GET", ":path": "/v1/models"})
+        d = await ex.handle(RequestHeaders(h, True))
+    else:
+        assert await ex.handle(RequestHeaders(h, False)) == CONTINUE
+        d = await ex.handle(RequestBody(body, True))
+    assert isinstance(d, Continue), d
+    return dict(d.set_headers)
+
+
+@pytest.mark.parametrize(
+    ("host", "want"),
+    [
+        ("plain.test", "2500"),  # the provider's timeout
+        ("usual.test", "120000"),  # its default, 120 s
+        ("chain.test", "40000"),  # a fallback chain: the longest of its providers'
+        ("bounded.test", None),  # the route's retry.per_try_timeout, in Envoy's route
+    ],
+)
+async def test_the_upstream_attempt_gets_the_providers_timeout(host: str, want: str | None) -> None:
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert (await sent_headers(host, body)).get(TIMEOUT_HEADER) == want
+    # A request without a body (GET /v1/models) too.
+    assert (await sent_headers(host)).get(TIMEOUT_HEADER) == want
+
+
+async def test_an_attempt_after_envoys_router_sets_no_timeout_header() -> None:
+    from extproc.core.attempt import AttemptExchange
+
+    rt = compile_config(load_text(TIMEOUTS))
+    ex = AttemptExchange(rt, "slow")
+    meta = {"llm_extproc": {"fallback": "chain", "path": "/v1/chat/completions"}}
+    h = {":authority": "llm-fallback", ":path": "/v1/chat/completions"}
+    h["content-type"] = "application/json"
+    assert await ex.handle(RequestHeaders(h, False, meta)) == CONTINUE
+    d = await ex.handle(RequestBody(b'{"messages":[{"role":"user","content":"hi"}]}', True))
+    assert isinstance(d, Continue), d
+    assert TIMEOUT_HEADER not in dict(d.set_headers)  # it would go to the provider
