@@ -157,6 +157,8 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
     assert mode["response_header_mode"] == "SEND"
     assert mode["request_body_mode"] == "BUFFERED"
     assert mode["response_body_mode"] == "NONE"
+    # Trailers come to us: with SKIP, a request with trailers skips the body phase.
+    assert mode["request_trailer_mode"] == "SEND"
 
 
 def test_envoyfilter_variants_share_one_filter_config(manifests):
@@ -272,10 +274,20 @@ def test_envoyfilter_route_scoping_shape(envoyfilter_manifest):
     (off,) = patches_of(doc, "VIRTUAL_HOST")
     on = patches_of(doc, "HTTP_ROUTE")
     assert on, "ext_proc is switched off everywhere and on nowhere"
-    # ... plus the connection manager's local replies for ext_proc's errors.
-    (hcm,) = patches_of(doc, "NETWORK_FILTER")
-    assert list(hcm["patch"]["value"]["typed_config"]) == ["@type", "local_reply_config"]
+    (normalise,) = patches_of(doc, "NETWORK_FILTER")
     assert len(doc["spec"]["configPatches"]) == 3 + len(on)
+    assert normalise["match"]["context"] == fp["match"]["context"]
+    assert normalise["patch"]["operation"] == "MERGE"
+    hcm = dict(normalise["patch"]["value"]["typed_config"])
+    # ... and the local replies for ext_proc's errors (test_extproc_resilience.py).
+    assert hcm.pop("local_reply_config")["mappers"]
+    assert hcm == {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+        "http_connection_manager.v3.HttpConnectionManager",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+    }
     assert fp["match"]["listener"].get("portNumber", 80) == 80
     for p in (off, *on):
         assert p["match"]["context"] == fp["match"]["context"]
