@@ -92,9 +92,24 @@ def test_a_hung_provider_is_cut_at_the_providers_timeout(tmp_path: Path) -> None
         assert took < 5, took  # the provider's 1 s, not Envoy's route timeout (300 s)
         assert r.status_code == 504, (r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/json"), r.headers
-        assert r.json()["error"]["message"], r.json()
+        assert "timeout" in r.json()["error"]["message"], r.json()
         seen = s.fake.take()
         assert [x.path for x in seen] == ["/compatible-mode/v1/chat/completions"], (seen, r.text)
+
+
+def test_a_hung_provider_answers_an_anthropic_client_in_its_shape(tmp_path: Path) -> None:
+    with Stack(tmp_path, CONFIG) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        s.fake.script("/chat/completions", Scripted(200, b"{}", delay_s=20))
+        t0 = time.monotonic()
+        r = c.post(
+            "/v1/messages",
+            content=MSGS,
+            headers={"host": "claude.test", "content-type": "application/json"},
+        )
+        assert time.monotonic() - t0 < 5
+        assert r.status_code == 504, (r.status_code, r.text)
+        body = r.json()
+        assert body["type"] == "error" and "timeout" in body["error"]["message"], body
 
 
 def test_deep_bodies_and_non_string_models_get_a_400(tmp_path: Path) -> None:
