@@ -53,6 +53,29 @@ _NOT_SERVING = health_pb2.HealthCheckResponse(
 ).SerializeToString()
 
 
+# A draining server's answer to a new Process stream: HTTP 503 with the gRPC
+# status in the headers (trailers-only). gRPC clients read it as UNAVAILABLE;
+# Envoy's retry policy (retry_on 5xx) then sends the stream to another
+# replica, which a 200 with grpc-status 14 would not make it do.
+_REFUSED_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"application/grpc"),
+        (b"grpc-status", str(UNAVAILABLE).encode()),
+        (b"grpc-message", b"the server is shutting down"),
+    ],
+    "trailers": False,
+}
+_REFUSED_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def _refuse(send: Send) -> None:
+    with contextlib.suppress(OSError):  # the client may be gone already
+        await send(_REFUSED_START)
+        await send(_REFUSED_END)
+
+
 class GrpcApp:
     """The ASGI application: ext_proc's Process, health Check, UNIMPLEMENTED
     for any other method (also health Watch: clients then treat the server
@@ -84,7 +107,7 @@ class GrpcApp:
         path = scope["path"]
         if path == PROCESS:
             if not self.serving:
-                await stream.finish(UNAVAILABLE, "the server is shutting down")
+                await _refuse(send)
                 return
             self.open_streams += 1
             self._idle.clear()

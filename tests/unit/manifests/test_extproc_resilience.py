@@ -95,3 +95,18 @@ def test_demo_and_bench_check_the_ext_proc_replicas() -> None:
         od = c["outlier_detection"]
         assert od["enforcing_consecutive_gateway_failure"] == 100
         assert od["max_ejection_percent"] >= 50
+
+
+def test_refused_streams_are_retried_on_another_replica_everywhere(envoyfilter_manifest) -> None:  # type: ignore[no-untyped-def]
+    """A draining replica answers HTTP 503 (retry_on 5xx); a dead one resets or
+    refuses the connection. The demo's policy is the mesh's."""
+    demo = yaml.safe_load((ROOT / "envoy" / "envoy-demo.yaml").read_text())
+    hcm = demo["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (ext,) = [
+        f for f in hcm["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.ext_proc"
+    ]
+    policy = ext["typed_config"]["grpc_service"]["retry_policy"]
+    assert {"5xx", "connect-failure", "reset"} <= set(policy["retry_on"].split(","))
+    assert policy["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
+    mesh = filter_patch(envoyfilter_manifest.doc)["patch"]["value"]["typed_config"]
+    assert mesh["grpc_service"]["retry_policy"] == policy
