@@ -1,5 +1,8 @@
 # syntax=docker/dockerfile:1
 # llm-extproc: Envoy ext_proc gRPC service (gRPC :50051, Prometheus /metrics :9464).
+# The image serves gRPC on every interface of its container (Envoy runs elsewhere)
+# and /metrics on loopback only; expose /metrics with `--metrics-host 0.0.0.0`
+# where a network policy limits who reaches it (asm/deployment.yaml does).
 #   docker build -t llm-extproc:0.1.0 .
 # Both stages use the same base image so the venv's interpreter symlinks stay valid.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -22,6 +25,8 @@ RUN test -f README.md || echo "# llm-extproc" > README.md \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install "$(ls /wheels/llm_extproc-*.whl)[fast]" \
+    && /opt/venv/bin/pip install --force-reinstall --no-deps "opentelemetry-proto==$(/opt/venv/bin/python -c "import importlib.metadata as m; print(m.version('opentelemetry-proto'))")" \
+    && /opt/venv/bin/python -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter" \
     && /opt/venv/bin/pip uninstall -y pip setuptools wheel \
     && /opt/venv/bin/llm-extproc --help > /dev/null
 
@@ -38,9 +43,9 @@ RUN groupadd --system --gid 10001 extproc \
        --home-dir /nonexistent --shell /usr/sbin/nologin extproc
 COPY --from=builder /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 50051 9464
+EXPOSE 50051
 # grpc.health.v1 check against the serving port (grpcio-health-checking is a dependency).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; r = g.HealthStub(grpc.insecure_channel('localhost:50051')).Check(h.HealthCheckRequest(), timeout=3); sys.exit(0 if r.status == h.HealthCheckResponse.SERVING else 1)"]
 ENTRYPOINT ["llm-extproc"]
-CMD ["serve", "--config", "/etc/llm-extproc/config.yaml"]
+CMD ["serve", "--config", "/etc/llm-extproc/config.yaml", "--host", "0.0.0.0"]

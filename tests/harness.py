@@ -216,13 +216,16 @@ class Stack:
         transport: str = "",
         replicas: int = 1,
         server_cmd: Callable[[Path, int, int], list[str]] | None = None,
+        envoy_edit: Callable[[str], str] | None = None,
     ):
         self.tmp = tmp
         self.config_text = config
         self.env = dict(env or {})
-        self.fake = ThreadedFakeProvider(keys=fake_keys or {}, drip_s=drip_s)
+        self._fake_kw: dict[str, object] = {"keys": fake_keys or {}, "drip_s": drip_s}
+        self.fake = ThreadedFakeProvider(**self._fake_kw)
         self.extra_args = extra_args
         self.transport = transport or default_transport()
+        self.envoy_edit = envoy_edit  # changes the rendered Envoy config (a tracer, ...)
         self.procs: list[subprocess.Popen[bytes]] = []
         # ext_proc replicas behind Envoy's llm_extproc cluster: procs[:replicas].
         self.replicas = replicas
@@ -235,12 +238,22 @@ class Stack:
         self.access_log = tmp / "envoy.stdout"
 
     def __enter__(self) -> Stack:
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        # A port picked free can be taken by another process (an outgoing
+        # connection's ephemeral port) before our server binds it: start again
+        # on new ports, a bounded number of times.
+        for attempt in range(3):
+            try:
+                self._start()
+                return self
+            except RuntimeError as e:
+                self.__exit__()
+                if attempt == 2 or "before listening" not in str(e):
+                    raise
+                self.fake = ThreadedFakeProvider(**self._fake_kw)
+            except BaseException:
+                self.__exit__()
+                raise
+        raise AssertionError("unreachable")
 
     def _start(self) -> None:
         self.fake.__enter__()
@@ -307,7 +320,10 @@ class Stack:
         )
         if self.replicas > 1:
             envoy_text = with_replicas(envoy_text, self.extproc_ports)
-        envoy_cfg.write_text(with_fallback(envoy_text, text, env, self.fake.port))
+        envoy_text = with_fallback(envoy_text, text, env, self.fake.port)
+        if self.envoy_edit is not None:
+            envoy_text = self.envoy_edit(envoy_text)
+        envoy_cfg.write_text(envoy_text)
         self.procs.append(
             subprocess.Popen(
                 [

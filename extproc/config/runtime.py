@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.core.redact import Redactor
+from extproc.cost import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
@@ -31,6 +33,13 @@ class RouteProcessor(Protocol):
         """It reads the request's texts (a check): unreadable content is a 400."""
         ...
 
+    @property
+    def calls_model(self) -> str:
+        """ "guard"/"rewrite" when it calls a model ("" otherwise)."""
+        ...
+
+    def call_target(self) -> tuple[str, str]: ...
+
     async def process(self, ctx: Any) -> Any: ...
 
     async def start(self) -> None: ...
@@ -52,6 +61,8 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
+    # Its own tokens, for the answers the gateway only relays (core/redact.py).
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def type(self) -> str:
@@ -141,6 +152,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """observability.tracing, compiled; "" fields fall back to OTEL_* variables."""
+
+    protocol: str = "grpc"  # or "http/protobuf"
+    endpoint: str = ""
+    service_name: str = "llm-extproc"
+    insecure: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
     routes: RouteTable
     providers: Mapping[str, ProviderRuntime]
@@ -152,11 +173,19 @@ class Runtime:
     budget_window_s: float
     budget_backend: str
     redis_url: str
+    # Output tokens a budget reservation assumes when a request sets no max_tokens.
+    budget_default_output: int = 1024
     # A request no route matches: refused (False) or passed on unread (True).
     unmatched_pass_through: bool = False
     # sha256 of every consumer key: a passed-through request loses a header
     # holding one (the digest, not the key, is what a set lookup can leak).
     consumer_key_digests: frozenset[bytes] = frozenset()
+    # observability: traces (None: off), prices, the overhead header.
+    tracing: TracingConfig | None = None
+    prices: PriceTable = field(default_factory=PriceTable)
+    overhead_header: bool = False
+    # Every upstream secret (provider tokens, guard and rewrite keys): never in an answer.
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:
