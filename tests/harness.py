@@ -270,6 +270,7 @@ class Stack:
         self.metrics_port = free_port()
         self.ollama_listener = free_port()
         env = {**os.environ, **self.env}
+        self.extproc_ports = []  # a new start (after a lost port) gets new ones
         for i in range(self.replicas):
             port = self.extproc_port if i == 0 else free_port()
             self.extproc_ports.append(port)
