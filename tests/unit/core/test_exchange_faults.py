@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import CONTINUE, Continue, Reject, RequestBody, RequestHeaders
 from extproc.core.exchange import Exchange
@@ -216,10 +216,10 @@ async def test_the_upstream_attempt_gets_the_providers_timeout(host: str, want: 
 
 
 async def test_an_attempt_after_envoys_router_sets_no_timeout_header() -> None:
-    from extproc.core.attempt import AttemptExchange
+    from extproc.core.attempt import Attempt
 
     rt = compile_config(load_text(TIMEOUTS))
-    ex = AttemptExchange(rt, "slow")
+    ex = Exchange(rt, attempt=Attempt("slow"))
     meta = {"llm_extproc": {"fallback": "chain", "path": "/v1/chat/completions"}}
     h = {":authority": "llm-fallback", ":path": "/v1/chat/completions"}
     h["content-type"] = "application/json"
