@@ -45,7 +45,7 @@ from extproc.providers.token_pool import TokenPool
 from extproc.translators.registry import PROVIDER_CATALOG
 
 # What a route's clients speak; "auto" takes the Anthropic Messages API by path.
-_CLIENT_APIS = ("openai", "ollama", "anthropic", "auto")
+_CLIENT_APIS = ("openai", "ollama", "anthropic", "responses", "auto")
 
 
 class _Compiler:

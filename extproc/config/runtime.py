@@ -98,7 +98,9 @@ class RouteRuntime:
     processors: tuple[RouteProcessor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
-    client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
+    # "openai" | "ollama" | "anthropic" | "responses" | "auto" (Anthropic by path);
+    # openai and auto routes take the Responses API on its paths too.
+    client_api: str
     auth: AuthRuntime | None
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.

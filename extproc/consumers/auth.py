@@ -35,11 +35,14 @@ from extproc.core.request import (
     EMBEDDINGS,
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
+    RESPONSES,
     RequestContext,
 )
 
 OLLAMA_AUTH_MESSAGE = "Invalid or missing API key"
-_MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+_MODEL_ENDPOINTS = frozenset(
+    {CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, RESPONSES, *ANTHROPIC_ENDPOINTS}
+)
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
 # The exchange's authenticate hook: a coroutine, whatever the budget store.

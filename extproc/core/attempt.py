@@ -33,12 +33,11 @@ from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import CONTINUE, Continue, Decision, Reject, RequestBody, RequestHeaders
 from extproc.core.events import ResponseHeaders as ResponseHeadersEvent
-from extproc.core.exchange import Exchange
-from extproc.core.legs import Leg, client_key_headers, open_leg, passthrough
-from extproc.core.legs_anthropic import open_anthropic_leg
+from extproc.core.exchange import Exchange, opener_of
+from extproc.core.legs import Leg, client_key_headers, passthrough
 from extproc.core.parse import parse_body
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import ANTHROPIC_ENDPOINTS, RequestContext, client_api_of, endpoint_of
+from extproc.core.request import RequestContext, client_api_of, endpoint_of
 
 log = logging.getLogger("extproc.attempt")
 
@@ -131,8 +130,7 @@ class AttemptExchange(Exchange):
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
-        opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
-        leg = opener(route, self.endpoint, prov, body)
+        leg = opener_of(self.endpoint)(route, self.endpoint, prov, body)
         if hasattr(leg, "include_usage"):
             # The usage chunk goes up to the router-level exchange, which meters
             # it and hides it from a client that did not ask for it.

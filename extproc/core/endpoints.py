@@ -8,15 +8,28 @@ OLLAMA_CHAT = "ollama_chat"
 OLLAMA_GENERATE = "ollama_generate"
 ANTHROPIC_MESSAGES = "anthropic_messages"
 ANTHROPIC_COUNT_TOKENS = "anthropic_count_tokens"
+RESPONSES = "responses"  # POST /v1/responses
+RESPONSES_STORED = "responses_stored"  # /v1/responses/{id}[...]: stored state
 OTHER = "other"
 
 ANTHROPIC_ENDPOINTS = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS})
+RESPONSES_ENDPOINTS = frozenset({RESPONSES, RESPONSES_STORED})
+# Route `client_api` values that take the Responses API on its paths.
+_RESPONSES_APIS = frozenset({"responses", "openai", "auto"})
 
 
 def endpoint_of(path: str, client_api: str) -> str:
     """The endpoint a request is for. ``auto`` routes take the Anthropic
-    Messages API by its path and the OpenAI API otherwise."""
+    Messages API by its path and the OpenAI API otherwise; OpenAI routes
+    take the Responses API on its paths."""
     p = path.split("?", 1)[0].rstrip("/")
+    if client_api in _RESPONSES_APIS:
+        if p.endswith("/v1/responses"):
+            return RESPONSES
+        if "/v1/responses/" in p:
+            return RESPONSES_STORED
+        if client_api == "responses":
+            return OTHER
     if client_api in ("anthropic", "auto"):
         if p.endswith("/v1/messages"):
             return ANTHROPIC_MESSAGES
@@ -39,8 +52,11 @@ def endpoint_of(path: str, client_api: str) -> str:
 
 
 def client_api_of(endpoint: str, route_api: str) -> str:
-    """The API one request speaks ("openai", "ollama", "anthropic"): an ``auto``
-    route speaks Anthropic on the Messages paths and OpenAI elsewhere."""
+    """The API one request speaks ("openai", "ollama", "anthropic", "responses"):
+    an ``auto`` route speaks Anthropic on the Messages paths, Responses on
+    its paths and OpenAI elsewhere."""
     if endpoint in ANTHROPIC_ENDPOINTS:
         return "anthropic"
+    if endpoint in RESPONSES_ENDPOINTS:
+        return "responses"
     return "openai" if route_api == "auto" else route_api

@@ -41,6 +41,7 @@ from extproc.core.events import (
 from extproc.core.fallback_leg import FallbackLeg, fallback_leg
 from extproc.core.legs import Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
+from extproc.core.legs_responses import open_responses_leg
 from extproc.core.parse import parse_body
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import (
@@ -50,6 +51,9 @@ from extproc.core.request import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESPONSES,
+    RESPONSES_ENDPOINTS,
+    RESPONSES_STORED,
     RequestContext,
     client_api_of,
     endpoint_of,
@@ -97,9 +101,20 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+_BODY_ENDPOINTS = frozenset(
+    {CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, RESPONSES, *ANTHROPIC_ENDPOINTS}
+)
 _DECISIONS = (Continue, Reject)
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
+
+
+def opener_of(endpoint: str) -> Callable[..., Leg | Reject]:
+    """The function that opens the leg of a request to this endpoint."""
+    if endpoint in ANTHROPIC_ENDPOINTS:
+        return open_anthropic_leg
+    if endpoint in RESPONSES_ENDPOINTS:
+        return open_responses_leg
+    return open_leg
 
 
 class PhaseError(Exception):
@@ -226,7 +241,10 @@ class Exchange:
         self.record.consumer = ctx.consumer or ""
         if route.fallback is not None:
             return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
-        return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
+        prov = route.pick_provider()
+        if self.endpoint == RESPONSES_STORED:
+            return self._start_leg(open_responses_leg(route, self.endpoint, prov, {}), ctx, b"")
+        return self._start_leg(passthrough(route, prov, self.endpoint), ctx, b"")
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -262,8 +280,7 @@ class Exchange:
         if route.fallback is not None:
             leg = fallback_leg(ctx, self.runtime.metadata_namespace)
         else:
-            opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
-            leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
+            leg = opener_of(self.endpoint)(route, self.endpoint, route.pick_provider(), ctx.body)
         return self._start_leg(leg, ctx, raw)
 
     def _start_leg(

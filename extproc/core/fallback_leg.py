@@ -40,6 +40,7 @@ from extproc.translators.base import StreamTranslator, TranslatedResponse
 from extproc.translators.common import loads_object, usage_from_openai
 from extproc.translators.ollama_native import NativeStreamTap, native_response
 from extproc.translators.openai_compat import OpenAIStreamTap
+from extproc.translators.responses import native as responses_native
 
 _NO_STREAM = (EMBEDDINGS, ANTHROPIC_COUNT_TOKENS)  # endpoints without a "stream" field
 
@@ -147,6 +148,8 @@ class FallbackLeg:
             return NativeStreamTap(max_line)
         if self.api == "anthropic":
             return anthropic_native.NativeStreamTap(max_line)
+        if self.api == "responses":  # every attempt answered in the Responses API
+            return responses_native.NativeStreamTap(max_line)
         # Each attempt sends the usage chunk (core/attempt.py); the client
         # that did not ask for it does not get it.
         return OpenAIStreamTap(drop_usage_chunk=not self.include_usage, max_line_bytes=max_line)
@@ -160,6 +163,8 @@ class FallbackLeg:
             if self.endpoint == ANTHROPIC_COUNT_TOKENS:
                 return TranslatedResponse(raw, None, None)  # a count, not tokens spent
             return anthropic_native.native_response(status, raw)
+        if self.api == "responses":
+            return responses_native.native_response(status, raw)
         obj = loads_object(raw)
         if obj is None:
             return TranslatedResponse(raw, None, None)

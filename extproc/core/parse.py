@@ -11,7 +11,13 @@ import orjson
 
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.request import ANTHROPIC_ENDPOINTS, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.core.request import (
+    ANTHROPIC_ENDPOINTS,
+    CHAT,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    RESPONSES,
+)
 
 _MESSAGES_ENDPOINTS = frozenset({CHAT, OLLAMA_CHAT, *ANTHROPIC_ENDPOINTS})
 
@@ -44,6 +50,8 @@ def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[st
             return reject(
                 400, "'messages' must be an array of message objects.", "invalid_messages", api
             )
+    elif endpoint == RESPONSES and body.get("input") is None:
+        return reject(400, "'input' is required.", "missing_input", api)
     elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
         return reject(400, "'prompt' must be a string.", "invalid_prompt", api)
     return body

@@ -29,6 +29,7 @@ from extproc.core.endpoints import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESPONSES,
 )
 
 __all__ = [
@@ -301,6 +302,9 @@ _FIELDS: dict[str, tuple[tuple[str, _Reader], ...]] = {
     EMBEDDINGS: (("input", _strings),),
     ANTHROPIC_MESSAGES: (("system", _system), ("messages", _messages)),
     ANTHROPIC_COUNT_TOKENS: (("system", _system), ("messages", _messages)),
+    # Responses API: the instructions, and every input item's text (messages of
+    # any role, function call arguments and outputs).
+    RESPONSES: (("instructions", _system), ("input", _input)),
     OTHER: _GENERIC,
 }
 

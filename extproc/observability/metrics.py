@@ -63,6 +63,7 @@ _OPERATION = {
     "ollama_chat": "chat",
     "embeddings": "embeddings",
     "ollama_generate": "text_completion",
+    "responses": "responses",
 }
 
 

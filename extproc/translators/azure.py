@@ -45,4 +45,6 @@ class AzureTranslator(OpenAICompatTranslator):
 
 AZURE = AzureTranslator()
 # No default host: every Azure resource has its own.
-SPEC = ProviderSpec("azure", AZURE, "openai", None, "", "api-key", True, OPENAI_SETTINGS)
+SPEC = ProviderSpec(
+    "azure", AZURE, "openai", None, "", "api-key", True, OPENAI_SETTINGS, responses_native=True
+)

@@ -141,6 +141,8 @@ class ProviderSpec:
     supports_embeddings: bool
     settings_paths: SettingPaths  # auto custom settings names and places
     scheme: str = "https"  # how the default host is reached (Envoy's cluster does TLS)
+    # Serves OpenAI's Responses API itself: Responses clients pass through.
+    responses_native: bool = False
 
     @property
     def openai_compatible(self) -> bool:

@@ -207,6 +207,7 @@ def _spec(
         embeddings,
         OPENAI_SETTINGS,
         scheme="https" if host else "http",
+        responses_native=type_ == "openai",
     )
 
 
