@@ -144,7 +144,7 @@ def upstream_ext_proc(
                 "response_header_mode": "SEND",
                 "request_body_mode": "BUFFERED",
                 "response_body_mode": "NONE",
-                "request_trailer_mode": "SKIP",
+                "request_trailer_mode": "SEND",
                 "response_trailer_mode": "SKIP",
             },
             "mutation_rules": {"allow_all_routing": True},

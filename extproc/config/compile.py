@@ -8,6 +8,8 @@ token: processors open their clients in `start()`, and pick a token per call.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +37,7 @@ from extproc.config.runtime import (
     Runtime,
     canonical_host,
 )
+from extproc.config.shadowing import overlap_warnings, unreachable_routes
 from extproc.config.v1 import config_pb2 as pb
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
@@ -43,6 +46,8 @@ from extproc.providers.regex import compile_re2
 from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.registry import PROVIDER_CATALOG
+
+log = logging.getLogger("extproc.config")
 
 # What a route's clients speak; "auto" takes the Anthropic Messages API by path.
 _CLIENT_APIS = ("openai", "ollama", "anthropic", "responses", "auto")
@@ -314,6 +319,9 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     window = c.positive(budgets, "window", 60.0, "budgets")
     if backend == "redis" and not budgets.redis_url:
         c.err("budgets.redis_url", "is required when backend is 'redis'")
+    unmatched = native.unmatched or "refuse"
+    if unmatched not in ("refuse", "pass_through"):
+        c.err("unmatched", f"must be 'refuse' or 'pass_through', not {unmatched!r}")
     if not routes and not c.problems:
         c.err("routes", "the config defines no route (no plugin hosts, LLMRoute or routes)")
     if c.problems:
@@ -334,6 +342,8 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         budget_window_s=window,
         budget_backend=backend,
         redis_url=budgets.redis_url,
+        unmatched_pass_through=unmatched == "pass_through",
+        consumer_key_digests=frozenset(hashlib.sha256(k).digest() for k, _ in keys),
     )
 
 
@@ -347,16 +357,22 @@ def _providers_and_routes(
             c.provider(p, path)
     for i, p in enumerate(native.providers):
         c.provider(p, f"providers[{i}]")
-    routes: list[RouteRuntime | None] = []
+    specs: list[asm.RouteSpec] = []
     for i, (where, plug) in enumerate(loaded.plugins):
         prov, spec = asm.plugin(plug, where, i, c)
         c.provider(prov, where)
-        routes.append(c.route(spec))
+        specs.append(spec)
     for where, lr in loaded.llm_routes:
-        routes += [c.route(spec) for spec in asm.llm_route(lr, where, c, c.providers)]
+        specs += asm.llm_route(lr, where, c, c.providers)
     for i, r in enumerate(native.routes):
-        routes.append(c.route(asm.native_route(r, f"routes[{i}]")))
-    return [r for r in routes if r is not None]
+        specs.append(asm.native_route(r, f"routes[{i}]"))
+    compiled = [(spec.path, c.route(spec)) for spec in specs]
+    routes = [(path, r) for path, r in compiled if r is not None]
+    for path, problem in unreachable_routes(routes):
+        c.err(path, problem)
+    for warning in overlap_warnings(routes):
+        log.warning("config: %s", warning)
+    return [r for _, r in routes]
 
 
 def _consumers(

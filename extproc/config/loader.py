@@ -18,7 +18,9 @@ from google.protobuf.message import Message
 from extproc.config.errors import ConfigError
 from extproc.config.v1 import config_pb2 as pb
 
-NATIVE_KEYS = frozenset({"providers", "routes", "consumers", "limits", "observability", "budgets"})
+NATIVE_KEYS = frozenset(
+    {"providers", "routes", "consumers", "limits", "observability", "budgets", "unmatched"}
+)
 ASM_KINDS = {"LLMProvider": pb.LLMProvider, "LLMRoute": pb.LLMRoute}
 
 

@@ -154,6 +154,11 @@ class Runtime:
     budget_window_s: float
     budget_backend: str
     redis_url: str
+    # A request no route matches: refused (False) or passed on unread (True).
+    unmatched_pass_through: bool = False
+    # sha256 of every consumer key: a passed-through request loses a header
+    # holding one (the digest, not the key, is what a set lookup can leak).
+    consumer_key_digests: frozenset[bytes] = frozenset()
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:
@@ -215,9 +220,15 @@ class RouteTable:
         host = authority.lower()
         cands = self._by_host.get(host)
         if cands is None:
-            name = split_host(host)[0]
-            # Port-less entries match on any port; entries with another port do not.
-            cands = self._by_host.get(name)
+            # Every spelling of a configured host: a trailing dot, a port with
+            # leading zeros. Port-less entries match on any port; entries with
+            # another port do not.
+            name, port = split_host(host)
+            if port:
+                port = str(int(port)) if port.isdigit() and len(port) <= 5 else "?"
+                cands = self._by_host.get(f"{name}:{port}")
+            if cands is None:
+                cands = self._by_host.get(name)
             if cands is None:
                 cands = tuple(r for r in self._wild if _wild_matches(r, name))
         for r in cands:

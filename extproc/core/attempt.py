@@ -29,7 +29,7 @@ from typing import Any
 
 from extproc.config.fallback import ATTEMPTS_HEADER, PROVIDER_METADATA_KEY
 from extproc.config.runtime import ProviderRuntime, RouteRuntime, Runtime
-from extproc.core.buffer import BodyBuffer, TooLarge
+from extproc.core.buffer import BodyBuffer
 from extproc.core.errors import reject
 from extproc.core.events import CONTINUE, Continue, Decision, Reject, RequestBody, RequestHeaders
 from extproc.core.events import ResponseHeaders as ResponseHeadersEvent
@@ -120,13 +120,10 @@ class AttemptExchange(Exchange):
     async def _request_body(self, ev: RequestBody) -> Decision:
         route, prov = self.route, self._prov
         assert route is not None and prov is not None
-        try:
-            raw = self._req_body.add(ev.body, ev.end_of_stream)
-        except TooLarge as e:
-            msg = f"The request body is larger than {e.limit} bytes."
-            return self._reject(reject(413, msg, "body_too_large", self._api))
-        if raw is None:
-            return CONTINUE
+        raw = self._whole_body(ev)
+        if type(raw) is Reject:
+            return raw
+        assert isinstance(raw, bytes)
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)

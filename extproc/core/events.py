@@ -30,6 +30,15 @@ class RequestBody:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestTrailers:
+    """HTTP/2 (or chunked) request trailers: they end the request's body. In
+    BUFFERED mode Envoy then sends the whole body without end_of_stream, and
+    the trailers after it (request_trailer_mode SEND)."""
+
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseHeaders:
     headers: Headers
     end_of_stream: bool
@@ -41,7 +50,7 @@ class ResponseBody:
     end_of_stream: bool
 
 
-Event = RequestHeaders | RequestBody | ResponseHeaders | ResponseBody
+Event = RequestHeaders | RequestBody | RequestTrailers | ResponseHeaders | ResponseBody
 
 
 class BodyMode(Enum):

@@ -14,6 +14,7 @@ Envoy's dynamic metadata at the end.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from extproc.core.events import (
     Reject,
     RequestBody,
     RequestHeaders,
+    RequestTrailers,
     ResponseBody,
     ResponseHeaders,
 )
@@ -43,6 +45,7 @@ from extproc.core.legs import Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.legs_responses import open_responses_leg
 from extproc.core.parse import parse_body
+from extproc.core.paths import api_of_path, canonical_path, split_query
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import (
     ANTHROPIC_ENDPOINTS,
@@ -73,9 +76,10 @@ class Phase(IntEnum):
     START = 0
     REQUEST_HEADERS = 1
     REQUEST_BODY = 2
-    RESPONSE_HEADERS = 3
-    RESPONSE_BODY = 4
-    DONE = 5
+    REQUEST_TRAILERS = 3
+    RESPONSE_HEADERS = 4
+    RESPONSE_BODY = 5
+    DONE = 6
 
     @property
     def label(self) -> str:
@@ -83,12 +87,18 @@ class Phase(IntEnum):
 
 
 # Which phase may follow which. A request without a body goes straight from
-# request headers to response headers; so does an Envoy local reply. Any phase
-# may end the exchange (a skip, a reject, the last body chunk, a reset).
+# request headers to response headers; so does an Envoy local reply. Trailers
+# follow the body (or, with no body, the headers: refused). Any phase may end
+# the exchange (a skip, a reject, the last body chunk, a reset).
 _ALLOWED: dict[Phase, frozenset[Phase]] = {
     Phase.START: frozenset({Phase.REQUEST_HEADERS, Phase.DONE}),
-    Phase.REQUEST_HEADERS: frozenset({Phase.REQUEST_BODY, Phase.RESPONSE_HEADERS, Phase.DONE}),
-    Phase.REQUEST_BODY: frozenset({Phase.REQUEST_BODY, Phase.RESPONSE_HEADERS, Phase.DONE}),
+    Phase.REQUEST_HEADERS: frozenset(
+        {Phase.REQUEST_BODY, Phase.REQUEST_TRAILERS, Phase.RESPONSE_HEADERS, Phase.DONE}
+    ),
+    Phase.REQUEST_BODY: frozenset(
+        {Phase.REQUEST_BODY, Phase.REQUEST_TRAILERS, Phase.RESPONSE_HEADERS, Phase.DONE}
+    ),
+    Phase.REQUEST_TRAILERS: frozenset({Phase.RESPONSE_HEADERS, Phase.DONE}),
     Phase.RESPONSE_HEADERS: frozenset({Phase.RESPONSE_BODY, Phase.DONE}),
     Phase.RESPONSE_BODY: frozenset({Phase.RESPONSE_BODY, Phase.DONE}),
     Phase.DONE: frozenset(),
@@ -97,6 +107,7 @@ _ALLOWED: dict[Phase, frozenset[Phase]] = {
 _PHASE_OF = {
     RequestHeaders: Phase.REQUEST_HEADERS,
     RequestBody: Phase.REQUEST_BODY,
+    RequestTrailers: Phase.REQUEST_TRAILERS,
     ResponseHeaders: Phase.RESPONSE_HEADERS,
     ResponseBody: Phase.RESPONSE_BODY,
 }
@@ -105,6 +116,8 @@ _BODY_ENDPOINTS = frozenset(
     {CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, RESPONSES, *ANTHROPIC_ENDPOINTS}
 )
 _DECISIONS = (Continue, Reject)
+# Headers a client key travels in; a passed-through request loses them when they hold a consumer key.
+_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
 
 
@@ -115,6 +128,12 @@ def opener_of(endpoint: str) -> Callable[..., Leg | Reject]:
     if endpoint in RESPONSES_ENDPOINTS:
         return open_responses_leg
     return open_leg
+
+
+def _holds_key(value: str, digests: frozenset[bytes]) -> bool:
+    scheme, _, rest = value.strip().partition(" ")
+    key = rest.strip() if scheme.lower() == "bearer" else value.strip()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest() in digests
 
 
 class PhaseError(Exception):
@@ -134,6 +153,7 @@ class Exchange:
         "_on_done",
         "_phase",
         "_req_body",
+        "_req_body_seen",
         "_resp_body",
         "_resp_status",
         "authenticate",
@@ -157,6 +177,7 @@ class Exchange:
         self.route: RouteRuntime | None = None
         self.record = ExchangeRecord()
         self._leg: Leg | FallbackLeg | None = None
+        self._req_body_seen = False
         self._resp_status = 0
         self.endpoint = OTHER
         self._api = "openai"  # the client API of this request: its errors' shape
@@ -183,6 +204,8 @@ class Exchange:
             return d if type(d) in _DECISIONS else await d  # type: ignore[misc,return-value]
         if kind is RequestBody:
             return await self._request_body(event)  # type: ignore[arg-type]
+        if kind is RequestTrailers:
+            return self._request_trailers()
         if kind is ResponseHeaders:
             return self._response_headers(event)  # type: ignore[arg-type]
         return self._response_body(event)  # type: ignore[arg-type]
@@ -211,9 +234,18 @@ class Exchange:
     def _request_headers(self, ev: RequestHeaders) -> Decision | Awaitable[Decision]:
         h = ev.headers
         path = h.get(":path", "/")
-        route = self.runtime.routes.match(h.get(":authority") or h.get("host", ""), path, h)
+        bare = split_query(path)[0]
+        canon = canonical_path(bare)
+        authority = h.get(":authority") or h.get("host", "")
+        route = self.runtime.routes.match(authority, path if canon == bare else canon or "", h)
+        if canon != bare and (route is not None or not self.runtime.unmatched_pass_through):
+            # Another spelling of a path a route checks (`//v1/x`, `/v1/%78`): a
+            # provider would take it as that path, so it must not pass unread.
+            log.warning("refused a non-canonical path %.200r (host %.100r)", path, authority)
+            msg = "The request path is not in canonical form (empty or dot segments, escapes)."
+            return self._finish(reject(400, msg, "path_not_canonical", api_of_path(bare)))
         if route is None:
-            return self._finish(SKIP)  # nothing more will come: we skip the rest
+            return self._finish(self._unmatched(h, authority, bare))
         self.route = route
         self.ctx_headers = h
         self.endpoint = endpoint_of(path, route.client_api)
@@ -230,6 +262,18 @@ class Exchange:
         if ev.end_of_stream:
             return self._bodyless(route, h)
         return CONTINUE
+
+    def _unmatched(self, h: Headers, authority: str, path: str) -> Decision:
+        """No route: refused, or (configured) passed on unread without any consumer key."""
+        if not self.runtime.unmatched_pass_through:
+            log.info(
+                "refused a request no route matches (host %.100r, path %.200r)", authority, path
+            )
+            msg = "No route of this gateway matches this host and path."
+            return reject(404, msg, "no_route", api_of_path(path))
+        digests = self.runtime.consumer_key_digests
+        strip = tuple(n for n in _KEY_HEADERS if n in h and _holds_key(h[n], digests))
+        return Continue(remove_headers=strip, mode=SKIP.mode) if strip else SKIP
 
     async def _bodyless(self, route: RouteRuntime, h: Headers) -> Decision:
         """A request without a body (GET /v1/models, ...): auth and key only."""
@@ -251,16 +295,41 @@ class Exchange:
             return None
         return await self.authenticate(ctx)
 
-    async def _request_body(self, ev: RequestBody) -> Decision:
-        route = self.route
-        assert route is not None
+    def _whole_body(self, ev: RequestBody) -> bytes | Reject:
+        """The request body: Envoy buffers it (BUFFERED mode) and sends it in one
+        message, without end_of_stream when trailers follow. A second body
+        message means the filter streams request bodies: the first part would
+        have gone upstream unchecked, so the request is refused."""
+        if self._leg is not None or self._req_body_seen:
+            log.error(
+                "request body in parts: the ext_proc filter must use request_body_mode "
+                "BUFFERED (request_id=%s)",
+                self.record.request_id,
+            )
+            msg = "The gateway takes request bodies whole; this one arrived in parts."
+            return self._reject(reject(500, msg, "body_in_parts", self._api))
+        self._req_body_seen = True
         try:
-            raw = self._req_body.add(ev.body, ev.end_of_stream)
+            return self._req_body.add(ev.body, True) or b""
         except TooLarge as e:
             msg = f"The request body is larger than {e.limit} bytes."
             return self._reject(reject(413, msg, "body_too_large", self._api))
-        if raw is None:
-            return CONTINUE  # only in streamed request mode: parts until the end
+
+    def _request_trailers(self) -> Decision:
+        """Trailers end a request whose body we already answered; trailers with
+        no body before them leave nothing we could check or rewrite."""
+        if self.route is None or self._leg is not None:
+            return CONTINUE
+        msg = "A request with trailers needs a body; this one had none."
+        return self._reject(reject(400, msg, "trailers_without_body", self._api))
+
+    async def _request_body(self, ev: RequestBody) -> Decision:
+        route = self.route
+        assert route is not None
+        raw = self._whole_body(ev)
+        if type(raw) is Reject:
+            return raw
+        assert isinstance(raw, bytes)
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
@@ -310,6 +379,16 @@ class Exchange:
         rec.first_byte = time.monotonic()
         leg = self._leg
         if leg is None:
+            if self.route is not None and status < 400:
+                # A checked route's request went upstream without its leg: only an
+                # Envoy config that skipped our body phase gets here. Refuse the answer.
+                log.error(
+                    "answer to a request no leg built (status %s, request_id=%s): refused",
+                    status,
+                    rec.request_id,
+                )
+                msg = "The gateway did not check this request; its answer is withheld."
+                return self._reject(reject(502, msg, "unchecked_request", self._api))
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)

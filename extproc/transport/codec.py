@@ -26,6 +26,7 @@ from extproc.core.events import (
     Reject,
     RequestBody,
     RequestHeaders,
+    RequestTrailers,
     ResponseBody,
     ResponseHeaders,
 )
@@ -43,8 +44,14 @@ _BODY_MODE = {
 
 # The ProcessingRequest fields the exchange sees; the ProcessingResponse field
 # that answers each has the same name.
-KINDS = ("request_headers", "request_body", "response_headers", "response_body")
-_TRAILERS = ("request_trailers", "response_trailers")
+KINDS = (
+    "request_headers",
+    "request_body",
+    "request_trailers",
+    "response_headers",
+    "response_body",
+)
+_TRAILERS = ("response_trailers",)
 
 
 def headers_of(hm: Any) -> dict[str, str]:
@@ -80,13 +87,28 @@ def decode(req: ep.ProcessingRequest) -> tuple[str, Event | None]:
         return kind, ResponseHeaders(headers_of(m.headers), m.end_of_stream)
     if kind == "response_body":
         return kind, ResponseBody(req.response_body.body, req.response_body.end_of_stream)
+    if kind == "request_trailers":
+        return kind, RequestTrailers(headers_of(req.request_trailers.trailers))
     return kind or "", None
 
 
-def no_event_answer(kind: str) -> ep.ProcessingResponse | None:
-    """The answer to a message `decode` gave no event for: trailers pass
-    unchanged; anything else gets none (Envoy sends nothing else we enabled)."""
-    return _TRAILER_ANSWERS.get(kind)
+class UnexpectedMessage(Exception):
+    """Envoy sent a message this service never asked for (a field newer than
+    this code, or an empty one): the stream ends with an error, so Envoy fails
+    the request closed instead of waiting for an answer."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"unexpected ext_proc message {kind or '(empty)'!r}")
+
+
+def no_event_answer(kind: str) -> ep.ProcessingResponse:
+    """The answer to a message `decode` gave no event for: response trailers
+    pass unchanged; anything else gets none (Envoy sends nothing else we
+    enabled): UnexpectedMessage."""
+    answer = _TRAILER_ANSWERS.get(kind)
+    if answer is None:
+        raise UnexpectedMessage(kind)
+    return answer
 
 
 def _fill_mode(mode: pm.ProcessingMode, m: ModeOverride) -> None:

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc.core.attempt import attempt_provider
 from extproc.core.exchange import PhaseError
 from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen, ListenError
-from extproc.transport.codec import decode, encode, no_event_answer
+from extproc.transport.codec import UnexpectedMessage, decode, encode, no_event_answer
 
 log = logging.getLogger("extproc.transport")
 
@@ -33,9 +33,9 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
                 kind, ev = decode(req)
                 if ev is not None:
                     yield encode(kind, await ex.handle(ev))
-                elif (answer := no_event_answer(kind)) is not None:
-                    yield answer
-        except PhaseError as e:
+                else:
+                    yield no_event_answer(kind)
+        except (PhaseError, UnexpectedMessage) as e:
             log.error("ext_proc protocol error: %s", e)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         finally:

@@ -31,7 +31,13 @@ from extproc.transport.asgi_grpc import (
     Send,
 )
 from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen, ListenError
-from extproc.transport.codec import ProcessingRequest, decode, encode_bytes, no_event_answer
+from extproc.transport.codec import (
+    ProcessingRequest,
+    UnexpectedMessage,
+    decode,
+    encode_bytes,
+    no_event_answer,
+)
 
 log = logging.getLogger("extproc.transport")
 
@@ -75,10 +81,10 @@ class GrpcApp:
                 kind, ev = decode(ProcessingRequest.FromString(msg))
                 if ev is not None:
                     await stream.write(encode_bytes(kind, await ex.handle(ev)))
-                elif (answer := no_event_answer(kind)) is not None:
-                    await stream.write(answer.SerializeToString())
+                else:
+                    await stream.write(no_event_answer(kind).SerializeToString())
             await stream.finish()
-        except PhaseError as e:
+        except (PhaseError, UnexpectedMessage) as e:
             log.error("ext_proc protocol error: %s", e)
             await stream.finish(FAILED_PRECONDITION, str(e))
         except Disconnected:

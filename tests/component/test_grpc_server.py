@@ -24,6 +24,9 @@ from extproc.transport import TRANSPORTS
 
 KEY = "sk-component-SECRET"
 CONFIG = f'hosts: ["api.test"]\napi_key: "{KEY}"\ndeny_patterns: ["forbidden"]\ndefault_model: m1\n'
+# Unmatched requests are skipped here (the cheapest answer, the transport's
+# prebuilt one); the default, refusing them, has its own test.
+CONFIG += "---\nunmatched: pass_through\n"
 
 
 def hdrs(**h: str) -> ep.HttpHeaders:
@@ -99,6 +102,18 @@ async def test_unmatched_host_gets_a_mode_override_that_skips_the_rest(server: S
     assert r.mode_override.response_header_mode == pm.ProcessingMode.SKIP
     assert r.mode_override.request_body_mode == pm.ProcessingMode.NONE
     assert r.mode_override.response_body_mode == pm.ProcessingMode.NONE
+
+
+async def test_unmatched_host_is_refused_by_default(transport: str) -> None:
+    s = Server(compile_config(load_text(CONFIG.split("---")[0]), {}), options(transport))
+    await s.start()
+    try:
+        (r,) = await exchange(s.bound_port, req_headers("elsewhere.test"))
+        assert r.WhichOneof("response") == "immediate_response"
+        assert r.immediate_response.status.code == 404
+        assert b"no_route" in r.immediate_response.body
+    finally:
+        await s.stop()
 
 
 async def test_matched_request_gets_key_model_and_body_mutation(server: Server) -> None:
@@ -188,7 +203,8 @@ async def test_reload_applies_to_new_streams_and_in_flight_ones_finish_on_the_ol
             in_flight = stub.Process()
             await in_flight.write(req_headers("api.test"))
             await in_flight.read()
-            await s.reload(compile_config(load_text('hosts: ["new.test"]\napi_key: "k2"\n'), {}))
+            new_config = 'hosts: ["new.test"]\napi_key: "k2"\n---\nunmatched: pass_through\n'
+            await s.reload(compile_config(load_text(new_config), {}))
             # The stream that started before the reload finishes on the old config.
             await in_flight.write(req_body(body))
             old = await in_flight.read()

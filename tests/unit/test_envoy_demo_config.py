@@ -199,15 +199,26 @@ def test_demo_runs_ext_proc_on_llm_hosts_only(demo: dict[str, Any]) -> None:
     ):
         assert ext_proc_runs(rc, other, path), path
     assert not ext_proc_runs(rc, other, "/v1/models")
-    # The Ollama key proxy's listener is all LLM traffic.
-    (ollama,) = hcms(demo)["ollama"]["route_config"]["virtual_hosts"]
-    assert ext_proc_runs(hcms(demo)["ollama"]["route_config"], ollama)
+    # The Ollama key proxy's listener: every Ollama API call, whatever its host;
+    # Envoy answers other paths itself (no other route's key can land on Ollama).
+    ollama_rc = hcms(demo)["ollama"]["route_config"]
+    (ollama,) = ollama_rc["virtual_hosts"]
+    assert ollama["domains"] == ["*"]
+    for path in ("/api/chat", "/api/generate", "/api/tags"):
+        assert ext_proc_runs(ollama_rc, ollama, path), path
+    other_paths = next(r for r in ollama["routes"] if r["match"]["prefix"] == "/")
+    assert other_paths["direct_response"]["status"] == 404 and "route" not in other_paths
 
 
 def test_every_host_the_demo_config_routes_reaches_ext_proc(demo: dict[str, Any]) -> None:
     service = yaml.safe_load((ROOT / "test" / "demo" / "config.yaml").read_text())
     rc = hcms(demo)["llm"]["route_config"]
-    hosts = [h for r in service["routes"] for h in r["match"].get("hosts", []) if ":8004" not in h]
+    hosts = [
+        h
+        for r in service["routes"]
+        if r.get("client_api") != "ollama"  # the Ollama listener's (every host there)
+        for h in r["match"].get("hosts", [])
+    ]
     assert hosts == ["test.com", "claude.test.com", "fallback.test.com"]
     # Routes without hosts match any host by path: those paths reach ext_proc anywhere.
     prefixes = [r["match"]["path_prefix"] for r in service["routes"] if not r["match"].get("hosts")]

@@ -78,20 +78,22 @@ class IntelligentGuard(_message.Message):
     def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., path: _Optional[str] = ..., model: _Optional[str] = ..., api_key: _Optional[str] = ..., api_key_env: _Optional[str] = ..., api_key_file: _Optional[str] = ..., provider: _Optional[str] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., on_error: _Optional[str] = ..., judge: _Optional[str] = ..., system_prompt: _Optional[str] = ..., show_reason: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cache_size: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., tls: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GatewayConfig(_message.Message):
-    __slots__ = ("providers", "routes", "consumers", "limits", "observability", "budgets")
+    __slots__ = ("providers", "routes", "consumers", "limits", "observability", "budgets", "unmatched")
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     CONSUMERS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     OBSERVABILITY_FIELD_NUMBER: _ClassVar[int]
     BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_FIELD_NUMBER: _ClassVar[int]
     providers: _containers.RepeatedCompositeFieldContainer[Provider]
     routes: _containers.RepeatedCompositeFieldContainer[Route]
     consumers: _containers.RepeatedCompositeFieldContainer[Consumer]
     limits: Limits
     observability: Observability
     budgets: Budgets
-    def __init__(self, providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., consumers: _Optional[_Iterable[_Union[Consumer, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., observability: _Optional[_Union[Observability, _Mapping]] = ..., budgets: _Optional[_Union[Budgets, _Mapping]] = ...) -> None: ...
+    unmatched: str
+    def __init__(self, providers: _Optional[_Iterable[_Union[Provider, _Mapping]]] = ..., routes: _Optional[_Iterable[_Union[Route, _Mapping]]] = ..., consumers: _Optional[_Iterable[_Union[Consumer, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., observability: _Optional[_Union[Observability, _Mapping]] = ..., budgets: _Optional[_Union[Budgets, _Mapping]] = ..., unmatched: _Optional[str] = ...) -> None: ...
 
 class Limits(_message.Message):
     __slots__ = ("max_request_bytes", "max_response_bytes", "max_stream_line_bytes")

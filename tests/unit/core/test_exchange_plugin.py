@@ -60,8 +60,16 @@ def chat(*contents: object, **fields: object) -> dict:
     return {"messages": [{"role": "user", "content": c} for c in contents], **fields}
 
 
-async def test_unmatched_host_skips_every_later_phase() -> None:
+async def test_unmatched_host_is_refused_in_the_apis_shape() -> None:
     ex = Exchange(runtime())
+    d = await ex.handle(RequestHeaders(headers(host="other.com"), False))
+    assert isinstance(d, Reject) and d.status == 404 and d.reason == "no_route"
+    assert orjson.loads(d.body)["error"]["code"] == "no_route"
+    assert ex.phase is Phase.DONE
+
+
+async def test_unmatched_host_skips_every_later_phase_when_configured() -> None:
+    ex = Exchange(runtime(PLUGIN + "---\nunmatched: pass_through\n"))
     d = await ex.handle(RequestHeaders(headers(host="other.com"), False))
     assert d is SKIP
     assert d.mode is not None and d.mode.response_headers_skip
@@ -92,7 +100,8 @@ async def test_host_match_exact_with_port_and_any_port(host: str) -> None:
 )
 async def test_host_must_match_exactly(host: str) -> None:
     ex = Exchange(runtime())
-    assert await ex.handle(RequestHeaders(headers(host=host), False)) is SKIP
+    d = await ex.handle(RequestHeaders(headers(host=host), False))
+    assert isinstance(d, Reject) and d.reason == "no_route"
 
 
 async def test_key_injected_replacing_the_clients_and_model_filled() -> None:

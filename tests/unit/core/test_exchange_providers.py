@@ -21,13 +21,13 @@ from extproc.config.loader import load_text
 from extproc.config.runtime import RouteTable, Runtime
 from extproc.core.events import (
     CONTINUE,
-    SKIP,
     BodyMode,
     Continue,
     Decision,
     Reject,
     RequestBody,
     RequestHeaders,
+    RequestTrailers,
     ResponseBody,
     ResponseHeaders,
 )
@@ -273,12 +273,12 @@ async def test_gemini_client_key_header_overwritten(rt: Runtime) -> None:
     assert "x-goog-api-key" not in d.remove_headers  # type: ignore[union-attr]
 
 
-async def test_unmatched_host_is_skipped(rt: Runtime) -> None:
+async def test_unmatched_host_is_refused(rt: Runtime) -> None:
     ex = Exchange(rt)
     d = await ex.handle(
         RequestHeaders(req_headers("elsewhere.test", "/v1/chat/completions"), False)
     )
-    assert d is SKIP
+    assert isinstance(d, Reject) and d.status == 404 and d.reason == "no_route"
     assert ex.phase is Phase.DONE
 
 
@@ -899,13 +899,64 @@ async def test_request_body_limit() -> None:
     assert isinstance(d, Reject) and d.status == 413
 
 
-async def test_streamed_request_body_parts_are_joined(rt: Runtime) -> None:
+async def test_a_body_followed_by_trailers_is_the_whole_body(rt: Runtime) -> None:
+    # BUFFERED mode: with trailers, Envoy sends the whole body without end_of_stream.
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders(req_headers("claude.test", "/v1/chat/completions"), False))
+    d = await ex.handle(RequestBody(orjson.dumps(CHAT), False))
+    assert orjson.loads(d.body or b"")["system"] == "Be brief."  # type: ignore[union-attr]
+    assert await ex.handle(RequestTrailers({"x-t": "1"})) is CONTINUE
+
+
+async def test_a_body_in_parts_is_refused(rt: Runtime) -> None:
+    # A streamed request body would have sent its first part upstream unread.
     ex = Exchange(rt)
     await ex.handle(RequestHeaders(req_headers("claude.test", "/v1/chat/completions"), False))
     raw = orjson.dumps(CHAT)
-    assert await ex.handle(RequestBody(raw[:7], False)) == CONTINUE
-    d = await ex.handle(RequestBody(raw[7:], True))
-    assert orjson.loads(d.body or b"")["system"] == "Be brief."  # type: ignore[union-attr]
+    first = await ex.handle(RequestBody(raw[:7], False))
+    assert isinstance(first, Reject) and first.status == 400
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders(req_headers("claude.test", "/v1/chat/completions"), False))
+    assert isinstance(await ex.handle(RequestBody(raw, False)), Continue)
+    d = await ex.handle(RequestBody(b"more", True))
+    assert isinstance(d, Reject) and d.status == 500 and d.reason == "body_in_parts"
+
+
+async def test_trailers_without_a_body_are_refused(rt: Runtime) -> None:
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders(req_headers("qwen.test", "/v1/chat/completions"), False))
+    d = await ex.handle(RequestTrailers({}))
+    assert isinstance(d, Reject) and d.status == 400 and d.reason == "trailers_without_body"
+
+
+async def test_an_answer_to_a_request_no_leg_built_is_withheld(rt: Runtime) -> None:
+    # Request headers, then straight to the answer: the body phase never ran.
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders(req_headers("qwen.test", "/v1/chat/completions"), False))
+    d = await ex.handle(ResponseHeaders({":status": "200"}, False))
+    assert isinstance(d, Reject) and d.status == 502 and d.reason == "unchecked_request"
+    # An Envoy local reply (an error) still passes.
+    ex = Exchange(rt)
+    await ex.handle(RequestHeaders(req_headers("qwen.test", "/v1/chat/completions"), False))
+    assert isinstance(await ex.handle(ResponseHeaders({":status": "413"}, True)), Continue)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//v1/chat/completions",
+        "/v1//chat/completions",
+        "/v1/%63hat/completions",
+        "/v1/./chat/completions",
+        "/x/../v1/chat/completions",
+        "/v1/chat%2Fcompletions",
+    ],
+)
+async def test_non_canonical_paths_are_refused(rt: Runtime, path: str) -> None:
+    ex = Exchange(rt)
+    d = await ex.handle(RequestHeaders(req_headers("qwen.test", path), False))
+    assert isinstance(d, Reject) and d.status == 400 and d.reason == "path_not_canonical"
+    assert ex.phase is Phase.DONE
 
 
 # ---------------------------------------------------------------- phases
@@ -941,7 +992,7 @@ async def test_request_body_after_response_headers_is_phase_error(rt: Runtime) -
 
 async def test_events_after_skip_or_reject_are_phase_errors(rt: Runtime) -> None:
     ex = Exchange(rt)
-    assert await ex.handle(RequestHeaders(req_headers("nope.test", "/"), False)) is SKIP
+    assert isinstance(await ex.handle(RequestHeaders(req_headers("nope.test", "/"), False)), Reject)
     with pytest.raises(PhaseError):
         await ex.handle(RequestBody(b"{}", True))
     ex = Exchange(rt)

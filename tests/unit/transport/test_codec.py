@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
@@ -12,6 +13,7 @@ from extproc.core.events import (
     Reject,
     RequestBody,
     RequestHeaders,
+    RequestTrailers,
     ResponseBody,
     ResponseHeaders,
 )
@@ -45,13 +47,19 @@ def test_old_envoys_string_values_are_read() -> None:
     assert codec.headers_of(hm) == {"host": "old"}
 
 
-def test_trailers_pass_and_unknown_messages_get_no_answer() -> None:
-    kind, ev = codec.decode(ep.ProcessingRequest(request_trailers=ep.HttpTrailers()))
+def test_request_trailers_are_an_event_response_trailers_pass_unknown_messages_raise() -> None:
+    trailers = ep.HttpTrailers()
+    trailers.trailers.headers.add(key="x-checksum", raw_value=b"abc")
+    kind, ev = codec.decode(ep.ProcessingRequest(request_trailers=trailers))
+    assert kind == "request_trailers" and ev == RequestTrailers({"x-checksum": "abc"})
+    assert codec.encode(kind, CONTINUE).WhichOneof("response") == "request_trailers"
+    kind, ev = codec.decode(ep.ProcessingRequest(response_trailers=ep.HttpTrailers()))
     assert ev is None
-    answer = codec.no_event_answer(kind)
-    assert answer is not None and answer.WhichOneof("response") == "request_trailers"
+    assert codec.no_event_answer(kind).WhichOneof("response") == "response_trailers"
     kind, ev = codec.decode(ep.ProcessingRequest())
-    assert ev is None and codec.no_event_answer(kind) is None
+    assert ev is None
+    with pytest.raises(codec.UnexpectedMessage, match="unexpected ext_proc message"):
+        codec.no_event_answer(kind)
 
 
 def test_common_answers_are_prebuilt_and_match_a_fresh_build() -> None:
