@@ -1,7 +1,7 @@
 """Cap how many tokens a request may ask the provider to generate.
 
 A platform guard rail: `max_tokens` (and `max_completion_tokens`, Ollama's
-`options.num_predict`) above the cap is lowered to it; a request without one
+`options.num_predict`, the Responses API's `max_output_tokens`) above the cap is lowered to it; a request without one
 gets the cap when `fill: true`.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from extproc.core.events import Reject
-from extproc.core.request import OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
+from extproc.core.request import OLLAMA_CHAT, OLLAMA_GENERATE, RESPONSES, RequestContext
 from extproc.processors.base import Processor
 
 
@@ -42,6 +42,8 @@ class MaxTokensCap(Processor):
             opts = body.get("options")
             holder: dict[str, Any] = opts if isinstance(opts, dict) else {}
             keys: tuple[str, ...] = ("num_predict",)
+        elif ctx.endpoint == RESPONSES:
+            holder, keys = body, ("max_output_tokens",)
         else:
             holder, keys = body, ("max_tokens", "max_completion_tokens")
         present = [k for k in keys if isinstance(holder.get(k), int)]
