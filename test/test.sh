@@ -150,7 +150,18 @@ areq ccbad /v1/messages '{"model":"claude-sonnet-4-5",'"$MSG"'}' wrong-key
 areq ccdeny /qwen/v1/messages '{"model":"x","max_tokens":9,"messages":[{"role":"user","content":[{"type":"text","text":"我的账号"}]}]}'
 [ "$(status ccdeny)" = 403 ] && [ "$(json ccdeny "d['error']['type']")" = permission_error ] && ok "deny_patterns on a text block: 403 permission_error" || bad "deny: status $(status ccdeny)"
 
-say "8b. Codex and the OpenAI SDK: the Responses API (client.responses.create; base_url $BASE/v1)"
+say "8b. fail closed: no path around the checks"
+curl -s -o "$tmp/cchost.body" -w '%{http_code}' "$BASE/v1/messages" -H 'host: claude.test.com' \
+  -H 'anthropic-version: 2023-06-01' -d '{"model":"claude-sonnet-4-5",'"$MSG"'}' >"$tmp/cchost.status"
+[ "$(status cchost)" = 401 ] && ok "/v1/messages on claude.test.com without a key: 401 (the Messages route comes first)" || bad "claude.test.com /v1/messages: status $(status cchost)"
+curl -s -o "$tmp/ccpath.body" -w '%{http_code}' "$BASE/v1/models" -H 'host: api.anthropic.com' \
+  -H "x-api-key: $PROXY_KEY" >"$tmp/ccpath.status"
+[ "$(status ccpath)" = 404 ] && [ "$(json ccpath "d['error']['code']")" = no_route ] && ok "a path no route names on a provider host: 404 no_route, never forwarded" || bad "api.anthropic.com /v1/models: status $(status ccpath)"
+curl -s -o "$tmp/olhost.body" -w '%{http_code}' -X POST "$OLLAMA/api/chat" -H 'host: evil.example' \
+  -d '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}' >"$tmp/olhost.status"
+[ "$(status olhost)" = 404 ] && ok "the Ollama listener with Host: evil.example: 404, no key no answer" || bad "Ollama with another Host: status $(status olhost)"
+
+say "8c. Codex and the OpenAI SDK: the Responses API (client.responses.create; base_url $BASE/v1)"
 # test.com (dashscope, translated from chat), claude.test.com (Claude, translated)
 # and any other host with the consumer key (the codex route: any model name).
 cat >"$tmp/responses.py" <<'PYEOF'

@@ -91,7 +91,9 @@ class Phase(IntEnum):
 # follow the body (or, with no body, the headers: refused). Any phase may end
 # the exchange (a skip, a reject, the last body chunk, a reset).
 _ALLOWED: dict[Phase, frozenset[Phase]] = {
-    Phase.START: frozenset({Phase.REQUEST_HEADERS, Phase.DONE}),
+    # An Envoy local reply to a request its filters never saw (a path Envoy
+    # refused) still passes through the encoding side of ext_proc.
+    Phase.START: frozenset({Phase.REQUEST_HEADERS, Phase.RESPONSE_HEADERS, Phase.DONE}),
     Phase.REQUEST_HEADERS: frozenset(
         {Phase.REQUEST_BODY, Phase.REQUEST_TRAILERS, Phase.RESPONSE_HEADERS, Phase.DONE}
     ),

@@ -309,3 +309,18 @@ async def test_provider_error_echoing_the_key_is_redacted() -> None:
     assert KEY.encode() not in d.body
     assert orjson.loads(d.body)["error"]["message"] == "Incorrect API key provided: [redacted]"
     assert dict(d.set_headers)["content-length"] == str(len(d.body))
+
+
+async def test_pass_through_never_forwards_a_consumer_key() -> None:
+    text = PLUGIN + "---\nunmatched: pass_through\nconsumers:\n- name: c\n  keys: [ck-secret-1]\n"
+    ex = Exchange(runtime(text))
+    h = headers(host="other.com", authorization="Bearer ck-secret-1", **{"x-api-key": "own-key"})
+    d = await ex.handle(RequestHeaders(h, False))
+    assert isinstance(d, Continue) and d.remove_headers == ("authorization",)
+    assert d.mode is not None and d.mode.response_headers_skip
+    # The client's own provider key (not a consumer key) passes.
+    ex = Exchange(runtime(text))
+    d = await ex.handle(
+        RequestHeaders(headers(host="other.com", authorization="Bearer own"), False)
+    )
+    assert d is SKIP

@@ -1019,3 +1019,12 @@ async def test_close_reports_once(rt: Runtime) -> None:
     ex.close()
     ex.close()
     assert len(records) == 1 and records[0].route == "r-qwen"
+
+
+async def test_envoys_local_reply_before_any_request_message_passes(rt: Runtime) -> None:
+    # Envoy refused the request (an escaped slash) before the filters ran; its
+    # 400 still goes through the encoding side of ext_proc.
+    ex = Exchange(rt)
+    d = await ex.handle(ResponseHeaders({":status": "400"}, False))
+    assert isinstance(d, Continue) and d.mode is not None
+    assert d.mode.response_body is BodyMode.NONE
