@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from extproc.streaming.sse import SSEDecoder
-from harness import Stack
+from harness import FALLBACK_ENVOY, Stack, envoy_has_fallback
 
 pytestmark = pytest.mark.e2e
 
@@ -437,6 +437,10 @@ def test_codex_namespaced_tool_call_keeps_its_namespace(stack: Stack) -> None:
     assert (call["namespace"], call["name"]) == ("mcp_fs", "read")
 
 
+@pytest.mark.skipif(
+    not envoy_has_fallback(),
+    reason=f"provider fallback needs Envoy {'.'.join(map(str, FALLBACK_ENVOY))}+",
+)
 def test_fallback_route(stack: Stack) -> None:
     """Qwen fails: Envoy retries on Claude; the client gets one Responses answer."""
     stack.fake.take()
