@@ -351,6 +351,36 @@ def test_cut_off_stream_ends_with_response_failed(stack: Stack) -> None:
     assert not any(e.type == "response.completed" for e in events)
 
 
+def test_cut_off_native_stream_ends_with_response_failed(stack: Stack) -> None:
+    """A native provider's stream cut off too: the tap adds response.failed."""
+    stack.fake.take()
+    created = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_x"}}
+    delta = {
+        "type": "response.output_text.delta",
+        "sequence_number": 1,
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "Hel",
+    }
+    body = b"".join(
+        b"event: " + e["type"].encode() + b"\ndata: " + json.dumps(e).encode() + b"\n\n"
+        for e in (created, delta)
+    )
+    stack.fake.script(
+        "/v1/responses", Scripted(200, body, headers={"content-type": "text/event-stream"})
+    )
+    events = list(
+        client(stack, "native.test").responses.create(model="gpt-alias", input="hi", stream=True)
+    )
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.output_text.delta",
+        "response.failed",
+    ]
+    assert events[-1].sequence_number == 2
+
+
 # -- Codex's request shape -----------------------------------------------------------
 
 CODEX_BODY: dict[str, Any] = {

@@ -4,14 +4,18 @@ The client's bytes go upstream unless the model was mapped (or a provider's
 default stream applies); the key is the provider's usual one. Answers pass
 through byte for byte and are only read for usage and the served model: the
 JSON body, or the stream's ``response.created`` (model) and
-``response.completed`` / ``.incomplete`` / ``.failed`` (usage) events.
+``response.completed`` / ``.incomplete`` / ``.failed`` (usage) events. A
+stream that ends without one of those (cut off upstream) gets a
+``response.failed`` added, as translated streams do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from extproc.streaming.sse import SSEDecoder
+import orjson
+
+from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import ProviderTarget, StreamFacts, TranslatedResponse
 from extproc.translators.common import SSE, as_int, join_path, loads_object
 from extproc.usage import Usage
@@ -84,19 +88,38 @@ class NativeStreamTap(StreamFacts):
 
     def __init__(self, max_line_bytes: int | None = None) -> None:
         self._decoder = SSEDecoder(max_line_bytes) if max_line_bytes else SSEDecoder()
+        self._events = 0  # seen so far: the next sequence number
+        self._ended = False  # a terminal event passed
+        self._started: dict[str, Any] = {}  # response.created's response
 
     def feed(self, chunk: bytes) -> bytes:
         for ev in self._decoder.feed(chunk):
+            self._events += 1
             # OpenAI names every event; skip the many deltas without parsing them.
             if ev.event in _TAPPED or (
                 ev.event == "message" and '"response.' in ev.data and '"delta"' not in ev.data
             ):
                 self._observe(ev.data)
+            elif ev.event == "error":
+                self._ended = True  # the provider said what went wrong
         return chunk
 
     def finish(self) -> bytes:
         self._decoder.finish()
-        return b""
+        if self._ended or not self._events:
+            return b""
+        # Cut off upstream: say so, so that the client does not wait for an end.
+        resp = {
+            **self._started,
+            "status": "failed",
+            "error": {
+                "code": "server_error",
+                "message": "upstream stream ended before it finished",
+            },
+        }
+        self._ended = True
+        data = {"type": "response.failed", "sequence_number": self._events, "response": resp}
+        return encode_sse(orjson.dumps(data), "response.failed")
 
     def _observe(self, data: str) -> None:
         obj = loads_object(data.encode())
@@ -104,5 +127,9 @@ class NativeStreamTap(StreamFacts):
         if obj is None or not isinstance(resp, dict):
             return
         self._model = _model_of(resp) or self._model
-        if obj.get("type") in _ENDS:
+        kind = obj.get("type")
+        if kind in _ENDS:
+            self._ended = True
             self._usage = usage_from_responses(resp.get("usage")) or self._usage
+        elif kind == "response.created":
+            self._started = resp

@@ -93,6 +93,7 @@ class ResponsesStream(StreamFacts):
         self._calls: dict[int, _Item] = {}  # open function calls by chat tool_calls index
         self._output: list[dict[str, Any]] = []  # closed items, in output_index order
         self._next = 0
+        self._item_status = "completed"  # of the items closed from now on
 
     # -- StreamTranslator ---------------------------------------------------
 
@@ -272,7 +273,7 @@ class ResponsesStream(StreamFacts):
         if item.kind == "message":
             part = text_part(text)
             self._emit(out, "response.output_text.done", **where, text=text, logprobs=[])
-            done: dict[str, Any] = message_item(item.id, [part], "completed")
+            done: dict[str, Any] = message_item(item.id, [part], self._item_status)
         else:
             part = {"type": "reasoning_text", "text": text}
             self._emit(out, "response.reasoning_text.done", **where, text=text)
@@ -284,7 +285,7 @@ class ResponsesStream(StreamFacts):
     def _close_calls(self, out: list[bytes]) -> None:
         for item in sorted(self._calls.values(), key=lambda c: c.index):
             args = item.text
-            done = call_item(item.id, item.call_id, item.name, args, "completed", self._names)
+            done = call_item(item.id, item.call_id, item.name, args, self._item_status, self._names)
             self._emit(
                 out,
                 "response.function_call_arguments.done",
@@ -320,6 +321,7 @@ class ResponsesStream(StreamFacts):
         """End with ``response.failed``: what was streamed so far, and why it stopped."""
         if not self._started:
             self._start({}, out)
+        self._item_status = "incomplete"  # what was streamed so far, cut short
         self._close_all(out)
         resp = self._response("failed")
         resp["error"] = {"code": code, "message": message}

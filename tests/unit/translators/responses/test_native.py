@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from extproc.streaming.sse import SSEDecoder
 from extproc.translators.base import ProviderTarget
 from extproc.translators.responses.native import (
     NativeStreamTap,
@@ -72,3 +73,24 @@ def test_stream_tap_reads_the_end_event(end: str, named: bool) -> None:
     out = b"".join(tap.feed(raw[i : i + 9]) for i in range(0, len(raw), 9)) + tap.finish()
     assert out == raw  # untouched
     assert tap.usage == EXPECTED and tap.model == "gpt-4o-2024"
+
+
+def test_cut_off_native_stream_gets_response_failed() -> None:
+    raw = ev("response.created", response={"id": "resp_1", "model": "gpt-4o-2024"}) + ev(
+        "response.output_text.delta", delta="hi"
+    )
+    tap = NativeStreamTap()
+    assert tap.feed(raw) == raw
+    tail = tap.finish()
+    (failed,) = [orjson.loads(e.data) for e in SSEDecoder().feed(tail)]
+    assert failed["type"] == "response.failed" and failed["sequence_number"] == 2
+    assert failed["response"]["id"] == "resp_1" and failed["response"]["status"] == "failed"
+    assert "ended before it finished" in failed["response"]["error"]["message"]
+
+
+@pytest.mark.parametrize("end", [b"", b"x"])
+def test_finished_or_empty_native_stream_gets_nothing_added(end: bytes) -> None:
+    tap = NativeStreamTap()
+    if end:
+        tap.feed(ev("response.completed", response={"usage": USAGE}))
+    assert tap.finish() == b""

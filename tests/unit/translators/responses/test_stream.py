@@ -188,6 +188,8 @@ def test_cut_off_stream_ends_with_response_failed(cut: int) -> None:
     assert not any(e["type"] == "response.completed" for e in events)
     resp = check(events)
     assert resp.status == "failed" and resp.error.code == "server_error"
+    if resp.output:  # the item being streamed when it stopped was cut short
+        assert resp.output[-1].status == "incomplete"
     assert "ended before it finished" in resp.error.message
 
 
