@@ -107,10 +107,9 @@ class ResponsesTranslatedLeg(BodyLeg):
 def _stored_unavailable(prov: ProviderRuntime) -> Reject:
     return reject(
         404,
-        f"The gateway keeps no responses: provider {prov.name!r} ({prov.type}) does not "
-        "serve the Responses API itself, so nothing was stored. Send the whole "
-        "conversation in input instead of previous_response_id.",
-        "response_not_stored",
+        f"The gateway keeps no Responses API state: provider {prov.name!r} ({prov.type}) "
+        "does not serve the Responses API itself, so nothing was stored to read.",
+        "not_stored",
         "responses",
     )
 

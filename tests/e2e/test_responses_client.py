@@ -295,7 +295,7 @@ def test_stateless_on_translated_providers(stack: Stack, host: str) -> None:
     assert "keeps no state" in ei.value.message
     with pytest.raises(openai.NotFoundError) as nf:
         c.responses.retrieve("resp_1")
-    assert "keeps no responses" in nf.value.message
+    assert "keeps no" in nf.value.message
     assert stack.fake.take() == []
 
 
