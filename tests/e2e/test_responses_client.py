@@ -24,6 +24,7 @@ from fake_provider import Scripted  # noqa: E402
 
 CONSUMER_KEY = "ck-responses-client-77aa"
 LIMITED_KEY = "ck-responses-limited-3b3b"
+TIGHT_KEY = "ck-responses-tight-9c9c"
 OPENAI_KEY = "sk-openai-upstream-e2e"
 QWEN_KEY = "sk-qwen-upstream-e2e"
 CLAUDE_KEY = "sk-ant-upstream-e2e"
@@ -80,6 +81,9 @@ consumers:
 - name: narrow
   keys: [{LIMITED_KEY}]
   allowed_models: ["gpt-alias"]
+- name: tight
+  keys: [{TIGHT_KEY}]
+  token_budget: 30
 """
 
 KEYS: dict[str, Any] = {"claude": CLAUDE_KEY, "openai": {QWEN_KEY, OPENAI_KEY}}
@@ -222,6 +226,16 @@ def test_usage_reaches_metrics_and_request_log(stack: Stack, host: str) -> None:
     )
     assert sums and float(sums[0]) > 0, metrics
     assert CONSUMER_KEY not in stack.logs() and CONSUMER_KEY not in metrics
+    # Envoy's dynamic metadata carries it too (the demo's access log prints it).
+    want = f"route={ROUTE[host]} provider={PROVIDER[host]} consumer=coder"
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline and not lines:
+        lines = [
+            x for x in stack.access_lines() if want in x and f"total_tokens={TOKENS[host]}" in x
+        ]
+        time.sleep(0.1)
+    assert lines, stack.access_lines()[-5:]
 
 
 def logged(stack: Stack, route: str) -> list[dict[str, Any]]:
@@ -284,6 +298,20 @@ def test_model_allow_list(stack: Stack) -> None:
     stack.fake.take()
     with pytest.raises(openai.PermissionDeniedError):
         c.responses.create(model="gpt-other", input="hi")
+    assert stack.fake.take() == []
+
+
+def test_token_budget_counts_responses_usage(stack: Stack) -> None:
+    """Usage of a translated stream (18 tokens each) is charged to the consumer:
+    the budget of 30 lets two requests through, then a 429 in OpenAI's shape."""
+    c = client(stack, "qwen.test", key=TIGHT_KEY)
+    for _ in range(2):
+        events = list(c.responses.create(model="m", input="hi", stream=True))
+        assert events[-1].type == "response.completed"
+    stack.fake.take()
+    with pytest.raises(openai.RateLimitError) as ei:
+        c.responses.create(model="m", input="hi")
+    assert ei.value.code == "token_budget_exceeded"
     assert stack.fake.take() == []
 
 
