@@ -246,7 +246,10 @@ def _tool_choice(choice: Any, names: Mapping[str, tuple[str, str]]) -> Any:
     if isinstance(choice, dict):
         kind = choice.get("type")
         if kind == "function" and isinstance(choice.get("name"), str):
-            return {"type": "function", "function": {"name": choice["name"]}}
+            name, ns = choice["name"], choice.get("namespace")
+            if isinstance(ns, str) and ns:  # a namespaced tool: its flattened name
+                name = next((k for k, v in names.items() if v == (ns, name)), flat_name(ns, name))
+            return {"type": "function", "function": {"name": name}}
         if kind == "allowed_tools" and choice.get("mode") in ("auto", "required"):
             return choice["mode"]
         return "auto"  # a hosted tool's choice: that tool was dropped

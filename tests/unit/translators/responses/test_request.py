@@ -161,6 +161,22 @@ def test_tool_choice_forms() -> None:
     tools = [{"type": "function", "name": "f"}]
     pick = to_chat({"input": "x", "tools": tools, "tool_choice": {"type": "function", "name": "f"}})
     assert pick.body["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    ns = [
+        {
+            "type": "namespace",
+            "name": "fs",
+            "description": "d",
+            "tools": [{"type": "function", "name": "read"}],
+        }
+    ]
+    pick_ns = to_chat(
+        {
+            "input": "x",
+            "tools": ns,
+            "tool_choice": {"type": "function", "name": "read", "namespace": "fs"},
+        }
+    )
+    assert pick_ns.body["tool_choice"] == {"type": "function", "function": {"name": "fs__read"}}
     # Only hosted tools: nothing left to choose from, no tools sent.
     hosted = to_chat({"input": "x", "tools": [{"type": "web_search"}], "tool_choice": "required"})
     assert "tools" not in hosted.body and "tool_choice" not in hosted.body
