@@ -63,6 +63,7 @@ _OPERATION = {
     "ollama_chat": "chat",
     "embeddings": "embeddings",
     "ollama_generate": "text_completion",
+    "anthropic_messages": "chat",  # was counted as "other"
     "responses": "responses",
 }
 
