@@ -39,6 +39,7 @@ from extproc.config.runtime import (
 )
 from extproc.config.shadowing import overlap_warnings, unreachable_routes
 from extproc.config.v1 import config_pb2 as pb
+from extproc.core.redact import Redactor
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
@@ -58,6 +59,7 @@ class _Compiler:
         self.env = env
         self.problems: list[tuple[str, str]] = []
         self.providers: dict[str, ProviderRuntime] = {}
+        self.secrets: list[str] = []  # every secret resolved so far
         self.provider_where: dict[str, str] = {}
 
     def err(self, path: str, msg: str) -> None:
@@ -91,6 +93,8 @@ class _Compiler:
             return ""
         if required and not out:
             self.err(path, "is required")
+        if out:
+            self.secrets.append(out)
         return out
 
     def secret_list(self, values: Any, envs: Any, files: Any, path: str) -> list[str]:
@@ -135,6 +139,7 @@ class _Compiler:
             host=host,
             base_path=base_path,
             tokens=TokenPool(tokens, cooldown_s=self.cooldown(p, path)) if tokens else None,
+            redactor=Redactor(tokens),
             timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper_of(p, path, self.err),
             custom_settings=settings_of(p, catalog, path, self.err),
@@ -311,6 +316,8 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     for _, doc in loaded.native:
         native.MergeFrom(doc)
     routes = _providers_and_routes(loaded, native, c)
+    # Provider tokens, guard and rewrite keys; not consumer keys (the client's own).
+    upstream_secrets = Redactor(c.secrets)
     consumers, keys = _consumers(native.consumers, c)
     budgets = native.budgets
     backend = budgets.backend or "memory"
@@ -342,8 +349,10 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         budget_window_s=window,
         budget_backend=backend,
         redis_url=budgets.redis_url,
+        budget_default_output=budgets.default_output_tokens or 1024,
         unmatched_pass_through=unmatched == "pass_through",
         consumer_key_digests=frozenset(hashlib.sha256(k).digest() for k, _ in keys),
+        redactor=upstream_secrets,
     )
 
 

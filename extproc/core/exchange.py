@@ -54,6 +54,7 @@ from extproc.core.request import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESERVATION,
     RESPONSES,
     RESPONSES_ENDPOINTS,
     RESPONSES_STORED,
@@ -284,13 +285,19 @@ class Exchange:
         ctx = RequestContext(route, h, self.endpoint, {})
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         if route.fallback is not None:
             return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
         prov = route.pick_provider()
         if self.endpoint == RESPONSES_STORED:
             return self._start_leg(open_responses_leg(route, self.endpoint, prov, {}), ctx, b"")
         return self._start_leg(passthrough(route, prov, self.endpoint), ctx, b"")
+
+    def _admitted(self, ctx: RequestContext) -> None:
+        """Who passed authentication, and the budget tokens set aside for them
+        (settled when the exchange ends, whatever ends it)."""
+        self.record.consumer = ctx.consumer or ""
+        self.record.reservation = ctx.annotations.get(RESERVATION)
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -335,12 +342,12 @@ class Exchange:
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
-        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body, body_bytes=len(raw))
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         for p in route.processors:
             rej = await p.process(ctx)
             if rej is not None:
@@ -394,14 +401,17 @@ class Exchange:
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)
+        if secret := self.runtime.redactor.headers(h):
+            headers = (*headers, *secret)  # a provider that echoes its key in a header
         rec.upstream_error = status >= 400
         if ev.end_of_stream:
             return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
+            ctype = leg.stream.content_type
             return Continue(
-                set_headers=(*headers, ("content-type", leg.stream.content_type)),
+                set_headers=(*headers, ("content-type", ctype)) if ctype else headers,
                 remove_headers=(*remove, "content-length"),
                 mode=ModeOverride(response_body=mode),
             )
@@ -437,7 +447,7 @@ class Exchange:
             rec.model_served = out.model
         meta = self._end_metadata()
         self.close()
-        body = out.body
+        body = self.runtime.redactor.body(out.body)
         if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
@@ -477,6 +487,8 @@ class Exchange:
                     self._api,
                 )
             )
+        if out and self.runtime.redactor:
+            out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
         if not rec.first_byte and out:
             rec.first_byte = time.monotonic()
         if not ev.end_of_stream:

@@ -36,6 +36,7 @@ __all__ = [
     "OLLAMA_CHAT",
     "OLLAMA_GENERATE",
     "OTHER",
+    "RESERVATION",
     "RESPONSES",
     "RESPONSES_ENDPOINTS",
     "RESPONSES_STORED",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 _USER = frozenset({"user"})
+# The annotation the authenticator leaves for the exchange: the budget Reservation.
+RESERVATION = "budget_reservation"
 
 
 class RequestContext:
@@ -59,6 +62,7 @@ class RequestContext:
         "_texts_gen",
         "annotations",
         "body",
+        "body_bytes",
         "consumer",
         "endpoint",
         "headers",
@@ -74,6 +78,7 @@ class RequestContext:
         modified: bool = False,
         consumer: str | None = None,
         annotations: dict[str, Any] | None = None,
+        body_bytes: int = 0,
     ) -> None:
         self.route = route
         self.headers = headers
@@ -84,6 +89,7 @@ class RequestContext:
         self._texts: list[Text] | None = None
         self._texts_gen = 0
         self.consumer = consumer
+        self.body_bytes = body_bytes  # the client's body as received (budget estimates)
         self.annotations: dict[str, Any] = {} if annotations is None else annotations
 
     @property
