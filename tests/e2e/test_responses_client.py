@@ -302,16 +302,16 @@ def test_model_allow_list(stack: Stack) -> None:
 
 
 def test_token_budget_counts_responses_usage(stack: Stack) -> None:
-    """Usage of a translated stream (18 tokens each) is charged to the consumer:
-    the budget of 30 lets two requests through, then a 429 in OpenAI's shape."""
+    """Usage of a translated stream (18 tokens) is charged to the consumer: of
+    its budget of 30, 12 are left, less than the next request may use."""
     c = client(stack, "qwen.test", key=TIGHT_KEY)
-    for _ in range(2):
-        events = list(c.responses.create(model="m", input="hi", stream=True))
-        assert events[-1].type == "response.completed"
+    events = list(c.responses.create(model="m", input="hi", max_output_tokens=5, stream=True))
+    assert events[-1].type == "response.completed"
     stack.fake.take()
     with pytest.raises(openai.RateLimitError) as ei:
-        c.responses.create(model="m", input="hi")
+        c.responses.create(model="m", input="hi", max_output_tokens=5)
     assert ei.value.code == "token_budget_exceeded"
+    assert "12 of its 30 tokens" in ei.value.message
     assert stack.fake.take() == []
 
 
