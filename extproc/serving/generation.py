@@ -34,10 +34,15 @@ class Generation:
     on_done: Callable[[ExchangeRecord], None]
     prompts: PromptCapture | None = None
 
-    def exchange(self, provider: str = "") -> Exchange:
-        if provider:  # one attempt of a fallback route (core/attempt.py)
-            return AttemptExchange(self.runtime, provider, self.on_done)
-        return Exchange(self.runtime, self.on_done, self.authenticate)
+    def exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
+        ex = (
+            AttemptExchange(self.runtime, provider, self.on_done)  # core/attempt.py
+            if provider
+            else Exchange(self.runtime, self.on_done, self.authenticate)
+        )
+        if traceparent and self.runtime.tracing is not None:
+            ex.record.traceparent = traceparent
+        return ex
 
 
 def build_generation(runtime: Runtime, budget: Budget | None, report: Report) -> Generation:
