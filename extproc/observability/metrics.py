@@ -74,7 +74,6 @@ OPERATION = {
     "anthropic_messages": "chat",
     "embeddings": "embeddings",
     "ollama_generate": "text_completion",
-    "anthropic_messages": "chat",  # was counted as "other"
     "responses": "responses",
 }
 
