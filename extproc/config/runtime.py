@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from extproc.core.redact import Redactor
-from extproc.cost import PriceTable
+from extproc.prices import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
+from extproc.providers.redact import Redactor
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.base import ProviderSpec, Translator
 
@@ -61,7 +61,7 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
-    # Its own tokens, for the answers the gateway only relays (core/redact.py).
+    # Its own tokens, for the answers the gateway only relays (providers/redact.py).
     redactor: Redactor = field(default_factory=Redactor)
 
     @property
@@ -109,9 +109,7 @@ class RouteRuntime:
     processors: tuple[RouteProcessor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
-    # "openai" | "ollama" | "anthropic" | "responses" | "auto" (Anthropic by path);
-    # openai and auto routes take the Responses API on its paths too.
-    client_api: str
+    client_api: str  # a key of client_apis.registry.ROUTE_APIS (its clients' API or APIs)
     auth: AuthRuntime | None
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.

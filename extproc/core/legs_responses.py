@@ -1,13 +1,13 @@
 """The upstream legs of a Responses API client (``/v1/responses``).
 
 * `ResponsesNativeLeg`: to a provider that serves the Responses API
-  (``spec.responses_native``: openai, azure) it passes through (model mapping,
+  (its spec's ``native_apis``: openai, azure) it passes through (model mapping,
   the provider's key); answers go back byte for byte and are read for usage.
 * `ResponsesTranslatedLeg`: to any other provider, through
   (Responses, chat) + that provider's (chat, X) translator. Hosted tools it
   cannot run are dropped and named in the ``x-llm-dropped-tools`` header.
 * Stored responses (``GET /v1/responses/{id}``, ...) exist only at a native
-  provider: elsewhere a 404 in OpenAI's shape saying the gateway keeps none.
+  provider (`core/pick.py`: the endpoint is ``native_only``).
 
 ``accept-encoding`` never goes upstream: the gateway reads every answer (usage,
 translation) and does not decode compressed bodies.
@@ -21,12 +21,13 @@ from typing import Any
 
 import orjson
 
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import OPENAI
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
-from extproc.core.errors import reject
 from extproc.core.events import Continue, Headers, Reject
-from extproc.core.legs import BodyLeg, Leg, Pairs, passthrough, resolve_target
+from extproc.core.legs import BodyLeg, Leg, Pairs, resolve_target
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import RESPONSES_STORED, RequestContext
+from extproc.core.request import RequestContext
 from extproc.providers.custom_settings import apply_resolved
 from extproc.translators.base import StreamTranslator, TranslatedResponse
 from extproc.translators.responses.compose import ResponsesVia
@@ -49,11 +50,11 @@ class ResponsesNativeLeg(BodyLeg):
     __slots__ = ()
 
     def request(self, ctx: RequestContext, raw: bytes) -> Continue:
-        tx, target = self.prov.translator, self.target
+        target = self.target
         payload = native_payload(ctx.body, target, ctx.modified)
         body = None if payload is None else orjson.dumps(payload)
-        removed = (*tx.removed_headers(), *_NO_ENCODING)  # type: ignore[attr-defined]
-        return self._mutation(ctx, native_path(target), tx.auth_headers(target), removed, body)
+        headers = self.prov.spec.upstream_headers(target)
+        return self._mutation(ctx, native_path(target), headers, _NO_ENCODING, body)
 
     def _stream(self, max_line: int) -> StreamTranslator:
         return NativeStreamTap(max_line)
@@ -69,7 +70,7 @@ class ResponsesTranslatedLeg(BodyLeg):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.via = ResponsesVia(self.prov.translator, self.prov.spec.openai_compatible)
+        self.via = ResponsesVia(self.prov.translator, self.prov.spec.serves(OPENAI.name))
 
     def request(self, ctx: RequestContext, raw: bytes) -> Continue:
         up = self.via.chat_request(ctx.body, self.target)
@@ -104,29 +105,19 @@ class ResponsesTranslatedLeg(BodyLeg):
         return self.via.error_response(status, raw)
 
 
-def _stored_unavailable(prov: ProviderRuntime) -> Reject:
-    return reject(
-        404,
-        f"The gateway keeps no Responses API state: provider {prov.name!r} ({prov.type}) "
-        "does not serve the Responses API itself, so nothing was stored to read.",
-        "not_stored",
-        "responses",
-    )
-
-
 def open_responses_leg(
-    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
+    route: RouteRuntime,
+    endpoint: str,
+    api: ClientApi,
+    prov: ProviderRuntime,
+    body: Mapping[str, Any],
 ) -> Leg | Reject:
-    """The leg for a Responses API request (or a Reject: policy, no token, no state)."""
-    native = prov.spec.responses_native
-    if endpoint == RESPONSES_STORED:
-        # A stored response, its input items, cancel, input_tokens: native only.
-        return passthrough(route, prov, endpoint) if native else _stored_unavailable(prov)
-    if prov.protocol == "original":
-        return passthrough(route, prov, endpoint)
-    resolved = resolve_target(route, endpoint, prov, body)
+    """The leg for a Responses API request (or a Reject: policy, no token)."""
+    resolved = resolve_target(route, endpoint, api, prov, body)
     if isinstance(resolved, Reject):
         return resolved
     target, requested, _ = resolved
     args = (route, prov, target, requested, False)
-    return ResponsesNativeLeg(*args) if native else ResponsesTranslatedLeg(*args)
+    if prov.spec.serves(api.name):
+        return ResponsesNativeLeg(*args)
+    return ResponsesTranslatedLeg(*args)

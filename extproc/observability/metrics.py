@@ -47,6 +47,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from extproc.client_apis.registry import ENDPOINTS
 from extproc.config.runtime import Runtime
 from extproc.core.record import ExchangeRecord
 
@@ -67,15 +68,8 @@ TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 
-# GenAI operation names per endpoint.
-OPERATION = {
-    "chat": "chat",
-    "ollama_chat": "chat",
-    "anthropic_messages": "chat",
-    "embeddings": "embeddings",
-    "ollama_generate": "text_completion",
-    "responses": "responses",
-}
+# GenAI operation names per endpoint (each client API's spec says).
+OPERATION = {name: e.operation for name, e in ENDPOINTS.items() if e.operation}
 
 
 class BoundedLabel:

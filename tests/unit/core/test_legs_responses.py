@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import (
@@ -25,13 +25,10 @@ from extproc.core.events import (
 )
 from extproc.core.exchange import Exchange
 from extproc.core.legs import Leg, PassThroughLeg
-from extproc.core.legs_responses import (
-    ResponsesNativeLeg,
-    ResponsesTranslatedLeg,
-    open_responses_leg,
-)
+from extproc.core.legs_responses import ResponsesNativeLeg, ResponsesTranslatedLeg
+from extproc.core.pick import open_leg
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import RESPONSES, RESPONSES_STORED, endpoint_of
+from extproc.core.request import RESPONSES, RESPONSES_STORED, RequestContext, endpoint_of
 from extproc.streaming.sse import SSEDecoder
 
 CLIENT_KEY = "ck-codex-client"
@@ -132,7 +129,7 @@ def test_endpoint_by_path(api: str, path: str, endpoint: str) -> None:
 )
 def test_leg_per_provider(rt: Runtime, name: str, kind: type[Leg]) -> None:
     r = route(rt, name)
-    assert type(open_responses_leg(r, RESPONSES, r.providers[0], ASK)) is kind
+    assert type(open_leg(RequestContext(r, {}, RESPONSES, dict(ASK)), r.providers[0])) is kind
 
 
 async def test_native_passes_the_clients_bytes(rt: Runtime) -> None:
