@@ -111,7 +111,8 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = frozenset(ENDPOINTS)  # every endpoint a client API models has a body
+# The endpoints a client API models with a body (most: not stored-state reads).
+_BODY_ENDPOINTS = frozenset(n for n, e in ENDPOINTS.items() if e.has_body)
 _DECISIONS = (Continue, Reject)
 # Headers a client key travels in; a passed-through request loses them when they hold a consumer key.
 _KEY_HEADERS = CLIENT_KEY_HEADERS

@@ -418,3 +418,16 @@ def test_a_wrong_secret_fails_the_fakes_signature_check(stack: Stack) -> None:
     ):
         c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     assert "not-the-secret" not in stack.logs()
+
+
+def test_responses_api_client_to_bedrock(stack: Stack, oai: openai.OpenAI) -> None:
+    r = oai.responses.create(model="gpt-4o", input="responses hello")
+    assert r.output_text.endswith("last_user=responses hello")
+    assert r.usage is not None and r.usage.total_tokens == 19
+    rec = _only_bedrock_request(stack)
+    assert rec.path.endswith("/converse")
+    _assert_signed_and_clean(rec)
+    with oai.responses.stream(model="gpt-4o", input="streamed responses") as s:
+        final = s.get_final_response()
+    assert final.output_text.endswith("last_user=streamed responses")
+    assert _only_bedrock_request(stack).path.endswith("/converse-stream")

@@ -315,3 +315,12 @@ def test_tokens_and_keys_never_logged(stack: Stack, google: Google) -> None:
     for tok in issued:
         assert tok not in logs
     assert SA_INFO["private_key"].splitlines()[1] not in logs
+
+
+def test_responses_api_client_to_vertex(stack: Stack, google: Google, oai: openai.OpenAI) -> None:
+    r = oai.responses.create(model="gpt-4o", input="responses to gemini")
+    assert r.output_text.endswith("last_user=responses to gemini")
+    assert _vertex_request(stack, google).path.endswith(":generateContent")
+    r = oai.responses.create(model="claude-alias", input="responses to claude")
+    assert r.output_text.endswith("last_user=responses to claude")
+    assert _vertex_request(stack, google).path.endswith(":rawPredict")
