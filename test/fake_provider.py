@@ -4,7 +4,9 @@ One asyncio HTTP/1.1 server that answers in each provider's native format,
 chosen by path: OpenAI-compatible (dashscope's /compatible-mode/v1/...),
 Anthropic (/v1/messages), Gemini (/v1beta/models/M:generateContent), Ollama
 (/api/chat, /api/generate, /api/embed), Azure (/openai/deployments/...).
-It checks the credentials each provider expects, records every request it
+Bedrock, Google's token endpoint and Vertex AI are in `fake_cloud.py` (SigV4
+verified, event-stream frames, OAuth tokens). It checks the credentials each
+provider expects, records every request it
 receives (method, path, headers, body), and can drip stream chunks with
 pauses. Scripted answers: `script()` in-process, or the request header
 `x-fake-fail: <path part>=<status>` (e.g. `/compatible-mode=429`). It also
@@ -28,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import fake_claude
+import fake_cloud
 import fake_tools
 
 GUARD_MARKER = "inspector"  # the guard's system prompt says what it is
@@ -224,6 +227,14 @@ class FakeProvider:
             else:
                 await self._send(w, script.status, script.body, script.headers)
             return
+        cloud = self._cloud(method, target, headers, body)
+        if cloud is not None:
+            if isinstance(cloud[0], int):
+                status, out, extra = cloud  # type: ignore[misc]
+                await self._send(w, status, out, extra)
+            else:
+                await self._send_stream(w, cloud[0], cloud[1])  # type: ignore[arg-type]
+            return
         known = ("/chat/completions", "/embeddings", "/v1/messages", "/v1beta/", "/api/")
         known += ("/responses",)
         if not any(k in path for k in known):
@@ -319,6 +330,19 @@ class FakeProvider:
                     }
                 ),
             )
+
+    def _cloud(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> fake_cloud.Reply | fake_cloud.Stream | None:
+        """Bedrock (SigV4 checked), Google's token endpoint, Vertex AI (bearer checked)."""
+        if target.startswith("/model/") and "bedrock" in self.keys:
+            return fake_cloud.bedrock(method, target, headers, body, self.keys["bedrock"])
+        google = self.keys.get("google")
+        if google is not None and target == "/token" and method == "POST":
+            return google.token(body)
+        if google is not None and target.startswith("/v1/projects/"):
+            return fake_cloud.vertex(target, headers, body, google)
+        return None
 
     def _check(self, given: str | None, kind: str) -> bool:
         want = self.keys.get(kind)

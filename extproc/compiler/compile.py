@@ -23,7 +23,13 @@ from extproc.config.fallback import compile_fallback
 from extproc.config.fields import flag as _bool
 from extproc.config.fields import secs as _secs
 from extproc.config.loader import LoadedConfig
-from extproc.config.providers import mapper_of, serving_problem, settings_of, upstream_of
+from extproc.config.providers import (
+    cloud_of,
+    mapper_of,
+    serving_problem,
+    settings_of,
+    upstream_of,
+)
 from extproc.config.runtime import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -124,6 +130,10 @@ class _Compiler:
             )
             return
         host, base_path = upstream_of(p, catalog, path, self.err)
+        cloud = cloud_of(p, catalog, path, self.err, self.secret)
+        if cloud is not None:  # the region's (or endpoint's) host unless host/base_url say
+            host = p.host or (host if p.base_url else cloud.host)
+            base_path = p.base_path.rstrip("/") or (base_path if p.base_url else cloud.base_path)
         before = len(self.problems)
         tokens = self.secret_list(p.api_tokens, p.api_tokens_env, p.api_tokens_file, path)
         # A token that failed to resolve is already reported under its own path.
@@ -139,7 +149,7 @@ class _Compiler:
             host=host,
             base_path=base_path,
             tokens=TokenPool(tokens, cooldown_s=self.cooldown(p, path)) if tokens else None,
-            redactor=Redactor(tokens),
+            redactor=Redactor((*tokens, *(cloud.secrets if cloud is not None else ()))),
             timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper_of(p, path, self.err),
             custom_settings=settings_of(p, catalog, path, self.err),
@@ -150,6 +160,7 @@ class _Compiler:
                 **json_format.MessageToDict(p.options),
                 "include_usage": _bool(p, "stream_usage", True),
             },
+            upstream_auth=cloud.auth if cloud is not None else None,
         )
 
     # -- processors --------------------------------------------------------

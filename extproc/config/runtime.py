@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.cloud.auth import UpstreamAuth
 from extproc.prices import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
@@ -47,6 +48,12 @@ class RouteProcessor(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderRuntime:
     name: str
@@ -63,6 +70,8 @@ class ProviderRuntime:
     options: Mapping[str, Any]
     # Its own tokens, for the answers the gateway only relays (providers/redact.py).
     redactor: Redactor = field(default_factory=Redactor)
+    # Cloud providers: SigV4 signing or an OAuth token source, started with the server.
+    upstream_auth: UpstreamAuth | None = None
 
     @property
     def type(self) -> str:
@@ -194,6 +203,13 @@ class Runtime:
             for p in r.processors:
                 seen.setdefault(id(p), p)
         return tuple(seen.values())
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """What the server starts and closes with this config: the processors'
+        clients and the providers' credential refreshers."""
+        auths = tuple(p.upstream_auth for p in self.providers.values() if p.upstream_auth)
+        return (*self.processors, *auths)
 
 
 def split_host(authority: str) -> tuple[str, str]:

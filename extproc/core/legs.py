@@ -18,6 +18,7 @@ phase re-tests provider flags. The provider legs:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,6 +27,7 @@ import orjson
 from extproc.api_errors import ollama_error_body
 from extproc.client_apis.base import ClientApi
 from extproc.client_apis.registry import OPENAI, endpoint_named
+from extproc.cloud.auth import UpstreamAuth, UpstreamAuthUnavailable
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
@@ -44,6 +46,8 @@ from extproc.translators.base import (
 from extproc.translators.common import extract_error
 from extproc.translators.ollama_native import NativeStreamTap, native_request, native_response
 from extproc.translators.registry import CLIENT_KEY_HEADERS
+
+log = logging.getLogger("extproc.core.legs")
 
 _CLIENT_KEY_HEADERS = CLIENT_KEY_HEADERS
 _KEY_HEADERS = frozenset(_CLIENT_KEY_HEADERS)
@@ -152,6 +156,18 @@ class ProviderLeg:
     def _error(self, status: int, raw: bytes) -> bytes:
         return self.prov.translator.error_response(status, raw)
 
+    def _sign(
+        self, auth: UpstreamAuth, ctx: RequestContext, path: str, set_h: Pairs, body: bytes
+    ) -> Pairs:
+        h = ctx.headers
+        rewrite = self.route.rewrite
+        authority = self.prov.host if rewrite else h.get(":authority", "")
+        final_path = path if rewrite else h.get(":path", "/")
+        ctype = next((v for k, v in set_h if k == "content-type"), "application/json")
+        return auth.sign(
+            h.get(":method", "POST"), authority, final_path, body, (("content-type", ctype),)
+        )
+
     def _mutation(
         self,
         ctx: RequestContext,
@@ -166,6 +182,13 @@ class ProviderLeg:
         spec = self.prov.spec
         if spec.signs:
             set_h = (*set_h, *spec.sign(self.target, path, set_h, body))
+        auth = self.prov.upstream_auth
+        if auth is not None and auth.signs:
+            # A cloud provider's own credentials (SigV4): over the final body,
+            # :authority and :path, last.
+            if body is None:
+                body = orjson.dumps(ctx.body)
+            set_h = (*set_h, *self._sign(auth, ctx, path, set_h, body))
         headers = list(set_h)
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in set_h)]
         remove += [n for n in rm_h if n not in remove]
@@ -349,6 +372,8 @@ class OllamaNativeLeg(BodyLeg):
 
 
 def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: ClientApi) -> str | Reject:
+    if prov.upstream_auth is not None:
+        return _cloud_token(route, prov, prov.upstream_auth, api)
     if prov.tokens is None:
         return ""
     try:
@@ -364,6 +389,28 @@ def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: ClientApi) -> s
             "no_token_available",
             api,
             headers=(("retry-after", str(max(1, int(e.retry_in_s + 0.999)))),),
+        )
+
+
+def _cloud_token(
+    route: RouteRuntime, prov: ProviderRuntime, auth: UpstreamAuth, api: ClientApi
+) -> str | Reject:
+    """The cloud provider's current token ("" when it signs instead); read from
+    the background-refreshed cache, never fetched here."""
+    try:
+        return auth.token()
+    except UpstreamAuthUnavailable as e:
+        log.warning(
+            "no upstream credentials", extra={"fields": {"provider": prov.name, "reason": str(e)}}
+        )
+        if route.fallback is not None:
+            return ""  # the attempt fails upstream and Envoy moves on
+        return reject(
+            503,
+            f"Provider {prov.name!r} has no usable credentials right now: {e}",
+            "no_upstream_credentials",
+            api,
+            headers=(("retry-after", "5"),),
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from extproc.config.runtime import ProviderRuntime
 from extproc.core.events import Continue
 from extproc.core.legs import BodyLeg
 from extproc.core.request import RequestContext
@@ -28,7 +29,7 @@ from extproc.translators.anthropic.native import (
     native_payload,
     native_response,
 )
-from extproc.translators.base import StreamTranslator, TranslatedResponse
+from extproc.translators.base import ProviderTarget, StreamTranslator, TranslatedResponse
 
 
 class AnthropicNativeLeg(BodyLeg):
@@ -87,3 +88,36 @@ class AnthropicTranslatedLeg(BodyLeg):
 
     def _error(self, status: int, raw: bytes) -> bytes:
         return map_error(status, raw)
+
+
+class AnthropicHostedLeg(BodyLeg):
+    """Anthropic client, Claude hosted on a cloud (Bedrock InvokeModel, Vertex
+    rawPredict): the Messages body with the model in the path and the cloud's
+    ``anthropic_version``; answers are Anthropic's (Bedrock streams re-framed
+    from its event stream into SSE)."""
+
+    __slots__ = ()
+
+    def request(self, ctx: RequestContext, raw: bytes) -> Continue:
+        tx: Any = self.prov.translator
+        up = tx.anthropic_request(ctx.body, self.target)
+        if self.prov.custom_settings and up.payload is not None:
+            apply_resolved(up.payload, self.prov.custom_settings)
+        return self._mutation(ctx, up.path, up.headers, up.remove_headers, up.body)
+
+    def _stream(self, max_line: int) -> StreamTranslator:
+        tx: Any = self.prov.translator
+        stream: StreamTranslator = tx.anthropic_stream(self.target, max_line)
+        return stream
+
+    def _success(self, status: int, raw: bytes) -> TranslatedResponse:
+        return native_response(status, raw)
+
+    def _error(self, status: int, raw: bytes) -> bytes:
+        return map_error(status, raw)
+
+
+def hosts_claude(prov: ProviderRuntime, target: ProviderTarget) -> bool:
+    """The provider hosts Claude itself for this model (Bedrock, Vertex)."""
+    native = getattr(prov.translator, "anthropic_native", None)
+    return native is not None and bool(native(target))

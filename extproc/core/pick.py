@@ -39,7 +39,12 @@ from extproc.core.legs import (
     passthrough,
     resolve_target,
 )
-from extproc.core.legs_anthropic import AnthropicNativeLeg, AnthropicTranslatedLeg
+from extproc.core.legs_anthropic import (
+    AnthropicHostedLeg,
+    AnthropicNativeLeg,
+    AnthropicTranslatedLeg,
+    hosts_claude,
+)
 from extproc.core.legs_responses import open_responses_leg
 from extproc.core.request import RequestContext
 
@@ -143,6 +148,8 @@ def _anthropic(
     args = (route, prov, target, requested, False)
     if native:
         return AnthropicNativeLeg(*args, count_tokens=count)
+    if hosts_claude(prov, target):  # Claude on Bedrock / Vertex: InvokeModel, rawPredict
+        return AnthropicHostedLeg(*args)
     return AnthropicTranslatedLeg(*args)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, Reservation, make_budget
-from extproc.config.runtime import RouteProcessor, Runtime
+from extproc.config.runtime import Runtime, Service
 from extproc.consumers.auth import AuthHook
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
@@ -159,7 +159,7 @@ class Server:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        for p in self.runtime.processors:
+        for p in self.runtime.services:
             await p.start()
         if self.opts.metrics_port > 0 and not multiprocess_dir():
             # With --workers the parent serves every worker's metrics.
@@ -199,13 +199,13 @@ class Server:
         if runtime.tracing != old.tracing:
             log.warning("observability.tracing changed: restart to apply it")
         try:
-            for p in runtime.processors:
+            for p in runtime.services:
                 await p.start()
             generation = self._build(runtime)
         except BaseException:
             # The new config never serves: close what it opened; the old one stays.
-            current = {id(p) for p in old.processors}
-            for p in runtime.processors:
+            current = {id(p) for p in old.services}
+            for p in runtime.services:
                 if id(p) not in current:
                     with contextlib.suppress(Exception):
                         await p.aclose()
@@ -213,7 +213,7 @@ class Server:
         self.metrics.use_runtime(runtime)
         # One assignment: a new stream sees the old generation or the new one.
         self.generation = generation
-        self._background(self._close_later(old.processors), self._closers)
+        self._background(self._close_later(old.services), self._closers)
         log.info(
             "config reloaded",
             extra={
@@ -224,11 +224,11 @@ class Server:
             },
         )
 
-    async def _close_later(self, processors: tuple[RouteProcessor, ...]) -> None:
+    async def _close_later(self, processors: tuple[Service, ...]) -> None:
         try:
             await asyncio.sleep(self.opts.grace_s)
         finally:  # also when stop() ends the wait early
-            current = {id(p) for p in self.runtime.processors}
+            current = {id(p) for p in self.runtime.services}
             for p in processors:
                 if id(p) not in current:
                     with contextlib.suppress(Exception):
@@ -248,7 +248,7 @@ class Server:
 
     async def _release(self) -> None:
         """Close what start() opened, apart from the transport."""
-        for p in self.runtime.processors:
+        for p in self.runtime.services:
             with contextlib.suppress(Exception):
                 await p.aclose()
         if self._charges:

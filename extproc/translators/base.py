@@ -10,7 +10,7 @@ which the registry lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -207,6 +207,11 @@ class ProviderSpec:
     native_apis: frozenset[str] = frozenset()  # client APIs it serves as they are
     embeddings: bool = False  # it has an embeddings API (others: a 400)
     settings_paths: SettingPaths = field(default_factory=dict)  # auto custom settings places
+    # Cloud providers (bedrock, vertex): options + credentials -> default
+    # upstream and a per-provider `UpstreamAuth` (cloud/setup.py), whose
+    # signature or token the leg adds per request.
+    upstream_auth: Callable[[Any], Any] | None = None
+
     prices: tuple[Price, ...] = ()  # list prices of its common models (cost.py)
     models_of: str = ""  # another type whose models it serves under the same names (prices)
     genai_name: str = ""  # its OpenTelemetry `gen_ai.provider.name` ("": the type)

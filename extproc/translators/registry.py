@@ -8,11 +8,20 @@ below from the specs, never spelled out elsewhere.
 
 from __future__ import annotations
 
-from extproc.translators import azure, claude, gemini, ollama, openai_compat
+from extproc.translators import azure, bedrock, claude, gemini, ollama, openai_compat, vertex
 from extproc.translators.base import ProviderSpec
 
 PROVIDER_CATALOG: dict[str, ProviderSpec] = {
-    s.type: s for s in (*openai_compat.SPECS, claude.SPEC, azure.SPEC, gemini.SPEC, ollama.SPEC)
+    s.type: s
+    for s in (
+        *openai_compat.SPECS,
+        claude.SPEC,
+        azure.SPEC,
+        gemini.SPEC,
+        ollama.SPEC,
+        bedrock.SPEC,
+        vertex.SPEC,
+    )
 }
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.streaming.errors import StreamDecodeError, StreamLimitError
+from extproc.streaming.eventstream import EventStreamDecoder, encode_event, encode_exception
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.streaming.sse import SSEDecoder
 from extproc.translators import ollama_native
@@ -28,7 +29,7 @@ from extproc.translators.responses import native as responses_native
 from extproc.translators.responses.compose import ResponsesVia
 from extproc.translators.responses.request import to_chat
 
-TYPES = ["openai", "azure", "claude", "gemini", "ollama"]
+TYPES = ["openai", "azure", "claude", "gemini", "ollama", "bedrock", "vertex"]
 LINE = 2048  # small limits, so that the limit paths run too
 
 
@@ -187,3 +188,97 @@ def test_response_translators(target: ProviderTarget, status: int, body: bytes) 
     rvia.chat_body({"input": "x"})
     with contextlib.suppress(TranslationError):
         assert isinstance(rvia.chat_response(status, body, target).body, bytes)
+
+
+# -- AWS event stream (Bedrock) -------------------------------------------------
+
+_ES_MAX = 512
+
+
+@st.composite
+def _event_streams(draw: st.DrawFn) -> bytes:
+    """Valid frames, then bytes flipped (bad CRCs, wild lengths), cut short or padded."""
+    frames = draw(st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=600)), max_size=4))
+    data = bytearray(b"".join(encode_event(t, p) for t, p in frames))
+    for pos in draw(st.lists(st.integers(0, max(0, len(data) - 1)), max_size=3)):
+        if data:
+            data[pos] ^= draw(st.integers(1, 255))
+    cut = draw(st.integers(0, len(data)))
+    return bytes(data[:cut]) + draw(st.binary(max_size=40))
+
+
+@FUZZ
+@given(st.data(), st.one_of(_event_streams(), st.binary(max_size=300)))
+def test_eventstream_decoder_clean_error_bounded_buffer(data: st.DataObject, raw: bytes) -> None:
+    dec = EventStreamDecoder(max_frame_bytes=_ES_MAX)
+    try:
+        for piece in data.draw(split(raw)):
+            dec.feed(piece)
+            assert dec.buffered <= _ES_MAX  # at most one partial frame, within the bound
+        dec.finish()
+    except (StreamDecodeError, StreamLimitError):
+        pass
+
+
+_CONVERSE_EVENTS = [
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+    "chunk",
+]
+
+
+@st.composite
+def _bedrock_streams(draw: st.DrawFn) -> bytes:
+    """Frames of Converse / InvokeModel events with any JSON payload, exceptions
+    among them, sometimes corrupted or cut."""
+    out = b""
+    for _ in range(draw(st.integers(0, 6))):
+        obj = draw(st.one_of(json_objects(10), openai_objects()))
+        if draw(st.booleans()):
+            # An InvokeModel chunk: base64 of an Anthropic-like event.
+            import base64
+
+            obj = {"bytes": base64.b64encode(orjson.dumps(obj)).decode()}
+        payload = orjson.dumps(obj)
+        if draw(st.integers(0, 9)) == 0:
+            out += encode_exception(draw(st.sampled_from(["throttlingException", "x"])), payload)
+        else:
+            out += encode_event(draw(st.sampled_from(_CONVERSE_EVENTS)), payload)
+    if out and draw(st.booleans()):
+        data = bytearray(out)
+        data[draw(st.integers(0, len(data) - 1))] ^= 0x5A
+        out = bytes(data[: draw(st.integers(0, len(data)))])
+    return out
+
+
+@FUZZ
+@given(
+    _bedrock_streams(),
+    st.booleans(),
+    st.sampled_from(["converse", "invoke", "composed"]),
+    st.data(),
+)
+def test_bedrock_stream_translators(
+    raw: bytes, usage: bool, kind: str, data: st.DataObject
+) -> None:
+    from extproc.translators.bedrock import BEDROCK
+
+    target = ProviderTarget("bedrock", "h", "", "", "anthropic.claude", True, {})
+    tx: Any
+    if kind == "converse":
+        tx = BEDROCK.chat_stream(target, usage, LINE)
+    elif kind == "invoke":
+        tx = BEDROCK.anthropic_stream(target, LINE)
+    else:
+        tx = AnthropicVia(BEDROCK).chat_stream(target, LINE)
+    try:
+        for c in data.draw(split(raw)):
+            assert isinstance(tx.feed(c), bytes)
+        assert isinstance(tx.finish(), bytes)
+    except StreamLimitError:
+        pass
+    assert tx.usage is None or tx.usage.total_tokens >= 0

@@ -150,7 +150,7 @@ class Price(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., input: _Optional[float] = ..., output: _Optional[float] = ..., cached_input: _Optional[float] = ...) -> None: ...
 
 class Provider(_message.Message):
-    __slots__ = ("name", "type", "api_tokens", "api_tokens_env", "api_tokens_file", "timeout", "token_cooldown", "model_mapping", "custom_settings", "protocol", "host", "base_path", "base_url", "default_model", "default_stream", "stream_usage", "options")
+    __slots__ = ("name", "type", "api_tokens", "api_tokens_env", "api_tokens_file", "timeout", "token_cooldown", "model_mapping", "custom_settings", "protocol", "host", "base_path", "base_url", "default_model", "default_stream", "stream_usage", "options", "aws", "gcp")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     API_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,8 @@ class Provider(_message.Message):
     DEFAULT_STREAM_FIELD_NUMBER: _ClassVar[int]
     STREAM_USAGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    AWS_FIELD_NUMBER: _ClassVar[int]
+    GCP_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     api_tokens: _containers.RepeatedScalarFieldContainer[str]
@@ -185,7 +187,41 @@ class Provider(_message.Message):
     default_stream: _wrappers_pb2.BoolValue
     stream_usage: _wrappers_pb2.BoolValue
     options: _struct_pb2.Struct
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., api_tokens: _Optional[_Iterable[str]] = ..., api_tokens_env: _Optional[_Iterable[str]] = ..., api_tokens_file: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., token_cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., model_mapping: _Optional[_Iterable[_Union[ModelMappingEntry, _Mapping]]] = ..., custom_settings: _Optional[_Iterable[_Union[CustomSetting, _Mapping]]] = ..., protocol: _Optional[str] = ..., host: _Optional[str] = ..., base_path: _Optional[str] = ..., base_url: _Optional[str] = ..., default_model: _Optional[str] = ..., default_stream: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., stream_usage: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    aws: AwsCredentials
+    gcp: GcpCredentials
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., api_tokens: _Optional[_Iterable[str]] = ..., api_tokens_env: _Optional[_Iterable[str]] = ..., api_tokens_file: _Optional[_Iterable[str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., token_cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., model_mapping: _Optional[_Iterable[_Union[ModelMappingEntry, _Mapping]]] = ..., custom_settings: _Optional[_Iterable[_Union[CustomSetting, _Mapping]]] = ..., protocol: _Optional[str] = ..., host: _Optional[str] = ..., base_path: _Optional[str] = ..., base_url: _Optional[str] = ..., default_model: _Optional[str] = ..., default_stream: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., stream_usage: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., aws: _Optional[_Union[AwsCredentials, _Mapping]] = ..., gcp: _Optional[_Union[GcpCredentials, _Mapping]] = ...) -> None: ...
+
+class AwsCredentials(_message.Message):
+    __slots__ = ("access_key_id", "access_key_id_env", "access_key_id_file", "secret_access_key", "secret_access_key_env", "secret_access_key_file", "session_token", "session_token_env", "session_token_file")
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_ENV_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_KEY_ID_FILE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_ENV_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FILE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_ENV_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FILE_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    access_key_id_env: str
+    access_key_id_file: str
+    secret_access_key: str
+    secret_access_key_env: str
+    secret_access_key_file: str
+    session_token: str
+    session_token_env: str
+    session_token_file: str
+    def __init__(self, access_key_id: _Optional[str] = ..., access_key_id_env: _Optional[str] = ..., access_key_id_file: _Optional[str] = ..., secret_access_key: _Optional[str] = ..., secret_access_key_env: _Optional[str] = ..., secret_access_key_file: _Optional[str] = ..., session_token: _Optional[str] = ..., session_token_env: _Optional[str] = ..., session_token_file: _Optional[str] = ...) -> None: ...
+
+class GcpCredentials(_message.Message):
+    __slots__ = ("service_account_json", "service_account_json_env", "service_account_json_file")
+    SERVICE_ACCOUNT_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_JSON_ENV_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_JSON_FILE_FIELD_NUMBER: _ClassVar[int]
+    service_account_json: str
+    service_account_json_env: str
+    service_account_json_file: str
+    def __init__(self, service_account_json: _Optional[str] = ..., service_account_json_env: _Optional[str] = ..., service_account_json_file: _Optional[str] = ...) -> None: ...
 
 class ModelMappingEntry(_message.Message):
     __slots__ = ("to",)

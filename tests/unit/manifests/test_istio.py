@@ -19,7 +19,12 @@ from mesh_routes import (
 
 EXTPROC_CLUSTER = "outbound|50051||llm-extproc.llm-extproc.svc.cluster.local"
 EXTPROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor"
-PROVIDER_HOSTS = {"dashscope.aliyuncs.com", "api.anthropic.com"}
+PROVIDER_HOSTS = {
+    "dashscope.aliyuncs.com",
+    "api.anthropic.com",
+    "bedrock-runtime.us-east-1.amazonaws.com",
+    "us-central1-aiplatform.googleapis.com",
+}
 ISTIO_KINDS = {
     "EnvoyFilter",
     "ServiceEntry",
@@ -200,6 +205,16 @@ def test_provider_tls_origination(manifests, host):
     assert pls["port"]["number"] == 80
     assert pls["tls"]["mode"] == "SIMPLE"
     assert pls["tls"]["sni"] == host
+
+
+@pytest.mark.parametrize("host", ["sts.us-east-1.amazonaws.com", "oauth2.googleapis.com"])
+def test_credential_endpoints_are_tls_passthrough(manifests, host):
+    """llm-extproc's own credential calls (IRSA, a service-account token) speak
+    HTTPS: port 443 as TLS, no plain-HTTP port, visible to its namespace only."""
+    (se,) = [d for d in of_kind(manifests, "ServiceEntry") if host in d["spec"]["hosts"]]
+    assert [(p["number"], p["protocol"]) for p in se["spec"]["ports"]] == [(443, "TLS")]
+    assert se["spec"]["exportTo"] == ["."]
+    assert se["metadata"]["namespace"] == "llm-extproc"
 
 
 def test_virtualservice_destinations_exist(manifests):
