@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.cache.policy import CachePolicy
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
@@ -103,6 +104,8 @@ class RouteRuntime:
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.
     fallback: FallbackRuntime | None = None
+    # The response cache (extproc/cache/); None: off.
+    cache: CachePolicy | None = None
     # A processor reads the request's texts: unreadable content is a 400 here.
     reads_texts: bool = field(init=False, default=False)
 
@@ -126,6 +129,7 @@ class ConsumerRuntime:
     allowed_models: frozenset[str]
     allowed_routes: frozenset[str]
     token_budget: int
+    cache_disabled: bool = False  # never answered from (nor stored in) the response cache
 
 
 DEFAULT_MAX_REQUEST_BYTES = 8 << 20
@@ -157,6 +161,8 @@ class Runtime:
     # sha256 of every consumer key: a passed-through request loses a header
     # holding one (the digest, not the key, is what a set lookup can leak).
     consumer_key_digests: frozenset[bytes] = frozenset()
+    # Consumers whose requests bypass the response cache.
+    cache_disabled_consumers: frozenset[str] = frozenset()
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:

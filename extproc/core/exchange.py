@@ -14,12 +14,13 @@ Envoy's dynamic metadata at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.config.runtime import RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
@@ -41,7 +42,7 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.fallback_leg import FallbackLeg, fallback_leg
-from extproc.core.legs import Leg, open_leg, passthrough
+from extproc.core.legs import BodyLeg, Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
 from extproc.core.paths import api_of_path, canonical_path, split_query
@@ -60,6 +61,9 @@ from extproc.core.request import (
 )
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
+
+if TYPE_CHECKING:
+    from extproc.cache.service import CacheState, ResponseCache
 
 __all__ = ["Exchange", "ExchangeRecord", "Phase", "PhaseError"]
 
@@ -136,6 +140,8 @@ class Exchange:
 
     __slots__ = (
         "_api",
+        "_cache",
+        "_cstate",
         "_leg",
         "_on_done",
         "_phase",
@@ -156,8 +162,11 @@ class Exchange:
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
         authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.runtime = runtime
+        self._cache = cache
+        self._cstate: CacheState | None = None
         self._phase = Phase.START
         self._on_done = on_done
         self.authenticate = authenticate
@@ -211,6 +220,8 @@ class Exchange:
         return d
 
     def _reject(self, rej: Reject) -> Reject:
+        if self.route is not None and self.route.cache is not None:
+            rej = dataclasses.replace(rej, headers=(*rej.headers, ("x-llm-cache", "miss")))
         self.record.status = rej.status
         self.record.blocked_reason = rej.reason
         self.close()
@@ -335,7 +346,56 @@ class Exchange:
         else:
             opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
             leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
+            if route.cache is not None and isinstance(leg, BodyLeg):
+                # Every check passed: only now may the cache answer.
+                hit = await self._cache_lookup(route, leg, ctx)
+                if hit is not None:
+                    return hit
         return self._start_leg(leg, ctx, raw)
+
+    async def _cache_lookup(
+        self, route: RouteRuntime, leg: BodyLeg, ctx: RequestContext
+    ) -> Reject | None:
+        """A cache hit as the immediate answer, or None (the request goes upstream)."""
+        cache, policy = self._cache, route.cache
+        if cache is None or policy is None:
+            return None
+        rec = self.record
+        rec.cache = "miss"
+        consumer = ctx.consumer or ""
+        st = cache.state_of(
+            route=route.name,
+            policy=policy,
+            provider=leg.prov.name,
+            model=leg.target.model,
+            endpoint=self.endpoint,
+            api=self._api,
+            consumer=consumer,
+            headers=ctx.headers,
+            body=ctx.body,
+            consumer_disabled=consumer in self.runtime.cache_disabled_consumers,
+        )
+        if st is None:
+            return None
+        self._cstate = st
+        hit = await cache.lookup(st, ctx.headers, leg.target.stream, leg.include_usage)
+        if hit is None:
+            return None
+        self._cstate = None
+        leg.describe(rec)
+        rec.cache = "hit"
+        rec.status = hit.status
+        rec.usage = hit.entry.usage
+        rec.model_served = hit.entry.model or rec.model_served
+        rec.first_byte = time.monotonic()
+        headers = (
+            ("content-type", hit.content_type),
+            ("x-llm-cache", "hit"),
+            ("x-llm-provider", leg.prov.name),
+        )
+        d = Reject(hit.status, hit.body, headers, "cache_hit", self._end_metadata())
+        self.close()
+        return d
 
     def _start_leg(
         self, leg: Leg | FallbackLeg | Reject, ctx: RequestContext, raw: bytes
@@ -378,11 +438,17 @@ class Exchange:
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)
         rec.upstream_error = status >= 400
+        if self.route is not None and self.route.cache is not None:
+            headers = (*headers, ("x-llm-cache", "miss"))
+            if status >= 300 or ev.end_of_stream:
+                self._cstate = None  # errors and empty answers are never cached
         if ev.end_of_stream:
             return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
+            if self._cstate is not None and self._cache is not None:
+                self._cache.start_stream(self._cstate)
             return Continue(
                 set_headers=(*headers, ("content-type", leg.stream.content_type)),
                 remove_headers=(*remove, "content-length"),
@@ -418,6 +484,8 @@ class Exchange:
         rec.usage = out.usage
         if out.model:
             rec.model_served = out.model
+        if self._cstate is not None and self._cache is not None:
+            self._cache.finish(self._cstate, out.body, rec.model_served, out.usage)
         meta = self._end_metadata()
         self.close()
         body = out.body
@@ -462,11 +530,16 @@ class Exchange:
             )
         if not rec.first_byte and out:
             rec.first_byte = time.monotonic()
+        cst = self._cstate
+        if cst is not None and cst.reassembler is not None:
+            cst.reassembler.feed(out)  # what the client got, for the cache
         if not ev.end_of_stream:
             return CONTINUE if out is ev.body else Continue(body=out)
         rec.usage = st.usage
         if st.model:
             rec.model_served = st.model
+        if cst is not None and self._cache is not None:
+            self._cache.finish(cst, None, rec.model_served, st.usage)
         meta = self._end_metadata()
         self.close()
         return Continue(body=None if out is ev.body else out, metadata=meta)

@@ -29,6 +29,9 @@ class ExchangeRecord:
     first_byte: float = 0.0
     ended: float = 0.0
     upstream_error: bool = False
+    # Response cache on this route: "hit" (answered by the gateway; usage is
+    # the tokens saved) or "miss"; "" when the route has no cache.
+    cache: str = ""
     # Fallback routes (Envoy retries across providers). The request's record:
     # how many attempts Envoy made and "n:provider:status" of each, comma-separated
     # (status 0: no response).
@@ -50,6 +53,8 @@ class ExchangeRecord:
             "output_tokens": u.output_tokens if u else 0,
             "total_tokens": u.total_tokens if u else 0,
         }
+        if self.cache:
+            out["cache"] = self.cache
         if self.attempts:
             out["attempts"] = self.attempts
             out["attempt_log"] = self.attempt_log

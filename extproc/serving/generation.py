@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from extproc.budget import Budget
+from extproc.cache.service import ResponseCache
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator, AuthHook, make_authenticator
 from extproc.core.attempt import AttemptExchange
@@ -33,14 +34,17 @@ class Generation:
     authenticate: AuthHook | None
     on_done: Callable[[ExchangeRecord], None]
     prompts: PromptCapture | None = None
+    cache: ResponseCache | None = None
 
     def exchange(self, provider: str = "") -> Exchange:
         if provider:  # one attempt of a fallback route (core/attempt.py)
             return AttemptExchange(self.runtime, provider, self.on_done)
-        return Exchange(self.runtime, self.on_done, self.authenticate)
+        return Exchange(self.runtime, self.on_done, self.authenticate, self.cache)
 
 
-def build_generation(runtime: Runtime, budget: Budget | None, report: Report) -> Generation:
+def build_generation(
+    runtime: Runtime, budget: Budget | None, report: Report, cache: ResponseCache | None = None
+) -> Generation:
     prompts = (
         PromptCapture(k for k, _ in runtime.consumer_keys) if runtime.debug_log_prompts else None
     )
@@ -49,6 +53,8 @@ def build_generation(runtime: Runtime, budget: Budget | None, report: Report) ->
         _authenticate(prompts, make_authenticator(runtime, budget)),
         partial(report, prompts),
         prompts,
+        # Only a config with a cached route gives its exchanges the cache.
+        cache if any(r.cache is not None for r in runtime.routes.routes) else None,
     )
 
 

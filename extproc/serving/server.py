@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, make_budget
+from extproc.cache.service import ResponseCache
 from extproc.config.runtime import RouteProcessor, Runtime
 from extproc.consumers.auth import AuthHook
 from extproc.core.exchange import Exchange
@@ -41,6 +42,8 @@ class Server:
         self.opts = opts
         self.budget = budget if budget is not None else make_budget(runtime)
         self.metrics = Metrics(runtime)
+        # Outlives config reloads: entries stay valid while a route's policy does.
+        self.cache = ResponseCache(self.metrics.observe_cache)
         self._on_done_override = on_done
         self.generation = self._build(runtime)
         self.transport = make_transport(opts.transport, self.new_exchange, opts.listen())
@@ -73,7 +76,7 @@ class Server:
     # -- hooks ---------------------------------------------------------------
 
     def _build(self, runtime: Runtime) -> Generation:
-        gen = build_generation(runtime, self.budget, self._report)
+        gen = build_generation(runtime, self.budget, self._report, self.cache)
         if self._on_done_override is not None:
             return dataclasses.replace(gen, on_done=self._on_done_override)
         return gen
@@ -105,7 +108,8 @@ class Server:
     def _charge(self, rec: ExchangeRecord) -> None:
         budget = self.budget
         tokens = rec.usage.total_tokens if rec.usage is not None else 0
-        if budget is None or not rec.consumer or tokens <= 0:
+        if budget is None or not rec.consumer or tokens <= 0 or rec.cache == "hit":
+            # A cache hit spent no tokens: its usage is what it saved.
             return
         self._background(self._charge_async(rec.consumer, tokens))
 
@@ -216,6 +220,8 @@ class Server:
         if self.budget is not None:
             with contextlib.suppress(Exception):
                 await self.budget.aclose()
+        with contextlib.suppress(Exception):
+            await self.cache.aclose(self.opts.grace_s or None)
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.stop()
             self._metrics_endpoint = None
