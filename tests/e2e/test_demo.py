@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import free_port, wait_port
+from harness import envoy_has_fallback, free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_KEY = "e2e-proxy-key-SECRET-91c2"
@@ -46,6 +46,7 @@ def test_demo_scenarios_pass_with_test_sh(tmp_path: Path) -> None:
                 "BASE": f"http://127.0.0.1:{ports['LISTENER']}",
                 "OLLAMA_BASE": f"http://localhost:{ports['OLLAMA']}",
                 "METRICS": f"http://127.0.0.1:{ports['METRICS']}/metrics",
+                "DEMO_FALLBACK": "1" if envoy_has_fallback() else "0",
             },
             capture_output=True,
             text=True,

@@ -14,9 +14,16 @@ import httpx
 import pytest
 
 from extproc.streaming.sse import SSEDecoder
-from harness import Stack, free_port
+from harness import FALLBACK_ENVOY, Stack, envoy_has_fallback, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not envoy_has_fallback(),
+        reason=f"provider fallback needs Envoy {'.'.join(map(str, FALLBACK_ENVOY))}+ "
+        "(the priority_group cluster specifier)",
+    ),
+]
 
 from fake_provider import Recorded, Scripted  # noqa: E402
 
