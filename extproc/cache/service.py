@@ -88,6 +88,14 @@ class ResponseCache:
             held = self._memory[route] = (bounds, MemoryStore(*bounds))
         return held[1]
 
+    async def warm(self, routes: Any) -> None:
+        """At start and reload: connect the Redis stores the routes use."""
+        for r in routes:
+            if r.cache is not None and r.cache.backend == "redis":
+                store = self.store_of(r.name, r.cache)
+                if isinstance(store, RedisStore):
+                    await store.warm()
+
     # -- lookup --------------------------------------------------------------------
 
     def state_of(

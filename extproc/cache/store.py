@@ -18,6 +18,7 @@ log = logging.getLogger("extproc.cache")
 
 KEY_PREFIX = "llm_extproc:cache:"
 STORE_TIMEOUT_S = 1.0  # a store runs off the client's path, but not forever
+MAX_LATE = 64  # lookups still running after their wait ended, per Redis store
 
 
 class StoreUnavailable(Exception):
@@ -78,6 +79,15 @@ class MemoryStore:
         self.bytes = 0
 
 
+def _settle(late: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
+    def done(task: asyncio.Future[Any]) -> None:
+        late.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" warning
+
+    return done
+
+
 class RedisStore:
     """Entries under `llm_extproc:cache:<key>` with a TTL (SET PX), shared by
     every replica. The same client library and server as the budgets."""
@@ -93,14 +103,33 @@ class RedisStore:
                 retry_on_timeout=False,
             )
         self._redis = client
+        self._late: set[asyncio.Future[Any]] = set()  # lookups that outlived their wait
 
     async def get(self, key: str, timeout_s: float) -> bytes | None:
+        if len(self._late) >= MAX_LATE:
+            # Redis is slower than the lookups: stop piling commands on it.
+            raise StoreUnavailable("cache store overloaded (too many slow lookups)")
+        task = asyncio.ensure_future(self._redis.get(KEY_PREFIX + key))
         try:
-            raw = await asyncio.wait_for(self._redis.get(KEY_PREFIX + key), timeout_s)
-        except Exception as e:  # redis errors, OSError, TimeoutError
+            # The command is not cancelled when the wait ends: cancelling it
+            # mid-reply would drop the connection, and every later lookup
+            # would pay a reconnect (and time out again) on a loaded host.
+            raw = await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            self._late.add(task)
+            task.add_done_callback(_settle(self._late))
+            raise StoreUnavailable("cache store unreachable (TimeoutError)") from None
+        except Exception as e:  # redis errors, OSError
             # The URL may hold a password: name the error type only.
             raise StoreUnavailable(f"cache store unreachable ({type(e).__name__})") from None
         return bytes(raw) if raw is not None else None
+
+    async def warm(self) -> None:
+        """Open a connection before the first lookup needs it (best effort)."""
+        try:
+            await asyncio.wait_for(self._redis.ping(), STORE_TIMEOUT_S)
+        except Exception as e:
+            log.warning("cache store not reachable at start: %s", type(e).__name__)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         ms = max(1, int(ttl_s * 1000))

@@ -136,6 +136,7 @@ class Server:
     async def start(self) -> None:
         for p in self.runtime.processors:
             await p.start()
+        await self.cache.warm(self.runtime.routes.routes)
         if self.opts.metrics_port > 0 and not multiprocess_dir():
             # With --workers the parent serves every worker's metrics.
             ep = MetricsEndpoint(
@@ -173,6 +174,7 @@ class Server:
             log.warning("budgets backend changed: restart to apply it; keeping the current one")
         for p in runtime.processors:
             await p.start()
+        await self.cache.warm(runtime.routes.routes)
         generation = self._build(runtime)
         self.metrics.use_runtime(runtime)
         # One assignment: a new stream sees the old generation or the new one.

@@ -81,17 +81,33 @@ async def test_redis_unreachable_is_bounded() -> None:
 
 
 class SlowRedis:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+
     async def get(self, key: str) -> bytes:
-        await asyncio.sleep(10)
+        self.calls += 1
+        await self.release.wait()
         return b""
 
     async def aclose(self) -> None:
         pass
 
 
-async def test_redis_slow_lookup_times_out() -> None:
-    store = RedisStore("", client=SlowRedis())
+async def test_redis_slow_lookup_times_out_without_cancelling() -> None:
+    slow = SlowRedis()
+    store = RedisStore("", client=slow)
     t0 = time.monotonic()
     with pytest.raises(StoreUnavailable, match="TimeoutError"):
         await store.get("k", 0.02)
     assert time.monotonic() - t0 < 0.5
+    # The command runs on (its connection stays usable); too many such: refused at once.
+    for _ in range(63):
+        with pytest.raises(StoreUnavailable, match="TimeoutError"):
+            await store.get("k", 0.001)
+    with pytest.raises(StoreUnavailable, match="overloaded"):
+        await store.get("k", 0.02)
+    assert slow.calls == 64
+    slow.release.set()
+    await asyncio.sleep(0.01)
+    assert await store.get("k", 0.02) == b""  # Redis caught up: lookups again
