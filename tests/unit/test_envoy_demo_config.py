@@ -241,6 +241,10 @@ def test_demo_and_mesh_filters_agree(demo: dict[str, Any]) -> None:
             "metadata_options",  # without it the proxy drops the processor's metadata
         ):
             assert cfg[key] == mesh_cfg[key], key
+        # Requests with trailers still go through the body phase; one spelling of each path.
+        assert cfg["processing_mode"]["request_trailer_mode"] == "SEND"
+        assert hcm["normalize_path"] is True and hcm["merge_slashes"] is True
+        assert hcm["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
 
 
 # -- the benchmark ------------------------------------------------------------

@@ -154,6 +154,8 @@ def test_envoyfilter_ext_proc_settings(envoyfilter_manifest):
     assert mode["response_header_mode"] == "SEND"
     assert mode["request_body_mode"] == "BUFFERED"
     assert mode["response_body_mode"] == "NONE"
+    # Trailers come to us: with SKIP, a request with trailers skips the body phase.
+    assert mode["request_trailer_mode"] == "SEND"
 
 
 def test_envoyfilter_variants_share_one_filter_config(manifests):
@@ -269,7 +271,17 @@ def test_envoyfilter_route_scoping_shape(envoyfilter_manifest):
     (off,) = patches_of(doc, "VIRTUAL_HOST")
     on = patches_of(doc, "HTTP_ROUTE")
     assert on, "ext_proc is switched off everywhere and on nowhere"
-    assert len(doc["spec"]["configPatches"]) == 2 + len(on)
+    (normalise,) = patches_of(doc, "NETWORK_FILTER")
+    assert len(doc["spec"]["configPatches"]) == 3 + len(on)
+    assert normalise["match"]["context"] == fp["match"]["context"]
+    assert normalise["patch"]["operation"] == "MERGE"
+    assert normalise["patch"]["value"]["typed_config"] == {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+        "http_connection_manager.v3.HttpConnectionManager",
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+    }
     assert fp["match"]["listener"].get("portNumber", 80) == 80
     for p in (off, *on):
         assert p["match"]["context"] == fp["match"]["context"]
