@@ -305,6 +305,7 @@ class Metrics:
             )
         if (
             rec.stream
+            and rec.cache != "hit"  # the gateway answered: no model's first token
             and rec.first_byte
             and rec.started
             and 200 <= rec.status < 300
