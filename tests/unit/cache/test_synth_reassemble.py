@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extproc.cache.reassemble import reassembler_for
 from extproc.cache.synth import CannotSynthesise, synthesise
@@ -197,3 +199,48 @@ def test_unknown_shapes() -> None:
         synthesise("openai", "chat", b"[1]", False)
     with pytest.raises(CannotSynthesise):
         synthesise("gemini", "chat", b"{}", False)
+
+
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+
+
+@settings(max_examples=60, deadline=None)
+@given(content=texts, args=texts, seed=st.integers(0, 1000))
+def test_openai_round_trip_any_text(content: str, args: str, seed: int) -> None:
+    resp = {
+        **OPENAI,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": content or None,
+                    "tool_calls": [
+                        {
+                            "id": "c",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": args},
+                        }
+                    ],
+                },
+                "finish_reason": "tool_calls",
+                "logprobs": None,
+            }
+        ],
+    }
+    stream, _ = synthesise("openai", "chat", orjson.dumps(resp), True)
+    assert split_feed("openai", "chat", stream, seed) == resp
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=texts, thinking=texts, seed=st.integers(0, 1000))
+def test_anthropic_and_ollama_round_trip_any_text(text: str, thinking: str, seed: int) -> None:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    if thinking:
+        blocks.insert(0, {"type": "thinking", "thinking": thinking, "signature": "s"})
+    msg = {**ANTHROPIC, "content": blocks, "stop_reason": "end_turn"}
+    stream, _ = synthesise("anthropic", "anthropic_messages", orjson.dumps(msg), False)
+    assert split_feed("anthropic", "anthropic_messages", stream, seed) == msg
+    final = {**OLLAMA_CHAT, "message": {"role": "assistant", "content": text}}
+    stream, _ = synthesise("ollama", "ollama_chat", orjson.dumps(final), False)
+    assert split_feed("ollama", "ollama_chat", stream, seed) == final
