@@ -211,7 +211,7 @@ class _Compiler:
                     )
         auth = self.auth(r.auth, f"{path}.auth") if r.HasField("auth") else None
         fallback = compile_fallback(r, path, self.providers, refs, client_api, self.err)
-        cache = self.cache(r, path) if r.HasField("cache") else None
+        cache = self.cache(r, path, provs) if r.HasField("cache") else None
         if self.problems:
             return None
         return RouteRuntime(
@@ -232,11 +232,15 @@ class _Compiler:
             cache=cache,
         )
 
-    def cache(self, r: pb.Route, path: str) -> CachePolicy | None:
+    def cache(self, r: pb.Route, path: str, provs: list[ProviderRuntime]) -> CachePolicy | None:
         """The route's response cache settings, checked."""
         cc, path = r.cache, f"{path}.cache"
         if r.fallback:
             self.err(path, "a fallback route cannot be cached (each attempt has its own provider)")
+        for p in provs:
+            if p.protocol == "original":
+                # The gateway never reads such answers, so it could never store one.
+                self.err(path, f"provider {p.name!r} has protocol 'original': nothing to cache")
         backend = cc.backend or "memory"
         if backend not in BACKENDS:
             self.err(f"{path}.backend", f"must be 'memory' or 'redis', not {backend!r}")

@@ -306,12 +306,16 @@ async def test_redis_unreachable_goes_upstream() -> None:
         ('{key_includes: [":path"]}', "routes[0].cache.key_includes[0]"),
         ("{max_entry_bytes: 100, max_bytes: 10}", "routes[0].cache.max_entry_bytes"),
         ("{redis_url: 'redis://x'}", "routes[0].cache.redis_url"),
+        ("{}, fallback: [qwen2]", "routes[0].cache"),
+        ("{}, provider: raw", "routes[0].cache"),
     ],
 )
 def test_config_errors_name_the_field(cache: str, path: str) -> None:
     text = f"""
 providers:
 - {{name: qwen, type: qwen, api_tokens: [sk-qwen]}}
+- {{name: qwen2, type: qwen, api_tokens: [sk-qwen]}}
+- {{name: raw, type: qwen, api_tokens: [sk-qwen], protocol: original}}
 routes:
 - {{name: r, match: {{hosts: [a.test]}}, provider: qwen, cache: {cache}}}
 """
