@@ -1,5 +1,8 @@
 # syntax=docker/dockerfile:1
 # llm-extproc: Envoy ext_proc gRPC service (gRPC :50051, Prometheus /metrics :9464).
+# The image serves gRPC on every interface of its container (Envoy runs elsewhere)
+# and /metrics on loopback only; expose /metrics with `--metrics-host 0.0.0.0`
+# where a network policy limits who reaches it (asm/deployment.yaml does).
 #   docker build -t llm-extproc:0.1.0 .
 # Both stages use the same base image so the venv's interpreter symlinks stay valid.
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -38,9 +41,9 @@ RUN groupadd --system --gid 10001 extproc \
        --home-dir /nonexistent --shell /usr/sbin/nologin extproc
 COPY --from=builder /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 50051 9464
+EXPOSE 50051
 # grpc.health.v1 check against the serving port (grpcio-health-checking is a dependency).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; r = g.HealthStub(grpc.insecure_channel('localhost:50051')).Check(h.HealthCheckRequest(), timeout=3); sys.exit(0 if r.status == h.HealthCheckResponse.SERVING else 1)"]
 ENTRYPOINT ["llm-extproc"]
-CMD ["serve", "--config", "/etc/llm-extproc/config.yaml"]
+CMD ["serve", "--config", "/etc/llm-extproc/config.yaml", "--host", "0.0.0.0"]

@@ -80,6 +80,7 @@ def _serve_options(args: argparse.Namespace) -> ServeOptions:
         grace_s=args.grace,
         workers=args.workers,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         transport=args.transport,
         max_message_bytes=args.max_message_bytes,
     )
@@ -120,7 +121,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if runtime is None:
         return 1
     if args.workers > 1 and not args.worker:
-        return run_workers(args.workers, [*args.argv, "--worker"], args.host, args.metrics_port)
+        return run_workers(
+            args.workers, [*args.argv, "--worker"], args.metrics_host, args.metrics_port
+        )
     if not args.no_uvloop:
         install_uvloop()
     try:
@@ -156,8 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="config file (YAML/JSON; plugin, native or ASM documents)",
     )
+    # Loopback by default: anyone who reaches the gRPC port can have requests
+    # processed (and /metrics names routes and consumers); exposing either is a
+    # deliberate choice (the image and asm/deployment.yaml make it, with policies).
     s.add_argument(
-        "--host", default="0.0.0.0", help="TCP address to listen on (default 0.0.0.0; '' for none)"
+        "--host",
+        default="127.0.0.1",
+        help="TCP address to listen on (default 127.0.0.1; 0.0.0.0 for every interface; '' for none)",
+    )
+    s.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address of the /metrics endpoint (default 127.0.0.1)",
     )
     s.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051)")
     s.add_argument("--unix-socket", default="", help="also listen on this unix socket path")

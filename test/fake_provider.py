@@ -82,6 +82,11 @@ class FakeProvider:
         with self._lock:
             self.scripted.setdefault(path_contains, []).extend(responses)
 
+    def unscript(self) -> None:
+        """Drop the scripted answers nobody asked for."""
+        with self._lock:
+            self.scripted.clear()
+
     def take(self) -> list[Recorded]:
         with self._lock:
             out, self.records = self.records, []

@@ -1,9 +1,13 @@
 """Per-consumer token budgets: a fixed window of `budgets.window` seconds.
 
-The check runs before a request goes upstream (a consumer whose window is
-used up gets 429 with retry-after); the charge is the exchange's actual
-`usage.total_tokens`, added when the exchange ends. So a request that starts
-under budget may take the consumer over it; the next one is refused.
+Admission reserves an estimate of the request's tokens (`estimate.py`: its
+body's size for the input, its max_tokens or the budgets' default for the
+output, at most the whole budget) in one atomic step, and refuses it (429
+with retry-after) when the window has no room for it; concurrent requests
+see each other's reservations. When the exchange ends the reservation is
+replaced by the actual `usage.total_tokens` (0 when it failed or reported no
+usage). A request that uses more than its estimate (an input estimate is a
+guess) may take the window over the budget; the next one is refused.
 
 Backends: `MemoryBudget` (one process) and `RedisBudget` (shared by every
 replica and worker; keys `llm_extproc:budget:<consumer>:<window_start>`).
@@ -15,7 +19,9 @@ from extproc.budget.base import (
     Budget,
     BudgetUnavailable,
     BudgetUsage,
+    Reservation,
     budget_reject,
+    reservation_size,
     unavailable_reject,
     window_of,
 )
@@ -29,8 +35,10 @@ __all__ = [
     "BudgetUsage",
     "MemoryBudget",
     "RedisBudget",
+    "Reservation",
     "budget_reject",
     "make_budget",
+    "reservation_size",
     "unavailable_reject",
     "window_of",
 ]

@@ -48,6 +48,7 @@ from extproc.config.runtime import (
 )
 from extproc.config.shadowing import overlap_warnings, unreachable_routes
 from extproc.config.v1 import config_pb2 as pb
+from extproc.core.redact import Redactor
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
@@ -69,6 +70,7 @@ class _Compiler:
         self.env = env
         self.problems: list[tuple[str, str]] = []
         self.providers: dict[str, ProviderRuntime] = {}
+        self.secrets: list[str] = []  # every secret resolved so far
         self.provider_where: dict[str, str] = {}
         self.redis_url = ""
 
@@ -103,6 +105,8 @@ class _Compiler:
             return ""
         if required and not out:
             self.err(path, "is required")
+        if out:
+            self.secrets.append(out)
         return out
 
     def secret_list(self, values: Any, envs: Any, files: Any, path: str) -> list[str]:
@@ -147,6 +151,7 @@ class _Compiler:
             host=host,
             base_path=base_path,
             tokens=TokenPool(tokens, cooldown_s=self.cooldown(p, path)) if tokens else None,
+            redactor=Redactor(tokens),
             timeout_s=self.positive(p, "timeout", 120.0, path),
             mapper=mapper_of(p, path, self.err),
             custom_settings=settings_of(p, catalog, path, self.err),
@@ -377,6 +382,8 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         native.MergeFrom(doc)
     c.redis_url = native.budgets.redis_url  # the default of routes' cache.redis_url
     routes = _providers_and_routes(loaded, native, c)
+    # Provider tokens, guard and rewrite keys; not consumer keys (the client's own).
+    upstream_secrets = Redactor(c.secrets)
     consumers, keys = _consumers(native.consumers, c)
     budgets = native.budgets
     backend = budgets.backend or "memory"
@@ -408,8 +415,10 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         budget_window_s=window,
         budget_backend=backend,
         redis_url=budgets.redis_url,
+        budget_default_output=budgets.default_output_tokens or 1024,
         unmatched_pass_through=unmatched == "pass_through",
         consumer_key_digests=frozenset(hashlib.sha256(k).digest() for k, _ in keys),
+        redactor=upstream_secrets,
         cache_disabled_consumers=frozenset(x.name for x in consumers if x.cache_disabled),
     )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.cache.policy import CachePolicy
+from extproc.core.redact import Redactor
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
@@ -53,6 +54,8 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
+    # Its own tokens, for the answers the gateway only relays (core/redact.py).
+    redactor: Redactor = field(default_factory=Redactor)
 
     @property
     def type(self) -> str:
@@ -156,11 +159,15 @@ class Runtime:
     budget_window_s: float
     budget_backend: str
     redis_url: str
+    # Output tokens a budget reservation assumes when a request sets no max_tokens.
+    budget_default_output: int = 1024
     # A request no route matches: refused (False) or passed on unread (True).
     unmatched_pass_through: bool = False
     # sha256 of every consumer key: a passed-through request loses a header
     # holding one (the digest, not the key, is what a set lookup can leak).
     consumer_key_digests: frozenset[bytes] = frozenset()
+    # Every upstream secret (provider tokens, guard and rewrite keys): never in an answer.
+    redactor: Redactor = field(default_factory=Redactor)
     # Consumers whose requests bypass the response cache.
     cache_disabled_consumers: frozenset[str] = frozenset()
 

@@ -7,8 +7,11 @@ time: both sides are hashed (SHA-256, so lengths leak nothing) and every
 digest is compared with `hmac.compare_digest`, without stopping at a match.
 
 Answers: no key on a route that requires one, or an unknown key: 401.
-A known consumer on a route or model it may not use: 403. Over its token
-budget: 429 with retry-after; budget store unreachable: 503 (fail closed).
+A known consumer on a route or model it may not use: 403. Its token budget
+has no room for this request's estimate (`budget/estimate.py`): 429 with
+retry-after; else the estimate is reserved (atomically, so concurrent
+requests see each other) and left in `ctx.annotations[RESERVATION]` for the
+exchange to settle. Budget store unreachable: 503 (fail closed).
 Ollama routes answer in Ollama's shape; a 401 there is exactly
 `{"error": "Invalid or missing API key"}`, as the Python Ollama key proxy
 answered. No message ever holds a key.
@@ -25,7 +28,15 @@ import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from extproc.budget import Budget, BudgetUnavailable, budget_reject, unavailable_reject
+from extproc.budget import (
+    Budget,
+    BudgetUnavailable,
+    BudgetUsage,
+    budget_reject,
+    reservation_size,
+    unavailable_reject,
+)
+from extproc.budget.estimate import estimate_tokens
 from extproc.config.runtime import ConsumerRuntime, RouteRuntime, Runtime
 from extproc.core.errors import reject
 from extproc.core.events import Reject
@@ -35,6 +46,7 @@ from extproc.core.request import (
     EMBEDDINGS,
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
+    RESERVATION,
     RequestContext,
 )
 
@@ -136,7 +148,7 @@ class Authenticator:
                 api,
             )
         if consumer.token_budget > 0 and self.budget is not None:
-            return await self._check_budget(consumer, api)
+            return await self._reserve(ctx, consumer, api)
         return None
 
     @staticmethod
@@ -169,17 +181,24 @@ class Authenticator:
 
     # -- budgets -------------------------------------------------------------
 
-    async def _check_budget(self, consumer: ConsumerRuntime, api: str) -> Reject | None:
+    async def _reserve(
+        self, ctx: RequestContext, consumer: ConsumerRuntime, api: str
+    ) -> Reject | None:
         budget = self.budget
         assert budget is not None
+        limit = consumer.token_budget
+        estimate = estimate_tokens(
+            ctx.endpoint, ctx.body, ctx.body_bytes, self.runtime.budget_default_output
+        )
         try:
-            usage = await budget.usage(consumer.name)
+            got = await budget.reserve(consumer.name, reservation_size(estimate, limit), limit)
         except BudgetUnavailable:
             if budget.fail_open:
                 return None
             return unavailable_reject(api)
-        if usage.used >= consumer.token_budget:
-            return budget_reject(consumer.name, consumer.token_budget, budget.window_s, usage, api)
+        if isinstance(got, BudgetUsage):
+            return budget_reject(consumer.name, limit, budget.window_s, got, api, estimate)
+        ctx.annotations[RESERVATION] = got
         return None
 
 

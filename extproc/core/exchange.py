@@ -54,6 +54,7 @@ from extproc.core.request import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESERVATION,
     RequestContext,
     client_api_of,
     endpoint_of,
@@ -280,10 +281,16 @@ class Exchange:
         ctx = RequestContext(route, h, self.endpoint, {})
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         if route.fallback is not None:
             return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
         return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
+
+    def _admitted(self, ctx: RequestContext) -> None:
+        """Who passed authentication, and the budget tokens set aside for them
+        (settled when the exchange ends, whatever ends it)."""
+        self.record.consumer = ctx.consumer or ""
+        self.record.reservation = ctx.annotations.get(RESERVATION)
 
     async def _authenticate(self, ctx: RequestContext) -> Reject | None:
         if self.authenticate is None:
@@ -328,12 +335,12 @@ class Exchange:
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
-        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body)
+        ctx = RequestContext(route, self.ctx_headers, self.endpoint, body, body_bytes=len(raw))
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
-        self.record.consumer = ctx.consumer or ""
+        self._admitted(ctx)
         for p in route.processors:
             rej = await p.process(ctx)
             if rej is not None:
@@ -437,6 +444,8 @@ class Exchange:
             # An Envoy local reply (or a stream that never picked a leg): nothing to read.
             return self._finish(_NO_BODY) if ev.end_of_stream else _NO_BODY
         headers, remove = leg.answer_headers(status, h, rec)
+        if secret := self.runtime.redactor.headers(h):
+            headers = (*headers, *secret)  # a provider that echoes its key in a header
         rec.upstream_error = status >= 400
         if self.route is not None and self.route.cache is not None:
             headers = (*headers, ("x-llm-cache", "miss"))
@@ -449,8 +458,9 @@ class Exchange:
         if leg.stream is not None:
             if self._cstate is not None and self._cache is not None:
                 self._cache.start_stream(self._cstate)
+            ctype = leg.stream.content_type
             return Continue(
-                set_headers=(*headers, ("content-type", leg.stream.content_type)),
+                set_headers=(*headers, ("content-type", ctype)) if ctype else headers,
                 remove_headers=(*remove, "content-length"),
                 mode=ModeOverride(response_body=mode),
             )
@@ -484,11 +494,12 @@ class Exchange:
         rec.usage = out.usage
         if out.model:
             rec.model_served = out.model
-        if self._cstate is not None and self._cache is not None:
-            self._cache.finish(self._cstate, out.body, rec.model_served, out.usage)
         meta = self._end_metadata()
         self.close()
-        body = out.body
+        body = self.runtime.redactor.body(out.body)
+        if self._cstate is not None and self._cache is not None:
+            # What the client gets (redacted), never the provider's raw bytes.
+            self._cache.finish(self._cstate, body, rec.model_served, out.usage)
         if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
@@ -528,6 +539,8 @@ class Exchange:
                     self._api,
                 )
             )
+        if out and self.runtime.redactor:
+            out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
         if not rec.first_byte and out:
             rec.first_byte = time.monotonic()
         cst = self._cstate

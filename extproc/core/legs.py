@@ -27,8 +27,10 @@ from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
 from extproc.core.record import ExchangeRecord
+from extproc.core.redact import RedactTap
 from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
 from extproc.providers.custom_settings import apply_resolved
+from extproc.providers.key_errors import about_the_key
 from extproc.providers.token_pool import NoTokenAvailable
 from extproc.translators.base import (
     ProviderTarget,
@@ -90,11 +92,17 @@ class Leg:
         return (("x-llm-provider", self.prov.name),), ()
 
     def report_status(self, status: int, headers: Headers) -> None:
-        """Feed the provider's answer to token rotation (429/401 cool a key down)."""
+        """Feed the provider's answer to token rotation (429/401 cool a key down;
+        a 403 only once its body says it is about the key: `_report_forbidden`)."""
         tokens, key = self.prov.tokens, self.target.api_key
         if tokens is not None and key:
             ra = headers.get("retry-after")
             tokens.report(key, status, float(ra) if ra and ra.isdigit() else None)
+
+    def _report_forbidden(self, status: int, raw: bytes) -> None:
+        tokens, key = self.prov.tokens, self.target.api_key
+        if status == 403 and tokens is not None and key and about_the_key(status, raw):
+            tokens.set_aside(key)
 
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
         """At response headers: how to read the body (a stream sets up `self.stream`)."""
@@ -104,6 +112,7 @@ class Leg:
         """The whole buffered provider response -> the client's answer."""
         if status < 400:
             return self._success(status, raw)
+        self._report_forbidden(status, raw)
         body = self._error(status, raw)
         key = self.target.api_key
         if key and key.encode() in body:
@@ -146,9 +155,24 @@ class Leg:
 
 
 class PassThroughLeg(Leg):
-    """The key (and host) only; the body and the response go through untouched."""
+    """The key (and host) only; the body goes through untouched, the answer
+    with only the provider's keys replaced: streamed through a `RedactTap`,
+    errors buffered (a 403's body says whether the key is refused)."""
 
     __slots__ = ()
+
+    def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
+        if status >= 400:
+            return BodyMode.BUFFERED
+        if not self.prov.redactor:
+            return BodyMode.NONE  # no key of its own to leak (a keyless provider)
+        self.stream = RedactTap(self.prov.redactor, content_type)
+        return BodyMode.STREAMED
+
+    def response(self, status: int, raw: bytes) -> TranslatedResponse:
+        self._report_forbidden(status, raw)
+        # The provider's own bytes, its keys replaced.
+        return TranslatedResponse(self.prov.redactor.body(raw), None, None)
 
     def request(self, ctx: RequestContext, raw: bytes) -> Continue:
         route, prov, h = self.route, self.prov, ctx.headers

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.usage import Usage
+
+if TYPE_CHECKING:
+    from extproc.budget.base import Reservation
 
 
 @dataclass(slots=True)
@@ -39,6 +42,8 @@ class ExchangeRecord:
     attempt_log: str = ""
     # An attempt's own record (core/attempt.py): which attempt it was (1, 2, ...).
     attempt: int = 0
+    # Tokens the consumer's budget set aside at admission; settled to `usage` at the end.
+    reservation: Reservation | None = None
 
     def metadata(self, namespace: str) -> dict[str, Any]:
         """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""

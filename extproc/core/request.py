@@ -33,6 +33,7 @@ __all__ = [
     "OLLAMA_CHAT",
     "OLLAMA_GENERATE",
     "OTHER",
+    "RESERVATION",
     "RequestContext",
     "client_api_of",
     "endpoint_of",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 _USER = frozenset({"user"})
+# The annotation the authenticator leaves for the exchange: the budget Reservation.
+RESERVATION = "budget_reservation"
 
 
 class RequestContext:
@@ -53,6 +56,7 @@ class RequestContext:
         "_texts_gen",
         "annotations",
         "body",
+        "body_bytes",
         "consumer",
         "endpoint",
         "headers",
@@ -68,6 +72,7 @@ class RequestContext:
         modified: bool = False,
         consumer: str | None = None,
         annotations: dict[str, Any] | None = None,
+        body_bytes: int = 0,
     ) -> None:
         self.route = route
         self.headers = headers
@@ -78,6 +83,7 @@ class RequestContext:
         self._texts: list[Text] | None = None
         self._texts_gen = 0
         self.consumer = consumer
+        self.body_bytes = body_bytes  # the client's body as received (budget estimates)
         self.annotations: dict[str, Any] = {} if annotations is None else annotations
 
     @property

@@ -2,11 +2,18 @@
 
 `request_texts(endpoint, body)` returns (role, text) pairs: each message's
 content (the text parts of a content array joined by "\\n", the one joining
-rule), each tool call's arguments (role of the message that carries them),
-Ollama's `prompt`/`system`/`suffix`, the embeddings `input`. Paths the gateway
-does not know (OTHER) are read by shape: `messages`, `prompt`, `input`,
-`system`, `instructions` wherever they appear (/v1/completions,
-/v1/responses, Ollama's /api/embed).
+rule), its `name`, each tool call's arguments (role of the message that
+carries them), Anthropic `document` blocks with a text or content source
+(and their title and context), Ollama's `prompt`/`system`/`suffix`/`template`, the
+embeddings `input`. What the client declares for the model to read is a
+"system" text: each tool's (or legacy function's) name, description and
+every string of its parameter schema (`parameters`, `input_schema`: property
+descriptions, enums, titles, property names), and the structured-output
+schemas (`response_format`, the Responses API's `text.format`, Ollama's
+`format`). Paths the gateway does not know (OTHER) are read by shape:
+`messages`, `prompt`, `input`, `system`, `instructions`, `tools`,
+`functions`, `response_format`, `text` wherever they appear
+(/v1/completions, /v1/responses, Ollama's /api/embed).
 
 Content the checks cannot read (a number where text goes, a content part of an
 unknown type, token ids) raises `UnreadableContent` naming the field path; the
@@ -59,7 +66,6 @@ _NO_TEXT = frozenset(
         "input_file",
         "video_url",
         "video",
-        "document",
         "redacted_thinking",
         "reasoning",
         "web_search_tool_result",
@@ -149,9 +155,87 @@ def _part_text(part: Any, nested: bool) -> str:
             return _content(part.get("content"), nested=True)
         except UnreadableContent as e:
             raise e.under(".content") from None
+    if kind == "document":
+        return _document(part)
     raise UnreadableContent(
         ".type", f"the gateway's checks cannot read a {kind[:_ECHO]!r} content part"
     )
+
+
+def _document(part: dict[str, Any]) -> str:
+    """An Anthropic document block: its title, context and a text or content
+    source (a PDF, base64 or by URL, is media: no text for the checks)."""
+    out = []
+    for field in ("title", "context"):
+        v = part.get(field)
+        if type(v) is str:
+            if v:
+                out.append(v)
+        elif v is not None:
+            raise UnreadableContent(f".{field}", f"must be a string, not {_what(v)}")
+    src = part.get("source")
+    if type(src) is not dict:
+        raise UnreadableContent(".source", f"must be an object, not {_what(src)}")
+    kind = src.get("type")
+    if kind == "text":
+        data = src.get("data")
+        if type(data) is not str:
+            raise UnreadableContent(".source.data", f"must be a string, not {_what(data)}")
+        out.append(data)
+    elif kind == "content":
+        try:
+            out.append(_content(src.get("content"), nested=True))
+        except UnreadableContent as e:
+            raise e.under(".source.content") from None
+    elif kind not in ("base64", "url", "file"):
+        raise UnreadableContent(".source.type", "must be text, content, base64, url or file")
+    return "\n".join(t for t in out if t)
+
+
+_MAX_DEPTH = 32  # a schema nested deeper is refused, not walked without bound
+_MAX_STRINGS = 10_000
+
+
+def _schema_strings(v: Any, path: str, out: list[str], depth: int = 0) -> None:
+    """Every string a model reads in a JSON value (a tool's parameter schema, an
+    output schema): string values, and property names."""
+    if depth > _MAX_DEPTH or len(out) > _MAX_STRINGS:
+        raise UnreadableContent(path, "is nested too deeply or too large for the gateway's checks")
+    if type(v) is str:
+        if v:
+            out.append(v)
+    elif type(v) is dict:
+        for k, item in v.items():
+            if type(item) is dict and k in _NAMED_MAPS:
+                out.extend(name for name in item if type(name) is str)
+            _schema_strings(item, path, out, depth + 1)
+    elif type(v) is list:
+        for item in v:
+            _schema_strings(item, path, out, depth + 1)
+
+
+# Schema keywords whose object keys are names the model reads (property names).
+_NAMED_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+
+
+def _declared(v: Any, path: str, out: list[Text]) -> None:
+    """A structured-output schema (or any declaration the model reads): one
+    "system" text of its strings."""
+    strings: list[str] = []
+    _schema_strings(v, path, strings)
+    if strings:
+        out.append(("system", "\n".join(strings)))
+
+
+def _tools(v: Any, path: str, out: list[Text]) -> None:
+    """Tools (OpenAI chat, Responses, Anthropic, Ollama) or legacy functions:
+    one "system" text per tool with every string the model reads of it."""
+    if type(v) is not list:
+        raise UnreadableContent(path, f"must be an array of tools, not {_what(v)}")
+    for i, tool in enumerate(v):
+        if type(tool) is not dict:
+            raise UnreadableContent(f"{path}[{i}]", f"must be a tool object, not {_what(tool)}")
+        _declared(tool, f"{path}[{i}]", out)
 
 
 def _json_text(value: Any, path: str) -> str:
@@ -176,6 +260,12 @@ def _message(m: Any, out: list[Text]) -> None:
         raise UnreadableContent(".role", f"must be a string, not {_what(role)}")
     if role not in ROLES:
         role = role.lower()
+    name = m.get("name")  # the participant's name: the model reads it too
+    if type(name) is str:
+        if name:
+            out.append((role, name))
+    elif name is not None:
+        raise UnreadableContent(".name", f"must be a string, not {_what(name)}")
     c = m.get("content")
     if type(c) is str:
         if c:
@@ -279,6 +369,14 @@ def _system(v: Any, path: str, out: list[Text]) -> None:
 
 
 _Reader = Callable[[Any, str, list[Text]], None]
+
+
+def _format(v: Any, path: str, out: list[Text]) -> None:
+    """Ollama's `format`: "json" (no text) or a JSON schema."""
+    if type(v) is not str:
+        _declared(v, path, out)
+
+
 _GENERIC: tuple[tuple[str, _Reader], ...] = (
     ("system", _system),
     ("instructions", _system),
@@ -287,20 +385,36 @@ _GENERIC: tuple[tuple[str, _Reader], ...] = (
     ("suffix", _strings),
     ("context", _strings),
     ("input", _input),
+    ("tools", _tools),
+    ("functions", _tools),
+    ("response_format", _declared),
+    ("text", _declared),  # the Responses API's output format: {"format": {... schema}}
+)
+_CHAT_DECLARED: tuple[tuple[str, _Reader], ...] = (
+    ("tools", _tools),
+    ("functions", _tools),
+    ("response_format", _declared),
+)
+_ANTHROPIC: tuple[tuple[str, _Reader], ...] = (
+    ("system", _system),
+    ("messages", _messages),
+    ("tools", _tools),
 )
 # What each endpoint's provider reads; unknown paths are read by shape.
 _FIELDS: dict[str, tuple[tuple[str, _Reader], ...]] = {
-    CHAT: (("messages", _messages),),
-    OLLAMA_CHAT: (("messages", _messages),),
+    CHAT: (("messages", _messages), *_CHAT_DECLARED),
+    OLLAMA_CHAT: (("messages", _messages), ("tools", _tools), ("format", _format)),
     OLLAMA_GENERATE: (
         ("system", _system),
+        ("template", _system),  # the prompt template (wraps prompt and system)
         ("prompt", _strings),
         ("suffix", _strings),
         ("context", _strings),  # token ids of an earlier answer: unreadable
+        ("format", _format),
     ),
     EMBEDDINGS: (("input", _strings),),
-    ANTHROPIC_MESSAGES: (("system", _system), ("messages", _messages)),
-    ANTHROPIC_COUNT_TOKENS: (("system", _system), ("messages", _messages)),
+    ANTHROPIC_MESSAGES: _ANTHROPIC,
+    ANTHROPIC_COUNT_TOKENS: _ANTHROPIC,
     OTHER: _GENERIC,
 }
 

@@ -3,7 +3,8 @@
 Building one opens nothing: the connection pool is created in `start()` and
 closed in `aclose()`, so compiling a config (check-config, a reload that fails)
 leaves no client behind. With a provider's token pool each call picks a token
-and reports the answer's status back (rotation, cool-down after 401/403/429).
+and reports the answer's status back (rotation, cool-down after 401/429 and a
+403 about the key).
 Failures are `ChatCallError`s whose messages name the failure, never a key.
 """
 
@@ -17,6 +18,7 @@ import httpx
 import orjson
 
 from extproc.processors.upstream import Upstream
+from extproc.providers.key_errors import about_the_key
 from extproc.providers.token_pool import NoTokenAvailable
 
 MAX_REPLY_BYTES = 1 << 20  # a chat answer here is short; refuse to buffer megabytes
@@ -119,6 +121,8 @@ class ChatClient:
             raise ChatCallError(f"request failed unexpectedly ({type(exc).__name__})") from None
         if self.upstream.tokens is not None:
             self.upstream.tokens.report(key, r.status_code, _retry_after(r.headers))
+            if r.status_code == 403 and about_the_key(403, bytes(data)):
+                self.upstream.tokens.set_aside(key)
         return Reply(r.status_code, bytes(data), key)
 
     async def complete(self, messages: list[dict[str, str]]) -> str:

@@ -1,9 +1,11 @@
 """Round-robin pool of provider API tokens with a cooldown for tokens the provider rejected.
 
 ``pick()`` hands out the next token that is not cooling down. ``report(token, status)``
-feeds the upstream status back: 401/403/429 set the token aside for ``cooldown_s`` (a
+feeds the upstream status back: 401/429 set the token aside for ``cooldown_s`` (a
 429 may carry the provider's ``Retry-After`` seconds instead), a 2xx clears any cooldown,
-other statuses change nothing.
+other statuses change nothing. A 403 cools the key only through ``set_aside``, which
+callers use when the body says the error is about the key (``key_errors.py``): a 403
+may be a content-policy refusal any client can trigger.
 
 Tokens never appear in ``repr``/``str`` or in exception messages.
 """
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 __all__ = ["NoTokenAvailable", "TokenPool"]
 
-_SET_ASIDE = frozenset({401, 403, 429})
+_SET_ASIDE = frozenset({401, 429})
 
 
 class NoTokenAvailable(Exception):
@@ -33,7 +35,7 @@ class NoTokenAvailable(Exception):
 
 
 class TokenPool:
-    """Hands out tokens round robin, skipping those set aside after 401/403/429."""
+    """Hands out tokens round robin, skipping those set aside after 401/429 (or a key 403)."""
 
     __slots__ = ("_clock", "_cooldown_s", "_index", "_lock", "_next", "_tokens", "_until")
 
@@ -97,8 +99,9 @@ class TokenPool:
     def report(self, token: str, status: int, retry_after: float | None = None) -> None:
         """Feed back the upstream ``status`` for a request made with ``token``.
 
-        401/403/429 set the token aside for the cooldown (``retry_after`` seconds instead,
-        for a 429 when given); 2xx clears a cooldown. Unknown tokens are ignored.
+        401/429 set the token aside for the cooldown (``retry_after`` seconds instead,
+        for a 429 when given); 2xx clears a cooldown; 403 changes nothing (see
+        ``set_aside``). Unknown tokens are ignored.
         """
         i = self._index.get(token)
         if i is None:
@@ -113,6 +116,15 @@ class TokenPool:
         cooldown = self._cooldown_s
         if status == 429 and retry_after is not None and retry_after >= 0:
             cooldown = float(retry_after)
+        self._cool(i, cooldown)
+
+    def set_aside(self, token: str) -> None:
+        """The provider said the key itself is refused (a 403 of its auth error type)."""
+        i = self._index.get(token)
+        if i is not None:
+            self._cool(i, self._cooldown_s)
+
+    def _cool(self, i: int, cooldown: float) -> None:
         until = self._clock() + cooldown
         with self._lock:
             # Concurrent failures keep the longest cooldown.

@@ -10,12 +10,13 @@ from extproc.transport.base import DEFAULT_MAX_MESSAGE_BYTES, Listen
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 50051
     unix_socket: str = ""
     grace_s: float = 10.0
     workers: int = 1
     metrics_port: int = 0  # 0: no metrics endpoint
+    metrics_host: str = "127.0.0.1"
     transport: str = DEFAULT_TRANSPORT
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 

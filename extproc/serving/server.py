@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from extproc.budget import Budget, BudgetUnavailable, make_budget
+from extproc.budget import Budget, BudgetUnavailable, Reservation, make_budget
 from extproc.cache.service import ResponseCache
 from extproc.config.runtime import RouteProcessor, Runtime
 from extproc.consumers.auth import AuthHook
@@ -106,12 +106,35 @@ class Server:
             log.exception("attempt log or metrics failed")
 
     def _charge(self, rec: ExchangeRecord) -> None:
+        """Settle the request's budget reservation to its real usage (0 when it
+        failed or reported none); without a reservation, charge the usage."""
         budget = self.budget
         tokens = rec.usage.total_tokens if rec.usage is not None else 0
-        if budget is None or not rec.consumer or tokens <= 0 or rec.cache == "hit":
-            # A cache hit spent no tokens: its usage is what it saved.
+        if rec.cache == "hit":
+            tokens = 0  # a cache hit spent no tokens (its usage is what it saved)
+        if budget is None or not rec.consumer:
             return
-        self._background(self._charge_async(rec.consumer, tokens))
+        if rec.reservation is not None:
+            self._background(self._settle_async(rec.reservation, tokens))
+        elif tokens > 0:
+            self._background(self._charge_async(rec.consumer, tokens))
+
+    async def _settle_async(self, reservation: Reservation, tokens: int) -> None:
+        assert self.budget is not None
+        try:
+            await self.budget.settle(reservation, tokens)
+        except BudgetUnavailable as e:
+            log.warning(
+                "budget settlement lost",
+                extra={
+                    "fields": {
+                        "consumer": reservation.consumer,
+                        "reserved": reservation.tokens,
+                        "tokens": tokens,
+                        "error": str(e),
+                    }
+                },
+            )
 
     async def _charge_async(self, consumer: str, tokens: int) -> None:
         assert self.budget is not None
@@ -140,7 +163,7 @@ class Server:
         if self.opts.metrics_port > 0 and not multiprocess_dir():
             # With --workers the parent serves every worker's metrics.
             ep = MetricsEndpoint(
-                self.metrics.registry, self.opts.host or "0.0.0.0", self.opts.metrics_port
+                self.metrics.registry, self.opts.metrics_host or "127.0.0.1", self.opts.metrics_port
             )
             ep.start()
             self._metrics_endpoint, self.metrics_port = ep, ep.bound_port

@@ -35,7 +35,7 @@ def run_workers(n: int, worker_argv: list[str], metrics_host: str, metrics_port:
         mp_dir = tempfile.mkdtemp(prefix="llm-extproc-metrics-")
         env["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
         endpoint = MetricsEndpoint(
-            multiprocess_registry(mp_dir), metrics_host or "0.0.0.0", metrics_port
+            multiprocess_registry(mp_dir), metrics_host or "127.0.0.1", metrics_port
         )
         endpoint.start()
     try:

@@ -51,12 +51,15 @@ routes:
 consumers:
 - name: ollama-user
   keys: [{OLLAMA_CONSUMER}]
-  token_budget: 40
+  token_budget: 100
 - name: chat-user
   keys: [{CHAT_CONSUMER}]
   allowed_models: [qwen-turbo]
 observability: {{debug_log_prompts: true}}
 """
+
+
+NP = {"options": {"num_predict": 1}}
 
 
 def test_no_secret_anywhere(tmp_path: Path) -> None:
@@ -81,8 +84,11 @@ def test_no_secret_anywhere(tmp_path: Path) -> None:
 
         msg = {"messages": [{"role": "user", "content": "hello"}]}
         statuses = [
-            oll({"model": "llama3", "prompt": "sky?", "key": OLLAMA_CONSUMER, "stream": False}),
-            oll({"model": "llama3", "prompt": "sky?", "key": OLLAMA_CONSUMER}),  # streamed
+            # num_predict 1: each reserves its size / 4 + 1 tokens of the budget.
+            oll(
+                {"model": "llama3", "prompt": "sky?", "key": OLLAMA_CONSUMER, "stream": False, **NP}
+            ),
+            oll({"model": "llama3", "prompt": "sky?", "key": OLLAMA_CONSUMER, **NP}),  # streamed
             # The user pastes their key into the prompt: the fake model echoes it
             # (so this answer is not kept), the debug prompt log must mask it.
             c.post(
@@ -94,9 +100,12 @@ def test_no_secret_anywhere(tmp_path: Path) -> None:
                         "messages": [{"role": "user", "content": f"my key {OLLAMA_CONSUMER}"}],
                         "key": OLLAMA_CONSUMER,
                         "stream": False,
+                        **NP,
                     }
                 ),
             ),
+            # No num_predict: it reserves the default output, capped at the whole
+            # budget, which an earlier request's usage leaves no room for.
             oll({"model": "llama3", "prompt": "sky?", "key": OLLAMA_CONSUMER}),  # over budget
             oll({"model": "llama3", "prompt": "sky?", "key": WRONG_KEY}),
             oll({"model": "llama3", "prompt": "sky?"}),

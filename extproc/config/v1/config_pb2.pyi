@@ -300,14 +300,16 @@ class Consumer(_message.Message):
     def __init__(self, name: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., keys_env: _Optional[_Iterable[str]] = ..., keys_file: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., allowed_routes: _Optional[_Iterable[str]] = ..., token_budget: _Optional[int] = ..., cache_disabled: _Optional[bool] = ...) -> None: ...
 
 class Budgets(_message.Message):
-    __slots__ = ("window", "backend", "redis_url")
+    __slots__ = ("window", "backend", "redis_url", "default_output_tokens")
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     REDIS_URL_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     window: _duration_pb2.Duration
     backend: str
     redis_url: str
-    def __init__(self, window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backend: _Optional[str] = ..., redis_url: _Optional[str] = ...) -> None: ...
+    default_output_tokens: int
+    def __init__(self, window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backend: _Optional[str] = ..., redis_url: _Optional[str] = ..., default_output_tokens: _Optional[int] = ...) -> None: ...
 
 class Processor(_message.Message):
     __slots__ = ("regex_guard", "llm_guard", "prompt_decorator", "context", "llm_rewrite", "custom")

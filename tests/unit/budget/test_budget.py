@@ -16,7 +16,9 @@ from extproc.budget import (
     make_budget,
     window_of,
 )
-from extproc.budget.base import window_label
+from extproc.budget.base import Reservation, reservation_size, window_label
+from extproc.budget.estimate import estimate_tokens, output_cap
+from extproc.budget.redis_store import _RESERVE, _SETTLE
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 
@@ -78,6 +80,26 @@ class FakeRedis:
             raise ConnectionError("Error connecting to redis://:hunter2@host")
         v = self.data.get(key)
         return None if v is None else str(v).encode()
+
+    async def eval(self, script: str, nkeys: int, key: str, *args: int) -> Any:
+        """The two Lua scripts, as Redis runs them: one step each."""
+        if self.down:
+            raise ConnectionError("Error connecting to redis://:hunter2@host")
+        assert nkeys == 1
+        used = self.data.get(key)
+        if script == _RESERVE:
+            want, limit, ttl = args
+            have = used or 0
+            if have >= limit or have + want > limit:
+                return [0, have]
+            self.data[key] = have + want
+            self.ttl[key] = ttl
+            return [1, self.data[key]]
+        assert script == _SETTLE
+        if used is None:
+            return 0
+        self.data[key] = max(0, used + args[0])
+        return 1
 
     def pipeline(self, transaction: bool = True) -> FakePipe:
         assert transaction
@@ -195,3 +217,72 @@ def test_make_budget() -> None:
     rb = make_budget(red)
     assert isinstance(rb, RedisBudget) and rb.window_s == 60
     asyncio.run(rb.aclose())
+
+
+async def test_memory_reserve_and_settle() -> None:
+    clock = Clock(1000.0)
+    b = MemoryBudget(60, clock=clock)
+    r1 = await b.reserve("a", 20, 30)
+    assert r1 == Reservation("a", 960.0, 20)
+    # 20 + 20 > 30: refused, with the window's usage for retry-after.
+    assert await b.reserve("a", 20, 30) == BudgetUsage(20, 20.0)
+    r2 = await b.reserve("a", 10, 30)
+    assert isinstance(r2, Reservation) and (await b.usage("a")).used == 30
+    assert isinstance(await b.reserve("a", 0, 30), BudgetUsage)  # used up: even 0 waits
+    await b.settle(r1, 7)  # the request used 7 of its 20
+    await b.settle(r2, 0)  # failed: released
+    assert (await b.usage("a")).used == 7
+    clock.t = 1020.0  # next window: settling an old reservation changes nothing
+    r3 = await b.reserve("a", 30, 30)
+    assert isinstance(r3, Reservation)
+    await b.settle(r1, 100)
+    assert (await b.usage("a")).used == 30
+
+
+async def test_memory_reserve_is_atomic_under_concurrency() -> None:
+    b = MemoryBudget(3600)
+    got = await asyncio.gather(*(b.reserve("a", 7, 30) for _ in range(50)))
+    assert sum(isinstance(g, Reservation) for g in got) == 4  # 4 * 7 = 28 <= 30
+
+
+def test_reservation_size_caps_at_the_budget() -> None:
+    assert reservation_size(50, 30) == 30 and reservation_size(5, 30) == 5
+    assert reservation_size(-1, 30) == 0
+
+
+def test_estimate_tokens() -> None:
+    assert estimate_tokens("chat", {"max_tokens": 10}, 40, 1024) == 20
+    assert estimate_tokens("chat", {"max_completion_tokens": 3}, 41, 1024) == 14
+    assert estimate_tokens("other", {"max_output_tokens": 5}, 8, 1024) == 7
+    assert estimate_tokens("ollama_chat", {"options": {"num_predict": 9}}, 4, 1024) == 10
+    assert estimate_tokens("ollama_chat", {"options": {"num_predict": -1}}, 4, 100) == 101
+    assert estimate_tokens("chat", {}, 4, 100) == 101  # no cap: the default
+    assert estimate_tokens("embeddings", {"input": "x"}, 12, 100) == 3
+    assert estimate_tokens("anthropic_count_tokens", {"messages": []}, 40, 100) == 0
+    assert estimate_tokens("other", {}, 0, 100) == 0  # bodyless
+    assert output_cap({"max_tokens": True}) is None and output_cap({"max_tokens": "9"}) is None
+
+
+def test_redis_reserve_and_settle_commands() -> None:
+    fake = FakeRedis()
+    clock = Clock(1000.0)
+    b = RedisBudget("redis://unused", 60, clock=clock, client=fake)
+    key = "llm_extproc:budget:alice:960"
+
+    async def run() -> None:
+        r = await b.reserve("alice", 25, 30)
+        assert r == Reservation("alice", 960.0, 25) and fake.data == {key: 25}
+        assert 60 <= fake.ttl[key] <= 80
+        assert await b.reserve("alice", 6, 30) == BudgetUsage(25, 20.0)
+        assert isinstance(r, Reservation)
+        await b.settle(r, 12)
+        assert fake.data == {key: 12}
+        clock.t = 1100.0
+        await b.settle(Reservation("alice", 1020.0, 5), 9)  # that key is gone: not recreated
+        assert "llm_extproc:budget:alice:1020" not in fake.data
+        fake.down = True
+        with pytest.raises(BudgetUnavailable) as e:
+            await b.reserve("alice", 1, 30)
+        assert "hunter2" not in str(e.value)
+
+    asyncio.run(run())

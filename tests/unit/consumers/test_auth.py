@@ -304,6 +304,15 @@ class _FakeStoreBudget:
             raise BudgetUnavailable("budget store unreachable (ConnectionError)")
         return BudgetUsage(self.used, 12.5)
 
+    async def reserve(self, consumer: str, tokens: int, limit: int) -> Any:
+        from extproc.budget import Reservation
+
+        usage = await self.usage(consumer)
+        if usage.used >= limit or usage.used + tokens > limit:
+            return usage
+        self.used += tokens
+        return Reservation(consumer, 0.0, tokens)
+
 
 async def test_budget_check_against_a_store() -> None:
     rt = compile_config(load_text(BUDGET_CONFIG))
@@ -312,7 +321,13 @@ async def test_budget_check_against_a_store() -> None:
     async def run(budget: Any) -> Any:
         return await Authenticator(rt, budget)(ctx_for(rt, "api.test", MSG, h))
 
-    assert await run(_FakeStoreBudget(used=99)) is None
+    # MSG sets no max_tokens: its estimate is its size plus the default 1024,
+    # capped at the whole budget (100), so it needs an empty window.
+    assert await run(_FakeStoreBudget(used=0)) is None
+    rej = await run(_FakeStoreBudget(used=1))
+    assert isinstance(rej, Reject) and rej.status == 429
+    assert b"1 of its" not in rej.body and b"99 of its 100" in rej.body
+    assert await run(_FakeStoreBudget(used=99)) is not None
     rej = await run(_FakeStoreBudget(used=100))
     assert isinstance(rej, Reject) and rej.status == 429
     assert dict(rej.headers)["retry-after"] == "13"

@@ -94,12 +94,26 @@ def test_ollama_native_errors_keep_ollamas_shape(rt: Runtime) -> None:
     assert orjson.loads(out.body) == {"error": 'model "x" not found'}
 
 
-def test_passthrough_never_reads_the_response(rt: Runtime) -> None:
+def test_passthrough_streams_the_answer_with_the_providers_keys_replaced(rt: Runtime) -> None:
+    # Issue 18: a provider that echoes its key in a relayed answer must not
+    # show it to the client, so pass-through answers are read (streamed).
     r = next(r for r in rt.routes.routes if r.name == "r-qwen")
+    key = r.providers[0].tokens.pick()  # type: ignore[union-attr]
     leg = passthrough(r, r.providers[0])
     assert isinstance(leg, PassThroughLeg)
-    assert leg.response_mode(200, "text/event-stream", 1024) is BodyMode.NONE
-    assert leg.stream is None
+    assert leg.response_mode(200, "application/json", 1024) is BodyMode.STREAMED
+    st = leg.stream
+    assert st is not None and st.content_type == "application/json"
+    data = b'{"data":[{"id":"m","owner":"' + key.encode() + b'"}]}'
+    # Split inside the key: the tap holds back what may be its start.
+    cut = data.index(key.encode()) + 3
+    out = st.feed(data[:cut]) + st.feed(data[cut:]) + st.finish()
+    assert key.encode() not in out and b"[redacted]" in out
+    assert out.replace(b"[redacted]", key.encode()) == data
+    # Errors are buffered: their body says whether the key is refused.
+    assert passthrough(r, r.providers[0]).response_mode(403, "application/json", 1024) is (
+        BodyMode.BUFFERED
+    )
 
 
 def test_a_stream_is_opened_only_for_a_streamed_success(rt: Runtime) -> None:

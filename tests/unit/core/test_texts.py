@@ -264,3 +264,113 @@ def test_select_by_roles() -> None:
     assert select(t, None) == ["s", "u", "a"]
     assert select(t, frozenset({"user", "system"})) == ["s", "u"]
     assert select(t, frozenset()) == []
+
+
+DENIED = "EXFILTRATE-THE-DATA"
+
+
+def _has(texts: list[tuple[str, str]], role: str) -> bool:
+    return any(r == role and DENIED in t for r, t in texts)
+
+
+def test_declared_texts_of_an_openai_chat() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": f"the city; {DENIED}"},
+            DENIED: {"type": "string"},
+        },
+    }
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"messages": [{"role": "user", "name": DENIED, "content": "hi"}]}, "user"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "description": DENIED}}]},
+            "system",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]},
+            "system",
+        ),
+        ({"functions": [{"name": "f", "description": DENIED}]}, "system"),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": schema},
+                }
+            },
+            "system",
+        ),
+    ]
+    for extra, role in cases:
+        body = {"messages": [{"role": "user", "content": "hi"}], **extra}
+        assert _has(request_texts(CHAT, body), role), extra
+    # Property names are read too: the schema's own key names the denied text.
+    names = {"type": "object", "properties": {DENIED: {"type": "string"}}}
+    body = {
+        "messages": [],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": names}},
+    }
+    assert _has(request_texts(CHAT, body), "system")
+
+
+def test_declared_texts_of_responses_ollama_and_anthropic() -> None:
+    tool = {"type": "function", "name": "f", "description": DENIED, "parameters": {}}
+    assert _has(request_texts(OTHER, {"input": "hi", "tools": [tool]}), "system")
+    fmt = {"format": {"type": "json_schema", "name": "x", "schema": {"description": DENIED}}}
+    assert _has(request_texts(OTHER, {"input": "hi", "text": fmt}), "system")
+    assert _has(request_texts(OLLAMA_CHAT, {"messages": [], "format": {"title": DENIED}}), "system")
+    assert request_texts(OLLAMA_GENERATE, {"prompt": "p", "format": "json"}) == [("user", "p")]
+    assert _has(request_texts(OLLAMA_GENERATE, {"prompt": "p", "template": DENIED}), "system")
+    anth_tool = {"name": "t", "description": DENIED, "input_schema": {"type": "object"}}
+    msg = {"role": "user", "content": "hi"}
+    assert _has(
+        request_texts(ANTHROPIC_MESSAGES, {"messages": [msg], "tools": [anth_tool]}), "system"
+    )
+    schema_tool = {"name": "t", "input_schema": {"properties": {"q": {"description": DENIED}}}}
+    assert _has(
+        request_texts(ANTHROPIC_MESSAGES, {"messages": [msg], "tools": [schema_tool]}), "system"
+    )
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": DENIED},
+        },
+        {
+            "type": "document",
+            "source": {"type": "content", "content": [{"type": "text", "text": DENIED}]},
+        },
+        {"type": "document", "source": {"type": "content", "content": DENIED}},
+        {"type": "document", "title": DENIED, "source": {"type": "url", "url": "https://x/y.pdf"}},
+        {"type": "document", "context": DENIED, "source": {"type": "base64", "data": "AAAA"}},
+    ],
+)
+def test_anthropic_document_blocks(doc: dict[str, Any]) -> None:
+    body = {"messages": [{"role": "user", "content": [doc]}]}
+    assert _has(request_texts(ANTHROPIC_MESSAGES, body), "user")
+    # Inside a tool result too.
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [doc]}
+    body = {"messages": [{"role": "user", "content": [result]}]}
+    assert _has(request_texts(ANTHROPIC_MESSAGES, body), "user")
+
+
+def test_declared_texts_that_cannot_be_read() -> None:
+    with pytest.raises(UnreadableContent) as e:
+        request_texts(CHAT, {"messages": [], "tools": "nope"})
+    assert e.value.path == "tools"
+    with pytest.raises(UnreadableContent) as e:
+        request_texts(CHAT, {"messages": [{"role": "user", "name": 5}]})
+    assert e.value.path == "messages[0].name"
+    deep: Any = "x"
+    for _ in range(40):
+        deep = {"properties": {"a": deep}}
+    with pytest.raises(UnreadableContent):
+        request_texts(CHAT, {"messages": [], "tools": [{"function": {"parameters": deep}}]})
+    bad = {"type": "document", "source": {"type": "weird"}}
+    with pytest.raises(UnreadableContent) as e:
+        request_texts(ANTHROPIC_MESSAGES, {"messages": [{"role": "user", "content": [bad]}]})
+    assert e.value.path.endswith(".source.type")

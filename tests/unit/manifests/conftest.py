@@ -58,6 +58,7 @@ K8S_CORE_KINDS = {
     "Service",
     "Deployment",
     "PodDisruptionBudget",
+    "NetworkPolicy",
 }
 ISTIO_KINDS = {
     "EnvoyFilter",

@@ -120,15 +120,24 @@ def test_final_stage_runs_as_non_root(final):
 
 
 def test_ports_exposed(final):
+    # gRPC only: /metrics binds loopback in the image unless asked (issue 18).
     exposed = {p for args in final.of("EXPOSE") for p in args.split()}
-    assert exposed == {"50051", "9464"}
+    assert exposed == {"50051"}
 
 
 def test_entrypoint_is_the_console_command(final):
     (entry,) = final.of("ENTRYPOINT")
     assert exec_form(entry) == ["llm-extproc"]
     (cmd,) = final.of("CMD")
-    assert exec_form(cmd) == ["serve", "--config", "/etc/llm-extproc/config.yaml"]
+    # Every interface for gRPC (Envoy runs in another container or pod); /metrics
+    # stays on the process default, loopback.
+    assert exec_form(cmd) == [
+        "serve",
+        "--config",
+        "/etc/llm-extproc/config.yaml",
+        "--host",
+        "0.0.0.0",
+    ]
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert scripts["project"]["scripts"]["llm-extproc"] == "extproc.cli:main"
 

@@ -20,6 +20,7 @@ KNOWN_KINDS = {
     "Service",
     "Deployment",
     "PodDisruptionBudget",
+    "NetworkPolicy",
     # Istio (CRD schemas)
     "EnvoyFilter",
     "ServiceEntry",

@@ -99,14 +99,18 @@ async def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, deb
         {"messages": [{"role": "user", "content": "hello there"}], "key": KEY},
     )
     assert await srv.authenticate(ctx) is None and ctx.consumer == "alice"
-    srv.on_done(record())
+    rec = record()
+    # As the exchange does: the admission's reservation goes in the record.
+    rec.reservation = ctx.annotations["budget_reservation"]
+    assert rec.reservation is not None and rec.reservation.tokens > 7
+    srv.on_done(rec)
     (line,) = capture_lines(caplog)
     assert ("prompts" in line) is debug
     if debug:
         assert line["prompts"] == ["hello there"]
     text = orjson.dumps(line).decode()
     assert KEY not in text and "sk-PROVIDER-SECRET" not in text
-    # The budget was charged the record's total tokens (by a task, as for every store).
+    # The reservation was settled to the record's total tokens (by a task, as for every store).
     from extproc.budget import MemoryBudget
 
     await asyncio.gather(*srv._charges)

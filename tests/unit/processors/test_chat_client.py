@@ -129,6 +129,38 @@ async def test_retry_after_sets_the_cool_down() -> None:
     assert pool.available() == 1
 
 
+@pytest.mark.parametrize(
+    ("body", "cools"),
+    [
+        (
+            {
+                "error": {
+                    "message": "flagged by the safety system",
+                    "type": "content_policy_violation",
+                }
+            },
+            False,
+        ),
+        ({"type": "error", "error": {"type": "permission_error", "message": "no access"}}, True),
+    ],
+)
+async def test_a_403_cools_the_token_only_when_it_is_about_the_key(
+    body: dict[str, object], cools: bool
+) -> None:
+    from extproc.providers.token_pool import TokenPool
+
+    pool = TokenPool([TOKEN_A], cooldown_s=300)
+    transport = httpx.MockTransport(lambda _r: httpx.Response(403, json=body))
+    client = ChatClient(Upstream("http://x.test", "/c", 5, tokens=pool), "m", transport=transport)
+    await client.start()
+    try:
+        reply = await client.post(b"{}")
+    finally:
+        await client.aclose()
+    assert reply.status == 403
+    assert pool.available() == (0 if cools else 1)
+
+
 async def test_own_key_and_redaction() -> None:
     seen: list[str] = []
 

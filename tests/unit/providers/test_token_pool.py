@@ -44,7 +44,6 @@ def test_duplicates_are_collapsed() -> None:
     ("status", "retry_after", "aside_s"),
     [
         (401, None, 60),
-        (403, None, 60),
         (429, None, 60),
         (429, 5, 5),
         (429, 0, 0),
@@ -64,7 +63,22 @@ def test_set_aside_statuses(status: int, retry_after: float | None, aside_s: flo
     assert TOKENS[0] in {pool.pick() for _ in range(3)}
 
 
-@pytest.mark.parametrize("status", [400, 404, 500, 502, 503, 504, 302])
+def test_a_403_cools_only_through_set_aside() -> None:
+    # A 403 may be a content-policy refusal any client can trigger: the status
+    # alone never cools the key; the caller sets it aside when the body says
+    # the key is refused.
+    pool, clock = make()
+    pool.report(TOKENS[0], 403)
+    assert pool.available() == 3
+    pool.set_aside(TOKENS[0])
+    assert pool.available() == 2
+    clock.advance(60)
+    assert pool.available() == 3
+    pool.set_aside("sk-unknown-SECRET")
+    assert pool.available() == 3
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 500, 502, 503, 504, 302])
 def test_other_statuses_change_nothing(status: int) -> None:
     pool, _ = make()
     pool.report(TOKENS[0], status)
@@ -99,7 +113,7 @@ def test_all_cooling_raises_without_secrets() -> None:
     pool, clock = make(cooldown_s=60)
     pool.report(TOKENS[0], 401)
     clock.advance(10)
-    pool.report(TOKENS[1], 403)
+    pool.set_aside(TOKENS[1])
     pool.report(TOKENS[2], 429, retry_after=120)
     with pytest.raises(NoTokenAvailable) as info:
         pool.pick()

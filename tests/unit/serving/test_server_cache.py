@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from extproc.budget import MemoryBudget
+from extproc.budget import MemoryBudget, Reservation
 from extproc.config.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
@@ -39,6 +39,24 @@ async def test_hits_charge_no_budget_misses_do() -> None:
     s._report(None, miss)
     await asyncio.sleep(0.01)
     assert (await budget.usage("alice")).used == 10
+
+
+async def test_a_hit_releases_its_budget_reservation() -> None:
+    budget = MemoryBudget(60)
+    s = Server(
+        compile_config(load_text(CONFIG), {}),
+        ServeOptions(host="127.0.0.1", port=0, grace_s=1),
+        budget=budget,
+    )
+    got = await budget.reserve("alice", 500, 1000)
+    assert isinstance(got, Reservation)
+    assert (await budget.usage("alice")).used == 500
+    hit = ExchangeRecord(
+        route="r", consumer="alice", status=200, cache="hit", usage=Usage.of(7, 3), reservation=got
+    )
+    s._report(None, hit)
+    await asyncio.sleep(0.01)
+    assert (await budget.usage("alice")).used == 0
 
 
 async def test_configs_without_a_cached_route_get_no_cache() -> None:
