@@ -288,6 +288,30 @@ class OllamaReassembler(Reassembler):
         return {**final, "message": msg}
 
 
+class ResponsesReassembler(_SSE):
+    """Responses API events -> the `response` object `response.completed` carries."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self._final: dict[str, Any] | None = None
+
+    def _event(self, ev: SSEEvent) -> None:
+        obj = orjson.loads(ev.data)
+        kind = obj.get("type") if isinstance(obj, dict) else None
+        if kind == "response.completed":
+            resp = obj.get("response")
+            if not isinstance(resp, dict) or resp.get("status") != "completed":
+                self.failed = True
+                return
+            self._final = resp
+            self.done = True
+        elif kind in ("response.failed", "response.incomplete", "error") or kind is None:
+            self.failed = True  # cut short, refused or broken: not an answer to keep
+
+    def _result(self, usage: Usage | None) -> dict[str, Any] | None:
+        return self._final
+
+
 def reassembler_for(api: str, endpoint: str, max_bytes: int) -> Reassembler | None:
     """The reassembler of a client API's stream (None: that stream is not cached)."""
     if api == "anthropic":
@@ -296,4 +320,6 @@ def reassembler_for(api: str, endpoint: str, max_bytes: int) -> Reassembler | No
         return OllamaReassembler(max_bytes, endpoint == "ollama_generate")
     if api == "openai" and endpoint == "chat":
         return OpenAIChatReassembler(max_bytes)
+    if api == "responses" and endpoint == "responses":
+        return ResponsesReassembler(max_bytes)
     return None

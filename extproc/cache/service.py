@@ -31,7 +31,7 @@ log = logging.getLogger("extproc.cache")
 # Endpoints whose answers are cached (count_tokens, model lists and the
 # endpoints the gateway does not model are not).
 CACHEABLE = frozenset(
-    {"chat", "embeddings", "ollama_chat", "ollama_generate", "anthropic_messages"}
+    {"chat", "embeddings", "ollama_chat", "ollama_generate", "anthropic_messages", "responses"}
 )
 MAX_PENDING_STORES = 256  # stores in flight; beyond that an answer is not cached
 _LOG_EVERY_S = 5.0  # one "store unreachable" line per store per interval

@@ -43,6 +43,8 @@ def synthesise(api: str, endpoint: str, body: bytes, include_usage: bool) -> tup
         return ollama_stream(_obj(body), endpoint), NDJSON
     if api == "openai":
         return openai_chat_stream(_obj(body), include_usage), SSE
+    if api == "responses":
+        return responses_stream(_obj(body)), SSE
     raise CannotSynthesise(f"no stream format for client API {api!r}")
 
 
@@ -165,3 +167,69 @@ def ollama_stream(final: dict[str, Any], endpoint: str) -> bytes:
         first = {**head, "message": msg, "done": False}
         last["message"] = {"role": msg.get("role", "assistant"), "content": ""}
     return orjson.dumps(first) + b"\n" + orjson.dumps(last) + b"\n"
+
+
+# -- OpenAI Responses API ------------------------------------------------------------
+
+
+def responses_stream(resp: dict[str, Any]) -> bytes:
+    """`response.created` ... `response.completed`, as the Responses API streams:
+    per output item `output_item.added`, its deltas and `output_item.done`."""
+    out: list[bytes] = []
+    seq = 0
+
+    def emit(kind: str, **fields: Any) -> None:
+        nonlocal seq
+        out.append(encode_sse(orjson.dumps({"type": kind, "sequence_number": seq, **fields}), kind))
+        seq += 1
+
+    head = {k: v for k, v in resp.items() if k not in ("output", "usage", "status")}
+    started = {**head, "status": "in_progress", "output": [], "usage": None}
+    emit("response.created", response=started)
+    emit("response.in_progress", response=started)
+    items = resp.get("output")
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        if not isinstance(item, dict):
+            raise CannotSynthesise("an output item is not an object")
+        kind = item.get("type")
+        at = {"output_index": i, "item_id": item.get("id", "")}
+        if kind == "message":
+            emit(
+                "response.output_item.added",
+                output_index=i,
+                item={**item, "status": "in_progress", "content": []},
+            )
+            parts = item.get("content")
+            for j, part in enumerate(parts if isinstance(parts, list) else ()):
+                if not isinstance(part, dict):
+                    raise CannotSynthesise("a content part is not an object")
+                where = {**at, "content_index": j}
+                if part.get("type") == "output_text":
+                    emit(
+                        "response.content_part.added",
+                        **where,
+                        part={**part, "text": "", "annotations": []},
+                    )
+                    if part.get("text"):
+                        emit("response.output_text.delta", **where, delta=part["text"], logprobs=[])
+                    emit(
+                        "response.output_text.done", **where, text=part.get("text", ""), logprobs=[]
+                    )
+                else:  # refusal and parts sent whole
+                    emit("response.content_part.added", **where, part=part)
+                emit("response.content_part.done", **where, part=part)
+        elif kind == "function_call":
+            emit(
+                "response.output_item.added",
+                output_index=i,
+                item={**item, "status": "in_progress", "arguments": ""},
+            )
+            args = item.get("arguments", "")
+            if args:
+                emit("response.function_call_arguments.delta", **at, delta=args)
+            emit("response.function_call_arguments.done", **at, arguments=args)
+        else:  # reasoning and other items: added and done whole
+            emit("response.output_item.added", output_index=i, item=item)
+        emit("response.output_item.done", output_index=i, item=item)
+    emit("response.completed", response=resp)
+    return b"".join(out)

@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openai
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -244,3 +246,76 @@ def test_anthropic_and_ollama_round_trip_any_text(text: str, thinking: str, seed
     final = {**OLLAMA_CHAT, "message": {"role": "assistant", "content": text}}
     stream, _ = synthesise("ollama", "ollama_chat", orjson.dumps(final), False)
     assert split_feed("ollama", "ollama_chat", stream, seed) == final
+
+
+RESPONSES = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1700000000,
+    "status": "completed",
+    "model": "gpt-4o-mini",
+    "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {
+            "type": "message",
+            "id": "msg_1",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Héllo 世界", "annotations": []}],
+        },
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "f",
+            "arguments": '{"a":1}',
+            "status": "completed",
+        },
+    ],
+    "usage": {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8},
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_responses_round_trip(seed: int) -> None:
+    stream, ctype = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+    assert ctype == "text/event-stream"
+    events = SSEDecoder().feed(stream)
+    kinds = [e.event for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+    assert "response.function_call_arguments.delta" in kinds
+    seqs = [orjson.loads(e.data)["sequence_number"] for e in events]
+    assert seqs == list(range(len(events)))
+    assert split_feed("responses", "responses", stream, seed) == RESPONSES
+
+
+def test_responses_failed_or_incomplete_not_cached() -> None:
+    stream, _ = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+    for bad in (b"response.failed", b"response.incomplete"):
+        cut = stream.replace(b"response.completed", bad)
+        assert split_feed("responses", "responses", cut, 0) is None
+    assert split_feed("responses", "responses", stream.rsplit(b"event:", 1)[0], 0) is None
+
+
+def test_responses_stream_reads_in_the_official_sdk() -> None:
+    """The Responses API has no e2e here yet: the openai SDK reads the
+    synthesised stream (served by an httpx transport) into the same response."""
+    stream, ctype = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+
+    def serve(_req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=stream, headers={"content-type": ctype})
+
+    client = openai.OpenAI(
+        api_key="k",
+        base_url="http://gateway.test/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(serve)),
+        max_retries=0,
+    )
+    with client.responses.stream(model="gpt-4o-mini", input="hi") as st:
+        deltas = [e.delta for e in st if e.type == "response.output_text.delta"]
+        final = st.get_final_response()
+    assert "".join(deltas) == "Héllo 世界"
+    assert final.output_text == "Héllo 世界"
+    assert final.id == "resp_1" and final.usage is not None and final.usage.total_tokens == 8
