@@ -19,6 +19,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import ollama
 import openai
 import pytest
 import redis
@@ -35,6 +36,7 @@ def config(redis_port: int) -> str:
 providers:
 - {{name: qwen, type: qwen, api_tokens: [sk-qwen-cache-e2e]}}
 - {{name: claude, type: claude, api_tokens: [sk-ant-cache-e2e]}}
+- {{name: local-ollama, type: ollama, base_url: "http://127.0.0.1:@FAKE_PORT@"}}
 routes:
 - name: chat
   match: {{hosts: ["chat.test"]}}
@@ -49,6 +51,11 @@ routes:
   client_api: anthropic
   auth: {{required: true}}
   cache: {{ttl: 600s, backend: redis}}
+- name: ollama
+  match: {{hosts: ["127.0.0.1"]}}      # the Ollama listener's host, any port
+  provider: local-ollama
+  client_api: ollama
+  cache: {{ttl: 600s, backend: redis, shared: true}}
 consumers:
 - {{name: alice, keys: [{ALICE}]}}
 - {{name: bob, keys: [{BOB}]}}
@@ -291,3 +298,28 @@ def test_redis_stopped_mid_test(replicas: tuple[Stack, Stack], redis_port: int) 
         assert f"{redis_port}" not in logs.split("cache lookup failed", 1)[1].split("\n", 1)[0]
         metrics = httpx.get(f"http://127.0.0.1:{s.metrics_port}/metrics").text
         assert 'llm_extproc_cache_lookups_total{result="unavailable",route="chat"}' in metrics
+
+
+def test_ollama_client_both_shapes(replicas: tuple[Stack, Stack], redis_port: int) -> None:
+    a, b = replicas
+    r = redis.Redis(port=redis_port)
+
+    def ol(s: Stack) -> ollama.Client:
+        return ollama.Client(host=f"http://127.0.0.1:{s.ollama_listener}", timeout=15)
+
+    first = ol(a).chat(model="llama3", messages=MSGS, stream=False)
+    assert first.message.content
+    assert len(a.fake.take()) == 1
+    wait_stored(r, 1)
+    # Ollama streams by default: the cached answer as NDJSON the client reads.
+    chunks = list(ol(b).chat(model="llama3", messages=MSGS, stream=True))
+    assert chunks[-1].done and chunks[-1].eval_count == first.eval_count
+    assert "".join(c.message.content or "" for c in chunks) == first.message.content
+    assert b.fake.take() == []
+    # generate: a stream first (reassembled from NDJSON), then a buffered hit.
+    text = "".join(c.response for c in ol(b).generate(model="llama3", prompt="Sky?", stream=True))
+    assert len(b.fake.take()) == 1
+    wait_stored(r, 2)
+    g = ol(a).generate(model="llama3", prompt="Sky?", stream=False)
+    assert g.response == text and g.done
+    assert a.fake.take() == []
