@@ -41,7 +41,7 @@ def synthesise(api: str, endpoint: str, body: bytes, include_usage: bool) -> tup
         return anthropic_stream(_obj(body)), SSE
     if api == "ollama":
         return ollama_stream(_obj(body), endpoint), NDJSON
-    if api == "openai":
+    if api == "openai" and endpoint == "chat":
         return openai_chat_stream(_obj(body), include_usage), SSE
     if api == "responses":
         return responses_stream(_obj(body)), SSE

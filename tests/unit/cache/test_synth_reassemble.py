@@ -201,6 +201,8 @@ def test_unknown_shapes() -> None:
         synthesise("openai", "chat", b"[1]", False)
     with pytest.raises(CannotSynthesise):
         synthesise("gemini", "chat", b"{}", False)
+    with pytest.raises(CannotSynthesise):  # embeddings never stream
+        synthesise("openai", "embeddings", b'{"data": []}', False)
 
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
