@@ -152,6 +152,13 @@ def test_openai_hits_across_replicas_both_shapes(
     hit = raw.parse()
     assert hit.choices[0].message.content == first.choices[0].message.content
     assert hit.usage is not None and hit.usage.total_tokens == 18
+    # Envoy's access log has the hit's metadata (no upstream; the tokens it saved).
+    deadline = time.monotonic() + 3
+    while not any("upstream=- route=chat" in ln for ln in b.access_lines()):
+        assert time.monotonic() < deadline, b.access_lines()
+        time.sleep(0.05)
+    (line,) = [ln for ln in b.access_lines() if "upstream=- route=chat" in ln]
+    assert "provider=qwen consumer=alice" in line and "total_tokens=18" in line
     # The same request streaming: the cached answer as an SDK-readable stream.
     raw = oai(a).chat.completions.with_raw_response.create(
         model="qwen-plus", messages=MSGS, stream=True, stream_options={"include_usage": True}
