@@ -25,6 +25,8 @@ RUN test -f README.md || echo "# llm-extproc" > README.md \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install "$(ls /wheels/llm_extproc-*.whl)[fast]" \
+    && /opt/venv/bin/pip install --force-reinstall --no-deps "opentelemetry-proto==$(/opt/venv/bin/python -c "import importlib.metadata as m; print(m.version('opentelemetry-proto'))")" \
+    && /opt/venv/bin/python -c "import opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter" \
     && /opt/venv/bin/pip uninstall -y pip setuptools wheel \
     && /opt/venv/bin/llm-extproc --help > /dev/null
 

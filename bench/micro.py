@@ -14,6 +14,12 @@ over many iterations:
   encode_bytes  Decision -> serialized ProcessingResponse (codec.encode_bytes)
   log_line      log_exchange into a file (the per-request JSON log line)
   metrics       Metrics.observe (Prometheus counters/histograms)
+  tracing       the exchange with observability.tracing on (Envoy's
+                traceparent on the stream; ours set toward the provider) next
+                to the same exchange with it off, and the span's cost in
+                on_done (built and queued to a BatchSpanProcessor whose
+                exporter drops it: export runs in the SDK's thread, off the
+                request path). Not part of the total.
 
 Usage: python bench/micro.py [--n 20000]
 """
@@ -167,6 +173,7 @@ def main() -> None:
         ),
     )
     out["exchange (4 events, no on_done)"] = timed(a.n, one_exchange)
+    tracing_on, span_us = tracing_costs(runtime, evs, a.n)
 
     route = runtime.routes.match("llm.bench", "/v1/chat/completions", {})
     guard = next(p for p in route.processors if p.name == "regex_guard")
@@ -224,14 +231,63 @@ def main() -> None:
     out["4 x await (no suspension)"] = (time.perf_counter_ns() - t0) / a.n / 1000
     loop.close()
 
+    # Tracing on vs off, after the total (not part of it).
     total = sum(v for k, v in out.items() if not k.startswith("  "))
+    tracing = {
+        "exchange, tracing off": timed(a.n, one_exchange),
+        "exchange, tracing on": tracing_on,
+        "span built + queued (on_done)": span_us,
+    }
     if a.json:
-        print(json.dumps({"us_per_request": out, "total_us": total}, indent=2))
+        print(
+            json.dumps({"us_per_request": out, "total_us": total, "tracing_us": tracing}, indent=2)
+        )
         return
     print(f"{'step':<36} {'us/request':>10}")
     for k, v in out.items():
         print(f"{k:<36} {v:>10.1f}")
     print(f"{'total (our code, no grpc)':<36} {total:>10.1f}")
+    print("tracing (observability.tracing), not in the total:")
+    for k, v in tracing.items():
+        print(f"  {k:<34} {v:>10.1f}")
+
+
+def tracing_costs(runtime: Any, evs: list[Any], n: int) -> tuple[float, float]:
+    """(us per exchange with tracing on, us per span built and queued)."""
+    import dataclasses
+
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from extproc.config.runtime import TracingConfig
+    from extproc.observability.tracing import Tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    traced = dataclasses.replace(runtime, tracing=TracingConfig())
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    records: list[Any] = []
+
+    def one() -> None:
+        ex = Exchange(traced, records.append if len(records) < 1 else None)
+        ex.record.traceparent = parent
+        for e in evs:
+            drive(ex, e)
+
+    on = timed(n, one)
+    rec = records[0]
+    assert rec.span_id and rec.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736", rec
+    t = Tracing(TracingConfig(), processor=BatchSpanProcessor(Drop(), max_queue_size=1 << 16))
+    try:
+        span = timed(n, lambda: t.export(rec, runtime.providers))
+    finally:
+        t.shutdown()
+    return on, span
 
 
 if __name__ == "__main__":

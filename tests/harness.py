@@ -193,25 +193,38 @@ class Stack:
         drip_s: float = 0.0,
         extra_args: tuple[str, ...] = (),
         transport: str = "",
+        envoy_edit: Callable[[str], str] | None = None,
     ):
         self.tmp = tmp
         self.config_text = config
         self.env = dict(env or {})
-        self.fake = ThreadedFakeProvider(keys=fake_keys or {}, drip_s=drip_s)
+        self._fake_kw: dict[str, object] = {"keys": fake_keys or {}, "drip_s": drip_s}
+        self.fake = ThreadedFakeProvider(**self._fake_kw)
         self.extra_args = extra_args
         self.transport = transport or default_transport()
+        self.envoy_edit = envoy_edit  # changes the rendered Envoy config (a tracer, ...)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
         self.access_log = tmp / "envoy.stdout"
 
     def __enter__(self) -> Stack:
-        try:
-            self._start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
+        # A port picked free can be taken by another process (an outgoing
+        # connection's ephemeral port) before our server binds it: start again
+        # on new ports, a bounded number of times.
+        for attempt in range(3):
+            try:
+                self._start()
+                return self
+            except RuntimeError as e:
+                self.__exit__()
+                if attempt == 2 or "before listening" not in str(e):
+                    raise
+                self.fake = ThreadedFakeProvider(**self._fake_kw)
+            except BaseException:
+                self.__exit__()
+                raise
+        raise AssertionError("unreachable")
 
     def _start(self) -> None:
         self.fake.__enter__()
@@ -263,7 +276,10 @@ class Stack:
             self.admin,
             ollama=self.ollama_listener,
         )
-        envoy_cfg.write_text(with_fallback(envoy_text, text, env, self.fake.port))
+        envoy_text = with_fallback(envoy_text, text, env, self.fake.port)
+        if self.envoy_edit is not None:
+            envoy_text = self.envoy_edit(envoy_text)
+        envoy_cfg.write_text(envoy_text)
         self.procs.append(
             subprocess.Popen(
                 [

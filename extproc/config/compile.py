@@ -44,11 +44,13 @@ from extproc.config.runtime import (
     RouteRuntime,
     RouteTable,
     Runtime,
+    TracingConfig,
     canonical_host,
 )
 from extproc.config.shadowing import overlap_warnings, unreachable_routes
 from extproc.config.v1 import config_pb2 as pb
 from extproc.core.redact import Redactor
+from extproc.cost import Price, price_table
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
@@ -395,6 +397,9 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     unmatched = native.unmatched or "refuse"
     if unmatched not in ("refuse", "pass_through"):
         c.err("unmatched", f"must be 'refuse' or 'pass_through', not {unmatched!r}")
+    obs = native.observability
+    tracing = _tracing(obs.tracing, c)
+    prices = _prices(obs.prices, c)
     if not routes and not c.problems:
         c.err("routes", "the config defines no route (no plugin hosts, LLMRoute or routes)")
     if c.problems:
@@ -418,9 +423,57 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         budget_default_output=budgets.default_output_tokens or 1024,
         unmatched_pass_through=unmatched == "pass_through",
         consumer_key_digests=frozenset(hashlib.sha256(k).digest() for k, _ in keys),
+        tracing=tracing,
+        prices=price_table(prices, defaults=not obs.no_default_prices),
+        overhead_header=obs.overhead_header,
         redactor=upstream_secrets,
         cache_disabled_consumers=frozenset(x.name for x in consumers if x.cache_disabled),
     )
+
+
+_TRACE_PROTOCOLS = ("grpc", "http/protobuf")
+
+
+def _tracing(t: pb.Tracing, c: _Compiler) -> TracingConfig | None:
+    """observability.tracing; off unless `enabled`, and off with OTEL_SDK_DISABLED=true."""
+    path = "observability.tracing"
+    env = c.env
+    protocol = (
+        t.protocol
+        or env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+        or "grpc"
+    )
+    if protocol not in _TRACE_PROTOCOLS:
+        where = f"{path}.protocol" if t.protocol else "OTEL_EXPORTER_OTLP_PROTOCOL"
+        c.err(where, f"must be one of {', '.join(_TRACE_PROTOCOLS)}, not {protocol!r}")
+    ep = t.endpoint
+    if ep and not (ep.startswith(("http://", "https://")) or protocol == "grpc"):
+        c.err(f"{path}.endpoint", "an http/protobuf endpoint is a URL (http:// or https://)")
+    if not t.enabled or env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    return TracingConfig(
+        protocol=protocol,
+        endpoint=ep,
+        service_name=t.service_name or env.get("OTEL_SERVICE_NAME", "") or "llm-extproc",
+        insecure=t.insecure if t.HasField("insecure") else None,
+    )
+
+
+def _prices(prices: Any, c: _Compiler) -> list[Price]:
+    out: list[Price] = []
+    for i, p in enumerate(prices):
+        path = f"observability.prices[{i}]"
+        if not p.provider:
+            c.err(f"{path}.provider", "is required (a provider's name or type)")
+        if not p.model or "*" in p.model[:-1]:
+            c.err(f"{path}.model", "is required: an exact name or 'prefix*'")
+        cached = p.cached_input if p.HasField("cached_input") else None
+        for name, v in (("input", p.input), ("output", p.output), ("cached_input", cached)):
+            if v is not None and not (0 <= v < 1e6):
+                c.err(f"{path}.{name}", f"must be from 0 to 1e6 USD per million tokens, not {v}")
+        out.append(Price(p.provider, p.model, p.input, p.output, cached))
+    return out
 
 
 def _providers_and_routes(

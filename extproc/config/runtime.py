@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.cache.policy import CachePolicy
 from extproc.core.redact import Redactor
+from extproc.cost import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
 from extproc.providers.token_pool import TokenPool
@@ -32,6 +33,13 @@ class RouteProcessor(Protocol):
     def reads_texts(self) -> bool:
         """It reads the request's texts (a check): unreadable content is a 400."""
         ...
+
+    @property
+    def calls_model(self) -> str:
+        """ "guard"/"rewrite" when it calls a model ("" otherwise)."""
+        ...
+
+    def call_target(self) -> tuple[str, str]: ...
 
     async def process(self, ctx: Any) -> Any: ...
 
@@ -148,6 +156,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """observability.tracing, compiled; "" fields fall back to OTEL_* variables."""
+
+    protocol: str = "grpc"  # or "http/protobuf"
+    endpoint: str = ""
+    service_name: str = "llm-extproc"
+    insecure: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
     routes: RouteTable
     providers: Mapping[str, ProviderRuntime]
@@ -166,6 +184,10 @@ class Runtime:
     # sha256 of every consumer key: a passed-through request loses a header
     # holding one (the digest, not the key, is what a set lookup can leak).
     consumer_key_digests: frozenset[bytes] = frozenset()
+    # observability: traces (None: off), prices, the overhead header.
+    tracing: TracingConfig | None = None
+    prices: PriceTable = field(default_factory=PriceTable)
+    overhead_header: bool = False
     # Every upstream secret (provider tokens, guard and rewrite keys): never in an answer.
     redactor: Redactor = field(default_factory=Redactor)
     # Consumers whose requests bypass the response cache.

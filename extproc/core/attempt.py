@@ -180,6 +180,20 @@ class AttemptExchange(Exchange):
         return None
 
 
+def stream_origin(grpc_metadata: Iterable[tuple[Any, Any]]) -> tuple[str, str]:
+    """(provider, traceparent) of a stream's gRPC initial metadata, in one pass:
+    the provider as `attempt_provider` reads it, and the `traceparent` Envoy's
+    tracer puts on its ext_proc call (its span of this request's processing)."""
+    provider = traceparent = ""
+    for key, value in grpc_metadata:
+        k = key.decode("latin-1") if isinstance(key, bytes) else key
+        if k == PROVIDER_METADATA_KEY:
+            provider = value.decode() if isinstance(value, bytes) else str(value)
+        elif k == "traceparent":
+            traceparent = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return provider, traceparent
+
+
 def attempt_provider(grpc_metadata: Iterable[tuple[Any, Any]]) -> str:
     """The provider a stream's gRPC initial metadata names ("" for a router-level
     stream): a provider cluster's upstream filter sets it (envoy_fallback.py).

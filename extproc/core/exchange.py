@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from extproc.config.runtime import RouteRuntime, Runtime
+from extproc.config.runtime import RouteProcessor, RouteRuntime, Runtime
 from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import (
@@ -42,11 +42,12 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.fallback_leg import FallbackLeg, fallback_leg
+from extproc.core.finish import answer_facts
 from extproc.core.legs import BodyLeg, Leg, open_leg, passthrough
 from extproc.core.legs_anthropic import open_anthropic_leg
 from extproc.core.parse import parse_body
 from extproc.core.paths import api_of_path, canonical_path, split_query
-from extproc.core.record import ExchangeRecord
+from extproc.core.record import ExchangeRecord, ModelCall
 from extproc.core.request import (
     ANTHROPIC_ENDPOINTS,
     CHAT,
@@ -60,6 +61,7 @@ from extproc.core.request import (
     endpoint_of,
     unreadable,
 )
+from extproc.core.tracecontext import format_traceparent, our_ids
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
 
@@ -120,6 +122,9 @@ _DECISIONS = (Continue, Reject)
 # Headers a client key travels in; a passed-through request loses them when they hold a consumer key.
 _KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
+_REQUEST_SIDE = frozenset({RequestHeaders, RequestBody, RequestTrailers})
+OVERHEAD_HEADER = "x-llm-extproc-overhead-ms"
+_clock = time.perf_counter
 
 
 def _holds_key(value: str, digests: frozenset[bytes]) -> bool:
@@ -150,6 +155,8 @@ class Exchange:
         "_req_body_seen",
         "_resp_body",
         "_resp_status",
+        "_t0",
+        "_t0_request",
         "authenticate",
         "ctx_headers",
         "endpoint",
@@ -179,6 +186,9 @@ class Exchange:
         self.endpoint = OTHER
         self._api = "openai"  # the client API of this request: its errors' shape
         self.ctx_headers: Headers = {}
+        # The message being handled: when it started, on which side (our overhead).
+        self._t0 = 0.0
+        self._t0_request = True
 
     @property
     def phase(self) -> Phase:
@@ -195,23 +205,41 @@ class Exchange:
         """Any event, in order. Async only because processors may call out."""
         kind = type(event)
         self._advance(_PHASE_OF[kind])
+        self._t0, self._t0_request = _clock(), kind in _REQUEST_SIDE
         # Exact type checks: cheaper than isinstance/isawaitable on every message.
+        d: Any
         if kind is RequestHeaders:
             d = self._request_headers(event)  # type: ignore[arg-type]
-            return d if type(d) in _DECISIONS else await d  # type: ignore[misc,return-value]
-        if kind is RequestBody:
-            return await self._request_body(event)  # type: ignore[arg-type]
-        if kind is RequestTrailers:
-            return self._request_trailers()
-        if kind is ResponseHeaders:
-            return self._response_headers(event)  # type: ignore[arg-type]
-        return self._response_body(event)  # type: ignore[arg-type]
+            if type(d) not in _DECISIONS:
+                d = await d
+        elif kind is RequestBody:
+            d = await self._request_body(event)  # type: ignore[arg-type]
+        elif kind is RequestTrailers:
+            d = self._request_trailers()
+        elif kind is ResponseHeaders:
+            d = self._response_headers(event)  # type: ignore[arg-type]
+        else:
+            d = self._response_body(event)  # type: ignore[arg-type]
+        if self._t0:
+            self._account()
+        return d  # type: ignore[no-any-return]
+
+    def _account(self) -> None:
+        """Add the time since the current message arrived to its side's work."""
+        dt = _clock() - self._t0
+        self._t0 = 0.0
+        if self._t0_request:
+            self.record.work_request += dt
+        else:
+            self.record.work_response += dt
 
     def close(self) -> None:
         """The stream ended (normally or not): report what happened, once."""
         if self._phase is Phase.DONE:
             return
         self._advance(Phase.DONE)
+        if self._t0:
+            self._account()  # the message that ends the exchange counts too
         if self.route is not None and self._on_done is not None:
             self.record.ended = time.monotonic()
             self._on_done(self.record)
@@ -258,6 +286,8 @@ class Exchange:
         rec.request_id = h.get("x-request-id", "")
         rec.route = route.name
         rec.endpoint = self.endpoint
+        if self.runtime.tracing is not None and not rec.traceparent:
+            rec.traceparent = h.get("traceparent", "")
         if ev.end_of_stream:
             return self._bodyless(route, h)
         return CONTINUE
@@ -342,7 +372,10 @@ class Exchange:
             return self._reject(rej)
         self._admitted(ctx)
         for p in route.processors:
-            rej = await p.process(ctx)
+            if p.calls_model:
+                rej = await self._call(p, ctx)
+            else:
+                rej = await p.process(ctx)
             if rej is not None:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
@@ -404,17 +437,48 @@ class Exchange:
         self.close()
         return d
 
+    async def _call(self, p: RouteProcessor, ctx: RequestContext) -> Reject | None:
+        """A processor that calls a model: timed, for the trace and the overhead."""
+        t0 = time.monotonic()
+        rej = None
+        try:
+            rej = await p.process(ctx)
+        finally:
+            t1 = time.monotonic()
+            rec = self.record
+            rec.waited += t1 - t0
+            if p.calls_model == "guard":
+                outcome = ctx.annotations.get("guard") or ("error" if rej else "skipped")
+            else:
+                outcome = "error" if rej is not None else "ok"
+            model, server = p.call_target()
+            call = ModelCall(p.calls_model, model, server, t0, t1, str(outcome))
+            if rec.calls is None:
+                rec.calls = [call]
+            else:
+                rec.calls.append(call)
+        return rej
+
     def _start_leg(
         self, leg: Leg | FallbackLeg | Reject, ctx: RequestContext, raw: bytes
     ) -> Decision:
         if isinstance(leg, Reject):
             return self._reject(leg)
-        leg.describe(self.record)
+        rec = self.record
+        leg.describe(rec)
+        rec.model_mapped = rec.model_served
         try:
             d = leg.request(ctx, raw)
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
         self._leg = leg
+        if self.runtime.tracing is not None and type(d) is Continue:
+            # Our span toward the provider. When Envoy traces too, its router
+            # puts its own upstream span there instead (in the same trace).
+            rec.trace_id, rec.span_id, rec.trace_flags = our_ids(rec.traceparent)
+            tp = ("traceparent", format_traceparent(rec.trace_id, rec.span_id, rec.trace_flags))
+            sets = tuple(x for x in d.set_headers if x[0] != "traceparent")
+            return dataclasses.replace(d, set_headers=(*sets, tp))
         return d
 
     # -- response ----------------------------------------------------------
@@ -446,6 +510,9 @@ class Exchange:
         headers, remove = leg.answer_headers(status, h, rec)
         if secret := self.runtime.redactor.headers(h):
             headers = (*headers, *secret)  # a provider that echoes its key in a header
+        if self.runtime.overhead_header:
+            overhead = f"{rec.overhead_request * 1000:.3f}"
+            headers = (*headers, (OVERHEAD_HEADER, overhead))
         rec.upstream_error = status >= 400
         if self.route is not None and self.route.cache is not None:
             headers = (*headers, ("x-llm-cache", "miss"))
@@ -494,6 +561,8 @@ class Exchange:
         rec.usage = out.usage
         if out.model:
             rec.model_served = out.model
+        if self.runtime.tracing is not None and 200 <= self._resp_status < 300:
+            rec.finish_reasons, rec.response_id = answer_facts(self._api, out.body)
         meta = self._end_metadata()
         self.close()
         body = self.runtime.redactor.body(out.body)
@@ -541,8 +610,8 @@ class Exchange:
             )
         if out and self.runtime.redactor:
             out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
-        if not rec.first_byte and out:
-            rec.first_byte = time.monotonic()
+        if not rec.first_token and out:
+            rec.first_token = time.monotonic()
         cst = self._cstate
         if cst is not None and cst.reassembler is not None:
             cst.reassembler.feed(out)  # what the client got, for the cache
@@ -558,5 +627,10 @@ class Exchange:
         return Continue(body=None if out is ev.body else out, metadata=meta)
 
     def _end_metadata(self) -> dict[str, Any] | None:
-        """Envoy's dynamic metadata with the last response chunk."""
-        return self.record.metadata(self.runtime.metadata_namespace)
+        """Envoy's dynamic metadata with the last response chunk (and the cost)."""
+        rec = self.record
+        prices = self.runtime.prices
+        if prices and rec.usage is not None and rec.cache != "hit":  # a hit cost nothing
+            models = (rec.model_served, rec.model_mapped)
+            rec.cost = prices.cost(rec.provider, rec.provider_type, models, rec.usage)
+        return rec.metadata(self.runtime.metadata_namespace)

@@ -11,6 +11,20 @@ if TYPE_CHECKING:
     from extproc.budget.base import Reservation
 
 
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One call a processor made to a model (the LLM guard, the query rewrite).
+
+    Times are time.monotonic(); `outcome` is the verdict or "ok"/"error"."""
+
+    kind: str  # "guard" | "rewrite"
+    model: str
+    server: str  # the upstream's authority
+    started: float
+    ended: float
+    outcome: str
+
+
 @dataclass(slots=True)
 class ExchangeRecord:
     """Filled as the exchange goes; never holds a prompt or a key."""
@@ -42,6 +56,32 @@ class ExchangeRecord:
     attempt_log: str = ""
     # An attempt's own record (core/attempt.py): which attempt it was (1, 2, ...).
     attempt: int = 0
+    # -- observability (observability/tracing.py, the overhead metric, cost) --
+    # The trace parent: the ext_proc stream's `traceparent` (Envoy's span of
+    # this call) or else the request's. Read only with tracing on.
+    traceparent: str = ""
+    # With tracing on: our span's ids (hex), also sent toward the provider.
+    trace_id: str = ""
+    span_id: str = ""
+    trace_flags: str = ""
+    model_mapped: str = ""  # the model the upstream request names (after mapping)
+    cost: float | None = None  # USD (cost.py); None: no usage or no price
+    first_token: float = 0.0  # a stream's first chunk with content
+    # Seconds our code spent handling Envoy's messages, per side, and the part
+    # of the request side spent awaiting guard/rewrite model calls.
+    work_request: float = 0.0
+    work_response: float = 0.0
+    waited: float = 0.0
+    calls: list[ModelCall] | None = None
+    # With tracing on, from a buffered answer (core/finish.py).
+    finish_reasons: tuple[str, ...] = ()
+    response_id: str = ""
+
+    @property
+    def overhead_request(self) -> float:
+        """The gateway's own request-side time, model calls excluded."""
+        return max(self.work_request - self.waited, 0.0)
+
     # Tokens the consumer's budget set aside at admission; settled to `usage` at the end.
     reservation: Reservation | None = None
 
@@ -58,6 +98,8 @@ class ExchangeRecord:
             "output_tokens": u.output_tokens if u else 0,
             "total_tokens": u.total_tokens if u else 0,
         }
+        if self.cost is not None:
+            out["cost_usd"] = self.cost
         if self.cache:
             out["cache"] = self.cache
         if self.attempts:

@@ -132,6 +132,11 @@ def record_fields(rec: ExchangeRecord) -> dict[str, object]:
         "ttfb_ms": round((rec.first_byte - rec.started) * 1000, 3)
         if rec.first_byte and rec.started
         else None,
+        "cost_usd": rec.cost,
+        "overhead_ms": {
+            "request": round(rec.overhead_request * 1000, 3),
+            "response": round(rec.work_response * 1000, 3),
+        },
     }
 
 

@@ -14,6 +14,12 @@ Metrics (Prometheus names; the OTel name is the same with dots):
 * `llm_extproc_upstream_attempts_total` (route, provider, status): each
   attempt Envoy made on a fallback route; `llm_extproc_request_attempts`
   histogram (route): attempts per request of a fallback route.
+* `llm_extproc_cost_usd_total` (provider, response model, consumer): what
+  requests cost at the configured prices (cost.py); requests without a
+  price add nothing.
+* `llm_extproc_overhead_seconds` histogram (`side`: request | response): the
+  time our code spent on one request's messages (guard and rewrite model
+  calls excluded): what the gateway adds to each request.
 * `llm_extproc_cache_lookups_total` (route, result: hit | miss | bypass |
   unavailable), `llm_extproc_cache_stores_total` (route, result: stored |
   too_large | incomplete | dropped | store_failed),
@@ -58,6 +64,10 @@ TOKEN_BUCKETS = (
 DURATION_BUCKETS = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )  # fmt: skip
+OVERHEAD_BUCKETS = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1,
+)  # fmt: skip
 TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
@@ -65,9 +75,10 @@ TTFT_BUCKETS = (
 _LOOKUP_RESULTS = frozenset({"hit", "miss", "bypass", "unavailable"})
 
 # GenAI operation names per endpoint.
-_OPERATION = {
+OPERATION = {
     "chat": "chat",
     "ollama_chat": "chat",
+    "anthropic_messages": "chat",
     "embeddings": "embeddings",
     "ollama_generate": "text_completion",
 }
@@ -164,6 +175,19 @@ class Metrics:
             "Time to the first response bytes of a streamed generation",
             [*genai, "gen_ai_response_model"],
             buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.cost = Counter(
+            "llm_extproc_cost_usd",
+            "What requests cost at the configured prices, in USD",
+            ["gen_ai_provider_name", "gen_ai_response_model", "consumer"],
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "llm_extproc_overhead_seconds",
+            "Time the gateway's own code spent per request (model calls excluded), by side",
+            ["side"],
+            buckets=OVERHEAD_BUCKETS,
             registry=r,
         )
         self.requests = Counter(
@@ -272,7 +296,7 @@ class Metrics:
         consumer = self._name(rec.consumer, self._consumers)
         if rec.attempts:
             self._child(self.attempts_per_request, route).observe(rec.attempts)
-        op = _OPERATION.get(rec.endpoint, OTHER)
+        op = OPERATION.get(rec.endpoint, OTHER)
         req_model = self.request_model(rec.model_requested)
         resp_model = self.response_model(rec.model_served)
         self._child(self.requests, route, provider, status_class(rec.status)).inc()
@@ -283,6 +307,12 @@ class Metrics:
         if rec.upstream_error and not rec.attempts:  # attempts count their own
             status = str(rec.status) if 100 <= rec.status <= 599 else "none"
             self._child(self.upstream_errors, provider, status).inc()
+        if rec.cost:
+            self._child(self.cost, provider, resp_model, consumer).inc(rec.cost)
+        if rec.work_request:
+            self._child(self.overhead, "request").observe(rec.overhead_request)
+        if rec.work_response:
+            self._child(self.overhead, "response").observe(rec.work_response)
         u = rec.usage
         if u is not None and rec.cache == "hit":
             for kind, n in (("input", u.input_tokens), ("output", u.output_tokens)):

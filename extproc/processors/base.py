@@ -45,6 +45,13 @@ class Processor:
     # Reads `ctx.texts` (a check): the exchange answers 400 for content it
     # cannot read instead of forwarding it unchecked.
     reads_texts: ClassVar[bool] = False
+    # Calls a model ("guard", "rewrite"): the exchange times each call for the
+    # request's trace and leaves it out of the gateway's own overhead.
+    calls_model: ClassVar[str] = ""
+
+    def call_target(self) -> tuple[str, str]:
+        """(model, upstream authority) of the model it calls; for traces."""
+        return "", ""
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         raise NotImplementedError

@@ -55,6 +55,10 @@ class ChatClient:
         self._http: httpx.AsyncClient | None = None
         self._closed = False
 
+    def target(self) -> tuple[str, str]:
+        """(model, authority) for traces: never a key or a path."""
+        return self.model, self.upstream.base_url.partition("://")[2]
+
     def __repr__(self) -> str:
         u = self.upstream
         return f"ChatClient(base_url={u.base_url!r}, path={u.path!r}, model={self.model!r})"

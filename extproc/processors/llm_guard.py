@@ -31,6 +31,7 @@ _USER = frozenset({"user"})
 class LlmGuard(Processor):
     name = "llm_guard"
     reads_texts = True
+    calls_model = "guard"
 
     def __init__(
         self,
@@ -95,6 +96,9 @@ class LlmGuard(Processor):
             "guard_unavailable",
             ctx.client_api,
         )
+
+    def call_target(self) -> tuple[str, str]:
+        return self.client.chat.target()
 
     async def start(self) -> None:
         await self.client.start()

@@ -23,6 +23,7 @@ DEFAULT_REWRITE_PROMPT = (
 
 class LlmRewrite(Processor):
     name = "llm_rewrite"
+    calls_model = "rewrite"
 
     def __init__(self, client: ChatClient, system_prompt: str, on_error: str):
         self.client = client
@@ -82,6 +83,9 @@ class LlmRewrite(Processor):
                     return (m, "content", c)
                 return None  # multimodal content is left as it is
         return None
+
+    def call_target(self) -> tuple[str, str]:
+        return self.client.target()
 
     async def start(self) -> None:
         await self.client.start()

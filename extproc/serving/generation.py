@@ -36,10 +36,15 @@ class Generation:
     prompts: PromptCapture | None = None
     cache: ResponseCache | None = None
 
-    def exchange(self, provider: str = "") -> Exchange:
-        if provider:  # one attempt of a fallback route (core/attempt.py)
-            return AttemptExchange(self.runtime, provider, self.on_done)
-        return Exchange(self.runtime, self.on_done, self.authenticate, self.cache)
+    def exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
+        ex = (
+            AttemptExchange(self.runtime, provider, self.on_done)  # core/attempt.py
+            if provider
+            else Exchange(self.runtime, self.on_done, self.authenticate, self.cache)
+        )
+        if traceparent and self.runtime.tracing is not None:
+            ex.record.traceparent = traceparent
+        return ex
 
 
 def build_generation(

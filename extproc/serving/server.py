@@ -18,6 +18,7 @@ from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
 from extproc.observability.logs import PromptCapture, log_attempt, log_exchange
 from extproc.observability.metrics import Metrics, MetricsEndpoint, multiprocess_dir
+from extproc.observability.tracing import Tracing
 from extproc.serving.generation import Generation, build_generation
 from extproc.serving.options import ServeOptions
 from extproc.transport import make_transport
@@ -44,6 +45,8 @@ class Server:
         self.metrics = Metrics(runtime)
         # Outlives config reloads: entries stay valid while a route's policy does.
         self.cache = ResponseCache(self.metrics.observe_cache)
+        # Traces: set up once per process (a reload keeps the exporter).
+        self.tracing = Tracing(runtime.tracing) if runtime.tracing is not None else None
         self._on_done_override = on_done
         self.generation = self._build(runtime)
         self.transport = make_transport(opts.transport, self.new_exchange, opts.listen())
@@ -53,9 +56,9 @@ class Server:
         self._closers: set[asyncio.Task[None]] = set()  # a replaced config's processors
         self._started = False
 
-    def new_exchange(self, provider: str = "") -> Exchange:
+    def new_exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
         """The transport's handler factory: one read of the current generation."""
-        return self.generation.exchange(provider)
+        return self.generation.exchange(provider, traceparent)
 
     @property
     def runtime(self) -> Runtime:
@@ -92,6 +95,8 @@ class Server:
             log_exchange(rec, prompts.pop(rec) if prompts is not None else None)
         except Exception:
             log.exception("request log failed")
+        if self.tracing is not None:
+            self.tracing.export(rec, self.runtime.providers)
         try:
             self.metrics.observe(rec)
         except Exception:
@@ -104,6 +109,8 @@ class Server:
             self.metrics.observe(rec)
         except Exception:
             log.exception("attempt log or metrics failed")
+        if self.tracing is not None:
+            self.tracing.export(rec, self.runtime.providers)
 
     def _charge(self, rec: ExchangeRecord) -> None:
         """Settle the request's budget reservation to its real usage (0 when it
@@ -195,6 +202,8 @@ class Server:
         old = self.runtime
         if (runtime.budget_backend, runtime.redis_url) != (old.budget_backend, old.redis_url):
             log.warning("budgets backend changed: restart to apply it; keeping the current one")
+        if runtime.tracing != old.tracing:
+            log.warning("observability.tracing changed: restart to apply it")
         for p in runtime.processors:
             await p.start()
         await self.cache.warm(runtime.routes.routes)
@@ -250,6 +259,11 @@ class Server:
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.stop()
             self._metrics_endpoint = None
+        if self.tracing is not None:
+            # Pending spans go out now (the SDK bounds the wait), off the loop.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.tracing.shutdown)
+            self.tracing = None
 
     async def wait(self) -> None:
         await self.transport.wait()

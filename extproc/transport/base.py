@@ -11,10 +11,11 @@ from extproc.core.exchange import Exchange
 class ExchangeFactory(Protocol):
     """One Exchange per ext_proc stream; the caller decides which config it uses."""
 
-    def __call__(self, provider: str = "") -> Exchange:
+    def __call__(self, provider: str = "", traceparent: str = "") -> Exchange:
         """`provider`: the one the stream's gRPC metadata names
-        (core.attempt.attempt_provider): the stream is one attempt of a
-        fallback route, in that provider cluster's upstream filter."""
+        (core.attempt.stream_origin): the stream is one attempt of a
+        fallback route, in that provider cluster's upstream filter.
+        `traceparent`: the metadata's (Envoy's span of the ext_proc call)."""
 
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"

@@ -10,7 +10,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from extproc.core.attempt import attempt_provider
+from extproc.core.attempt import stream_origin
 from extproc.core.exchange import PhaseError
 from extproc.transport.base import HEALTH_SERVICES, ExchangeFactory, Listen, ListenError
 from extproc.transport.codec import UnexpectedMessage, decode, encode, no_event_answer
@@ -27,7 +27,7 @@ class ExternalProcessor(ep_grpc.ExternalProcessorServicer):
         request_iterator: AsyncIterator[ep.ProcessingRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[ep.ProcessingResponse]:
-        ex = self.new_exchange(attempt_provider(context.invocation_metadata() or ()))
+        ex = self.new_exchange(*stream_origin(context.invocation_metadata() or ()))
         try:
             async for req in request_iterator:
                 kind, ev = decode(req)

@@ -16,7 +16,7 @@ import h2corn
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2
 
-from extproc.core.attempt import attempt_provider
+from extproc.core.attempt import stream_origin
 from extproc.core.exchange import PhaseError
 from extproc.transport.asgi_grpc import (
     FAILED_PRECONDITION,
@@ -68,14 +68,14 @@ class GrpcApp:
         stream = GrpcStream(receive, send, self.max_message_bytes)
         path = scope["path"]
         if path == PROCESS:
-            await self._process(stream, attempt_provider(scope.get("headers") or ()))
+            await self._process(stream, *stream_origin(scope.get("headers") or ()))
         elif path == HEALTH_CHECK:
             await self._check(stream)
         else:
             await stream.finish(UNIMPLEMENTED, f"unknown method {path}")
 
-    async def _process(self, stream: GrpcStream, provider: str) -> None:
-        ex = self.new_exchange(provider)
+    async def _process(self, stream: GrpcStream, provider: str, traceparent: str) -> None:
+        ex = self.new_exchange(provider, traceparent)
         try:
             while (msg := await stream.read()) is not None:
                 kind, ev = decode(ProcessingRequest.FromString(msg))

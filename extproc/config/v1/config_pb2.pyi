@@ -106,12 +106,48 @@ class Limits(_message.Message):
     def __init__(self, max_request_bytes: _Optional[int] = ..., max_response_bytes: _Optional[int] = ..., max_stream_line_bytes: _Optional[int] = ...) -> None: ...
 
 class Observability(_message.Message):
-    __slots__ = ("metadata_namespace", "debug_log_prompts")
+    __slots__ = ("metadata_namespace", "debug_log_prompts", "tracing", "prices", "no_default_prices", "overhead_header")
     METADATA_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     DEBUG_LOG_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    TRACING_FIELD_NUMBER: _ClassVar[int]
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    NO_DEFAULT_PRICES_FIELD_NUMBER: _ClassVar[int]
+    OVERHEAD_HEADER_FIELD_NUMBER: _ClassVar[int]
     metadata_namespace: str
     debug_log_prompts: bool
-    def __init__(self, metadata_namespace: _Optional[str] = ..., debug_log_prompts: _Optional[bool] = ...) -> None: ...
+    tracing: Tracing
+    prices: _containers.RepeatedCompositeFieldContainer[Price]
+    no_default_prices: bool
+    overhead_header: bool
+    def __init__(self, metadata_namespace: _Optional[str] = ..., debug_log_prompts: _Optional[bool] = ..., tracing: _Optional[_Union[Tracing, _Mapping]] = ..., prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ..., no_default_prices: _Optional[bool] = ..., overhead_header: _Optional[bool] = ...) -> None: ...
+
+class Tracing(_message.Message):
+    __slots__ = ("enabled", "protocol", "endpoint", "service_name", "insecure")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    INSECURE_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    protocol: str
+    endpoint: str
+    service_name: str
+    insecure: bool
+    def __init__(self, enabled: _Optional[bool] = ..., protocol: _Optional[str] = ..., endpoint: _Optional[str] = ..., service_name: _Optional[str] = ..., insecure: _Optional[bool] = ...) -> None: ...
+
+class Price(_message.Message):
+    __slots__ = ("provider", "model", "input", "output", "cached_input")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    CACHED_INPUT_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    input: float
+    output: float
+    cached_input: float
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., input: _Optional[float] = ..., output: _Optional[float] = ..., cached_input: _Optional[float] = ...) -> None: ...
 
 class Provider(_message.Message):
     __slots__ = ("name", "type", "api_tokens", "api_tokens_env", "api_tokens_file", "timeout", "token_cooldown", "model_mapping", "custom_settings", "protocol", "host", "base_path", "base_url", "default_model", "default_stream", "stream_usage", "options")

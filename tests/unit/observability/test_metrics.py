@@ -258,3 +258,21 @@ TOKEN_LABELS = {
     "gen_ai_response_model": "qwen-max",
     "consumer": "alice",
 }
+
+
+def test_cost_and_overhead(runtime: Runtime) -> None:
+    m = Metrics(runtime)
+    r = rec(usage=Usage.of(10, 5), cost=0.25, work_request=0.004, waited=0.003, work_response=0.002)
+    m.observe(r)
+    m.observe(rec(cost=None))  # no price: nothing added
+    labels = {
+        "gen_ai_provider_name": "qwen",
+        "gen_ai_response_model": "qwen-max",
+        "consumer": "alice",
+    }
+    assert m.registry.get_sample_value("llm_extproc_cost_usd_total", labels) == pytest.approx(0.25)
+    count = m.registry.get_sample_value("llm_extproc_overhead_seconds_count", {"side": "request"})
+    total = m.registry.get_sample_value("llm_extproc_overhead_seconds_sum", {"side": "request"})
+    assert count == 1 and total == pytest.approx(0.001)  # the guard's wait is left out
+    resp = m.registry.get_sample_value("llm_extproc_overhead_seconds_sum", {"side": "response"})
+    assert resp == pytest.approx(0.002)

@@ -37,7 +37,7 @@ def status(sent: list[dict[str, Any]]) -> bytes:
 
 
 async def test_health_check_follows_the_serving_flag() -> None:
-    app = GrpcApp(lambda provider="": Exchange(RUNTIME), 1 << 20)
+    app = GrpcApp(lambda provider="", traceparent="": Exchange(RUNTIME), 1 << 20)
     req = frame(
         health_pb2.HealthCheckRequest(
             service="envoy.service.ext_proc.v3.ExternalProcessor"
@@ -55,13 +55,13 @@ async def test_health_check_follows_the_serving_flag() -> None:
 
 
 async def test_other_paths_are_unimplemented() -> None:
-    app = GrpcApp(lambda provider="": Exchange(RUNTIME), 1 << 20)
+    app = GrpcApp(lambda provider="", traceparent="": Exchange(RUNTIME), 1 << 20)
     for path in ("/grpc.health.v1.Health/Watch", "/x.Y/Z"):
         assert status(await call(app, path, b"")) == b"12"
 
 
 async def test_an_undecodable_request_fails_the_stream_not_the_server() -> None:
-    app = GrpcApp(lambda provider="": Exchange(RUNTIME), 1 << 20)
+    app = GrpcApp(lambda provider="", traceparent="": Exchange(RUNTIME), 1 << 20)
     sent = await call(
         app, "/envoy.service.ext_proc.v3.ExternalProcessor/Process", frame(b"\xff\xff")
     )
