@@ -346,3 +346,16 @@ budgets: {redis_url: "redis://127.0.0.1:1/0"}
         0.02,
     )
     assert p.key_includes == ("x-tenant",) and not p.shared
+
+
+async def test_a_hit_has_no_cost_a_miss_does() -> None:
+    env = Env()
+    prices = 'observability: {prices: [{provider: qwen, model: "*", input: 1, output: 2}]}\n'
+    env.rt = compile_config(load_text(CONFIG + prices), env={})
+    ex, _ = await env.request(CHAT)
+    await env.answer(ex, OPENAI_ANSWER)
+    assert env.records[-1].cost is not None and env.records[-1].cost > 0
+    _, d = await env.request(CHAT)
+    assert isinstance(d, Reject) and d.metadata is not None
+    assert env.records[-1].cache == "hit" and env.records[-1].cost is None
+    assert "cost_usd" not in d.metadata["llm_extproc"]
