@@ -43,7 +43,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep  # noqa: E402
 
-from extproc.config.compile import compile_config  # noqa: E402
+from extproc.compiler.compile import compile_config  # noqa: E402
 from extproc.config.loader import load_file  # noqa: E402
 from extproc.core.events import (  # noqa: E402
     RequestBody,

@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_file
 from extproc.config.runtime import Runtime

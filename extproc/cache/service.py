@@ -23,7 +23,14 @@ from extproc.cache.key import cache_key, has_tool_result
 from extproc.cache.policy import CachePolicy
 from extproc.cache.reassemble import Reassembler, reassembler_for
 from extproc.cache.store import MemoryStore, RedisStore, Store, StoreUnavailable
-from extproc.cache.synth import CannotSynthesise, synthesise
+from extproc.cache.synth import RESPONSES, CannotSynthesise, synthesise
+from extproc.content.endpoints import (
+    ANTHROPIC_MESSAGES,
+    CHAT,
+    EMBEDDINGS,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+)
 from extproc.usage import Usage
 
 log = logging.getLogger("extproc.cache")
@@ -31,7 +38,7 @@ log = logging.getLogger("extproc.cache")
 # Endpoints whose answers are cached (count_tokens, model lists and the
 # endpoints the gateway does not model are not).
 CACHEABLE = frozenset(
-    {"chat", "embeddings", "ollama_chat", "ollama_generate", "anthropic_messages", "responses"}
+    {CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, ANTHROPIC_MESSAGES, RESPONSES}
 )
 MAX_PENDING_STORES = 256  # stores in flight; beyond that an answer is not cached
 _LOG_EVERY_S = 5.0  # one "store unreachable" line per store per interval
@@ -152,10 +159,10 @@ class ResponseCache:
             return None
         try:
             entry = Entry.decode(raw)
-            if entry.api != st.api or entry.endpoint != st.endpoint:
-                raise BadEntry("another API's entry")
+            if entry.endpoint != st.endpoint:
+                raise BadEntry("another endpoint's entry")
             if stream:
-                body, ctype = synthesise(entry.api, entry.endpoint, entry.body, include_usage)
+                body, ctype = synthesise(entry.endpoint, entry.body, include_usage)
             else:
                 body, ctype = entry.body, "application/json"
         except (BadEntry, CannotSynthesise) as e:
@@ -173,7 +180,7 @@ class ResponseCache:
 
     def start_stream(self, st: CacheState) -> None:
         if st.may_store:
-            st.reassembler = reassembler_for(st.api, st.endpoint, st.policy.max_entry_bytes)
+            st.reassembler = reassembler_for(st.endpoint, st.policy.max_entry_bytes)
 
     def finish(self, st: CacheState, body: bytes | None, model: str, usage: Usage | None) -> None:
         """The answer completed normally: `body` the non-stream answer (None: a

@@ -11,10 +11,13 @@ from typing import Any
 
 import orjson
 
+from extproc.content.endpoints import ANTHROPIC_MESSAGES, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
 from extproc.streaming.sse import encode_sse
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
+# The Responses API's endpoint (POST /v1/responses), once that API is served.
+RESPONSES = "responses"
 
 
 class CannotSynthesise(ValueError):
@@ -35,17 +38,18 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def synthesise(api: str, endpoint: str, body: bytes, include_usage: bool) -> tuple[bytes, str]:
-    """(stream bytes, content type) for a stored answer of `api`."""
-    if api == "anthropic":
+def synthesise(endpoint: str, body: bytes, include_usage: bool) -> tuple[bytes, str]:
+    """(stream bytes, content type) for a stored answer of `endpoint` (the
+    endpoint names its API's stream format)."""
+    if endpoint == ANTHROPIC_MESSAGES:
         return anthropic_stream(_obj(body)), SSE
-    if api == "ollama":
+    if endpoint in (OLLAMA_CHAT, OLLAMA_GENERATE):
         return ollama_stream(_obj(body), endpoint), NDJSON
-    if api == "openai" and endpoint == "chat":
+    if endpoint == CHAT:
         return openai_chat_stream(_obj(body), include_usage), SSE
-    if api == "responses":
+    if endpoint == RESPONSES:
         return responses_stream(_obj(body)), SSE
-    raise CannotSynthesise(f"no stream format for client API {api!r}")
+    raise CannotSynthesise(f"no stream format for endpoint {endpoint!r}")
 
 
 # -- OpenAI chat completions ---------------------------------------------------
@@ -157,7 +161,7 @@ def ollama_stream(final: dict[str, Any], endpoint: str) -> bytes:
     final line (done true, the counts) with empty content."""
     head: dict[str, Any] = {k: final[k] for k in ("model", "created_at") if k in final}
     last: dict[str, Any] = {**final, "done": True}
-    if endpoint == "ollama_generate":
+    if endpoint == OLLAMA_GENERATE:
         first: dict[str, Any] = {**head, "response": final.get("response", ""), "done": False}
         if final.get("thinking"):
             first["thinking"] = last.pop("thinking")

@@ -21,7 +21,7 @@ from typing import Protocol
 from extproc.config.fields import CHAT_SUFFIX
 from extproc.config.runtime import canonical_host
 from extproc.config.v1 import config_pb2 as pb
-from extproc.translators.registry import PROVIDER_CATALOG
+from extproc.translators.registry import DEFAULT_TYPE, PROVIDER_CATALOG
 
 
 class Sink(Protocol):
@@ -70,7 +70,7 @@ def plugin(
             hosts.append(h)
     key = sink.secret(plug.api_key, plug.api_key_env, plug.api_key_file, f"{where}.api_key")
     name = f"plugin-{index}"
-    prov = pb.Provider(name=name, type="generic", default_model=plug.default_model)
+    prov = pb.Provider(name=name, type=DEFAULT_TYPE, default_model=plug.default_model)
     if key:
         prov.api_tokens.append(key)
     route = pb.Route(name=name, provider=name)
@@ -104,7 +104,7 @@ def asm_type(host: str) -> str:
     for name, entry in PROVIDER_CATALOG.items():
         if entry.host and entry.host == host:
             return name
-    return "generic"
+    return DEFAULT_TYPE
 
 
 def llm_provider(lp: pb.LLMProvider, where: str, sink: Sink) -> list[tuple[pb.Provider, str]]:

@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from extproc.client_apis.registry import ROUTE_APIS
+from extproc.config.providers import serving_problem
+
 if TYPE_CHECKING:
     from extproc.config.runtime import ProviderRuntime
     from extproc.config.v1 import config_pb2 as pb
@@ -126,16 +129,9 @@ def _check_provider(
     name = prov.name
     if "," in name:
         err(where, f"{name!r}: a fallback provider's name has no ','")
-    if (
-        client_api in ("anthropic", "auto")
-        and prov.protocol == "original"
-        and prov.type != "claude"
-    ):
-        err(
-            where,
-            f"Anthropic requests cannot pass untouched to {name!r} ({prov.type!r}, protocol original)",
-        )
-    if client_api == "ollama" and prov.type != "ollama":
-        err(where, f"an Ollama-API route needs ollama providers; {name!r} is {prov.type!r}")
+    for api in ROUTE_APIS.get(client_api, ()):
+        problem = serving_problem(api, name, prov.spec, prov.protocol)
+        if problem:
+            err(where, problem)
     if not prov.host:
         err(where, f"provider {name!r} has no host (set host or base_url)")

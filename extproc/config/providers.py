@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf import json_format
 
+from extproc.client_apis.base import ClientApi
 from extproc.config.fields import flag
 from extproc.config.v1 import config_pb2 as pb
 from extproc.providers.custom_settings import (
@@ -16,8 +17,27 @@ from extproc.providers.custom_settings import (
 )
 from extproc.providers.model_mapping import ModelMapper
 from extproc.translators.base import ProviderSpec
+from extproc.translators.registry import PROVIDER_CATALOG
 
 Err = Callable[[str, str], None]
+
+
+def _serving(api: ClientApi) -> list[str]:
+    return [t for t, s in PROVIDER_CATALOG.items() if s.serves(api.name)]
+
+
+def serving_problem(api: ClientApi, name: str, spec: ProviderSpec, protocol: str) -> str:
+    """Why provider `name` cannot take requests in `api` ("" when it can)."""
+    if spec.serves(api.name):
+        return ""
+    if not api.translated:
+        return f"an {api.title}-API route needs {api.name} providers; {name!r} is {spec.type!r}"
+    if protocol == "original" and not api.honours_original:
+        return (
+            f"{api.title} requests cannot pass untouched to {name!r} ({spec.type!r}, "
+            f"protocol original); use a {' or '.join(_serving(api))} provider or protocol openai"
+        )
+    return ""
 
 
 def upstream_of(p: pb.Provider, spec: ProviderSpec, path: str, err: Err) -> tuple[str, str]:

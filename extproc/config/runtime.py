@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from extproc.cache.policy import CachePolicy
-from extproc.core.redact import Redactor
-from extproc.cost import PriceTable
+from extproc.prices import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
 from extproc.providers.model_mapping import ModelMapper
+from extproc.providers.redact import Redactor
 from extproc.providers.token_pool import TokenPool
 from extproc.translators.base import ProviderSpec, Translator
 
@@ -62,7 +62,7 @@ class ProviderRuntime:
     default_model: str
     default_stream: bool | None
     options: Mapping[str, Any]
-    # Its own tokens, for the answers the gateway only relays (core/redact.py).
+    # Its own tokens, for the answers the gateway only relays (providers/redact.py).
     redactor: Redactor = field(default_factory=Redactor)
 
     @property
@@ -110,7 +110,7 @@ class RouteRuntime:
     processors: tuple[RouteProcessor, ...]
     allow_streaming: bool
     allow_non_streaming: bool
-    client_api: str  # "openai" | "ollama" | "anthropic" | "auto" (Anthropic by path)
+    client_api: str  # a key of client_apis.registry.ROUTE_APIS (its clients' API or APIs)
     auth: AuthRuntime | None
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.

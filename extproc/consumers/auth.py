@@ -37,21 +37,15 @@ from extproc.budget import (
     unavailable_reject,
 )
 from extproc.budget.estimate import estimate_tokens
+from extproc.client_apis.registry import ENDPOINTS, OLLAMA, api_named
 from extproc.config.runtime import ConsumerRuntime, RouteRuntime, Runtime
 from extproc.core.errors import reject
 from extproc.core.events import Reject
-from extproc.core.request import (
-    ANTHROPIC_ENDPOINTS,
-    CHAT,
-    EMBEDDINGS,
-    OLLAMA_CHAT,
-    OLLAMA_GENERATE,
-    RESERVATION,
-    RequestContext,
-)
+from extproc.core.request import RESERVATION, RequestContext
 
-OLLAMA_AUTH_MESSAGE = "Invalid or missing API key"
-_MODEL_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+OLLAMA_AUTH_MESSAGE = OLLAMA.auth_message
+# Every endpoint a client API models names a model (or the provider's default applies).
+_MODEL_ENDPOINTS = frozenset(ENDPOINTS)
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
 # The exchange's authenticate hook: a coroutine, whatever the budget store.
@@ -154,11 +148,7 @@ class Authenticator:
     @staticmethod
     def _unauthorized(api: str, missing: bool) -> Reject:
         code = "missing_api_key" if missing else "invalid_api_key"
-        if api == "ollama":
-            return reject(401, OLLAMA_AUTH_MESSAGE, code, api)
-        how = "'x-api-key: <key>'" if api == "anthropic" else "'Authorization: Bearer <key>'"
-        msg = f"No API key was provided; send {how}." if missing else "The API key is not valid."
-        return reject(401, msg, code, api)
+        return reject(401, api_named(api).unauthorized(missing), code, api)
 
     @staticmethod
     def _model_denied(

@@ -1,46 +1,44 @@
-"""Endpoints, from the client's path (which API call a request body is)."""
+"""Endpoints, from the client's path (which API call a request body is).
+
+The names and paths are each client API's (`client_apis/registry.py`); this
+module keeps the names where the core and the processors import them.
+"""
 
 from __future__ import annotations
 
-CHAT = "chat"
-EMBEDDINGS = "embeddings"
-OLLAMA_CHAT = "ollama_chat"
-OLLAMA_GENERATE = "ollama_generate"
-ANTHROPIC_MESSAGES = "anthropic_messages"
-ANTHROPIC_COUNT_TOKENS = "anthropic_count_tokens"
-OTHER = "other"
+from extproc.client_apis.registry import (
+    ANTHROPIC_COUNT_TOKENS,
+    ANTHROPIC_ENDPOINTS,
+    ANTHROPIC_MESSAGES,
+    CHAT,
+    EMBEDDINGS,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    OTHER,
+    api_of,
+    resolve,
+)
 
-ANTHROPIC_ENDPOINTS = frozenset({ANTHROPIC_MESSAGES, ANTHROPIC_COUNT_TOKENS})
+__all__ = [
+    "ANTHROPIC_COUNT_TOKENS",
+    "ANTHROPIC_ENDPOINTS",
+    "ANTHROPIC_MESSAGES",
+    "CHAT",
+    "EMBEDDINGS",
+    "OLLAMA_CHAT",
+    "OLLAMA_GENERATE",
+    "OTHER",
+    "client_api_of",
+    "endpoint_of",
+]
 
 
 def endpoint_of(path: str, client_api: str) -> str:
     """The endpoint a request is for. ``auto`` routes take the Anthropic
     Messages API by its path and the OpenAI API otherwise."""
-    p = path.split("?", 1)[0].rstrip("/")
-    if client_api in ("anthropic", "auto"):
-        if p.endswith("/v1/messages"):
-            return ANTHROPIC_MESSAGES
-        if p.endswith("/v1/messages/count_tokens"):
-            return ANTHROPIC_COUNT_TOKENS
-        if client_api == "anthropic":
-            return OTHER
-    if client_api == "ollama":
-        if p.endswith("/api/chat"):
-            return OLLAMA_CHAT
-        if p.endswith("/api/generate"):
-            return OLLAMA_GENERATE
-        return OTHER
-    if p.endswith("/chat/completions") or p == "":
-        # "" is the plugin demo's `curl 127.0.0.1:18000/`: a chat body on "/".
-        return CHAT
-    if p.endswith("/embeddings"):
-        return EMBEDDINGS
-    return OTHER
+    return resolve(path, client_api)[0]
 
 
 def client_api_of(endpoint: str, route_api: str) -> str:
-    """The API one request speaks ("openai", "ollama", "anthropic"): an ``auto``
-    route speaks Anthropic on the Messages paths and OpenAI elsewhere."""
-    if endpoint in ANTHROPIC_ENDPOINTS:
-        return "anthropic"
-    return "openai" if route_api == "auto" else route_api
+    """The name of the API one request speaks (its errors' shape)."""
+    return api_of(endpoint, route_api).name

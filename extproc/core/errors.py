@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from extproc.api_errors import (
-    anthropic_error_body,
-    error_type_for_status,
-    ollama_error_body,
-    openai_error_body,
-)
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import DEFAULT, api_named
 from extproc.core.events import Reject
 
 
@@ -15,20 +11,16 @@ def reject(
     status: int,
     message: str,
     code: str,
-    client_api: str = "openai",
+    client_api: ClientApi | str = DEFAULT,
     headers: tuple[tuple[str, str], ...] = (),
     type_: str | None = None,
 ) -> Reject:
-    """An immediate response with a JSON error body; `code` is the machine-readable reason."""
-    if client_api == "ollama":
-        body = ollama_error_body(message)
-    elif client_api == "anthropic":
-        body = anthropic_error_body(status, message, code)
-    else:
-        body = openai_error_body(message, type_ or error_type_for_status(status), code)
+    """An immediate response with a JSON error body; `code` is the machine-readable reason.
+    `client_api`: the API (or its name) whose error shape the body takes."""
+    api = client_api if isinstance(client_api, ClientApi) else api_named(client_api)
     return Reject(
         status=status,
-        body=body,
+        body=api.error_body(status, message, code, type_),
         headers=(("content-type", "application/json"), *headers),
         reason=code,
     )

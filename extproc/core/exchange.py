@@ -7,9 +7,12 @@ transitions are data (`_ALLOWED`), every change of phase goes through
 
 The exchange routes (request headers), parses and validates the body,
 authenticates and runs the route's processors, then picks one upstream leg
-(`core/legs.py`) that owns the rest: the upstream request, how the response
+(`core/pick.py`) that owns the rest: the upstream request, how the response
 is read and what the client gets. The exchange keeps the record and emits
-Envoy's dynamic metadata at the end.
+Envoy's dynamic metadata at the end. One attempt of a fallback route (a
+provider cluster's upstream filter) is the same exchange handed an `Attempt`
+(`core/attempt.py`), which stands in for routing, authentication and
+processors.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import DEFAULT, ENDPOINTS, api_of_path, resolve
 from extproc.config.runtime import RouteProcessor, RouteRuntime, Runtime
+from extproc.core.attempt import Attempt
 from extproc.core.buffer import BodyBuffer, TooLarge
 from extproc.core.errors import reject
 from extproc.core.events import (
@@ -41,29 +47,17 @@ from extproc.core.events import (
     ResponseBody,
     ResponseHeaders,
 )
-from extproc.core.fallback_leg import FallbackLeg, fallback_leg
 from extproc.core.finish import answer_facts
-from extproc.core.legs import BodyLeg, Leg, open_leg, passthrough
-from extproc.core.legs_anthropic import open_anthropic_leg
+from extproc.core.legs import BodyLeg, Leg
 from extproc.core.parse import parse_body
-from extproc.core.paths import api_of_path, canonical_path, split_query
+from extproc.core.paths import canonical_path, split_query
+from extproc.core.pick import open_leg
 from extproc.core.record import ExchangeRecord, ModelCall
-from extproc.core.request import (
-    ANTHROPIC_ENDPOINTS,
-    CHAT,
-    EMBEDDINGS,
-    OLLAMA_CHAT,
-    OLLAMA_GENERATE,
-    OTHER,
-    RESERVATION,
-    RequestContext,
-    client_api_of,
-    endpoint_of,
-    unreadable,
-)
+from extproc.core.request import OTHER, RESERVATION, RequestContext, unreadable
 from extproc.core.tracecontext import format_traceparent, our_ids
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
+from extproc.translators.registry import CLIENT_KEY_HEADERS
 
 if TYPE_CHECKING:
     from extproc.cache.service import CacheState, ResponseCache
@@ -117,10 +111,10 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = frozenset({CHAT, EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, *ANTHROPIC_ENDPOINTS})
+_BODY_ENDPOINTS = frozenset(ENDPOINTS)  # every endpoint a client API models has a body
 _DECISIONS = (Continue, Reject)
 # Headers a client key travels in; a passed-through request loses them when they hold a consumer key.
-_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_KEY_HEADERS = CLIENT_KEY_HEADERS
 _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
 _REQUEST_SIDE = frozenset({RequestHeaders, RequestBody, RequestTrailers})
 OVERHEAD_HEADER = "x-llm-extproc-overhead-ms"
@@ -157,6 +151,7 @@ class Exchange:
         "_resp_status",
         "_t0",
         "_t0_request",
+        "attempt",
         "authenticate",
         "ctx_headers",
         "endpoint",
@@ -170,21 +165,23 @@ class Exchange:
         runtime: Runtime,
         on_done: Callable[[ExchangeRecord], None] | None = None,
         authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
+        attempt: Attempt | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
         self.runtime = runtime
-        self._cache = cache
+        self.attempt = attempt  # one attempt of a fallback route (core/attempt.py)
+        self._cache = cache  # the response cache (extproc/cache/), for cached routes
         self._cstate: CacheState | None = None
         self._phase = Phase.START
         self._on_done = on_done
         self.authenticate = authenticate
         self.route: RouteRuntime | None = None
         self.record = ExchangeRecord()
-        self._leg: Leg | FallbackLeg | None = None
+        self._leg: Leg | None = None
         self._req_body_seen = False
         self._resp_status = 0
         self.endpoint = OTHER
-        self._api = "openai"  # the client API of this request: its errors' shape
+        self._api: ClientApi = DEFAULT  # the client API of this request: its errors' shape
         self.ctx_headers: Headers = {}
         # The message being handled: when it started, on which side (our overhead).
         self._t0 = 0.0
@@ -260,37 +257,63 @@ class Exchange:
 
     def _request_headers(self, ev: RequestHeaders) -> Decision | Awaitable[Decision]:
         h = ev.headers
-        path = h.get(":path", "/")
-        bare = split_query(path)[0]
-        canon = canonical_path(bare)
-        authority = h.get(":authority") or h.get("host", "")
-        route = self.runtime.routes.match(authority, path if canon == bare else canon or "", h)
-        if canon != bare and (route is not None or not self.runtime.unmatched_pass_through):
-            # Another spelling of a path a route checks (`//v1/x`, `/v1/%78`): a
-            # provider would take it as that path, so it must not pass unread.
-            log.warning("refused a non-canonical path %.200r (host %.100r)", path, authority)
-            msg = "The request path is not in canonical form (empty or dot segments, escapes)."
-            return self._finish(reject(400, msg, "path_not_canonical", api_of_path(bare)))
-        if route is None:
-            return self._finish(self._unmatched(h, authority, bare))
+        if self.attempt is not None:
+            # The router-level exchange routed (and checked the path of) this request.
+            found = self.attempt.start(self.runtime, ev)
+            if isinstance(found, Reject):
+                return self._finish(found)
+            route, path = found, self.attempt.path
+            h = {**h, ":path": path}
+        else:
+            path = h.get(":path", "/")
+            bare = split_query(path)[0]
+            canon = canonical_path(bare)
+            authority = h.get(":authority") or h.get("host", "")
+            match = self.runtime.routes.match(authority, path if canon == bare else canon or "", h)
+            if canon != bare and (match is not None or not self.runtime.unmatched_pass_through):
+                # Another spelling of a path a route checks (`//v1/x`, `/v1/%78`): a
+                # provider would take it as that path, so it must not pass unread.
+                log.warning("refused a non-canonical path %.200r (host %.100r)", path, authority)
+                msg = "The request path is not in canonical form (empty or dot segments, escapes)."
+                return self._finish(reject(400, msg, "path_not_canonical", api_of_path(bare)))
+            if match is None:
+                return self._finish(self._unmatched(h, authority, bare))
+            route = match
         self.route = route
         self.ctx_headers = h
-        self.endpoint = endpoint_of(path, route.client_api)
+        self.endpoint, self._api = resolve(path, route.client_api)
         # Only matched requests buffer anything: a skipped one costs no more.
         limits = self.runtime.limits
         self._req_body = BodyBuffer(limits.max_request_bytes)
         self._resp_body = BodyBuffer(limits.max_response_bytes)
-        self._api = client_api_of(self.endpoint, route.client_api)
         rec = self.record
         rec.started = time.monotonic()
         rec.request_id = h.get("x-request-id", "")
         rec.route = route.name
         rec.endpoint = self.endpoint
+        if self.attempt is not None:
+            self.attempt.describe(rec, h)
+            if ev.end_of_stream:
+                ctx = self._context({})
+                return self._start_leg(self._open(ctx, bodyless=True), ctx, b"")
+            return CONTINUE
         if self.runtime.tracing is not None and not rec.traceparent:
             rec.traceparent = h.get("traceparent", "")
         if ev.end_of_stream:
             return self._bodyless(route, h)
         return CONTINUE
+
+    def _context(self, body: dict[str, Any]) -> RequestContext:
+        assert self.route is not None
+        consumer = self.attempt.consumer or None if self.attempt is not None else None
+        return RequestContext(self.route, self.ctx_headers, self.endpoint, body, consumer=consumer)
+
+    def _open(self, ctx: RequestContext, bodyless: bool = False) -> Leg | Reject:
+        """The leg (core/pick.py): this request's, or this attempt's provider's."""
+        if self.attempt is not None:
+            return open_leg(ctx, self.attempt.prov, attempt=True, bodyless=bodyless, api=self._api)
+        ns = self.runtime.metadata_namespace
+        return open_leg(ctx, namespace=ns, bodyless=bodyless, api=self._api)
 
     def _unmatched(self, h: Headers, authority: str, path: str) -> Decision:
         """No route: refused, or (configured) passed on unread without any consumer key."""
@@ -312,9 +335,7 @@ class Exchange:
         if (rej := await self._authenticate(ctx)) is not None:
             return self._reject(rej)
         self._admitted(ctx)
-        if route.fallback is not None:
-            return self._start_leg(fallback_leg(ctx, self.runtime.metadata_namespace), ctx, b"")
-        return self._start_leg(passthrough(route, route.pick_provider(), self.endpoint), ctx, b"")
+        return self._start_leg(self._open(ctx, bodyless=True), ctx, b"")
 
     def _admitted(self, ctx: RequestContext) -> None:
         """Who passed authentication, and the budget tokens set aside for them
@@ -365,6 +386,10 @@ class Exchange:
         body = parse_body(self.ctx_headers, raw, self.endpoint, self._api)
         if isinstance(body, Reject):
             return self._reject(body)
+        if self.attempt is not None:
+            # The router-level exchange authenticated and checked this request.
+            ctx = self._context(body)
+            return self._start_leg(self._open(ctx), ctx, raw)
         ctx = RequestContext(route, self.ctx_headers, self.endpoint, body, body_bytes=len(raw))
         if (rej := unreadable(ctx)) is not None:
             return self._reject(rej)
@@ -380,17 +405,12 @@ class Exchange:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
         self.record.guard = ctx.annotations.get("guard", "")
-        leg: Leg | FallbackLeg | Reject
-        if route.fallback is not None:
-            leg = fallback_leg(ctx, self.runtime.metadata_namespace)
-        else:
-            opener = open_anthropic_leg if self.endpoint in ANTHROPIC_ENDPOINTS else open_leg
-            leg = opener(route, self.endpoint, route.pick_provider(), ctx.body)
-            if route.cache is not None and isinstance(leg, BodyLeg):
-                # Every check passed: only now may the cache answer.
-                hit = await self._cache_lookup(route, leg, ctx)
-                if hit is not None:
-                    return hit
+        leg = self._open(ctx)
+        if route.cache is not None and isinstance(leg, BodyLeg):
+            # Every check passed: only now may the cache answer.
+            hit = await self._cache_lookup(route, leg, ctx)
+            if hit is not None:
+                return hit
         return self._start_leg(leg, ctx, raw)
 
     async def _cache_lookup(
@@ -409,7 +429,7 @@ class Exchange:
             provider=leg.prov.name,
             model=leg.target.model,
             endpoint=self.endpoint,
-            api=self._api,
+            api=self._api.name,
             consumer=consumer,
             headers=ctx.headers,
             body=ctx.body,
@@ -459,9 +479,7 @@ class Exchange:
                 rec.calls.append(call)
         return rej
 
-    def _start_leg(
-        self, leg: Leg | FallbackLeg | Reject, ctx: RequestContext, raw: bytes
-    ) -> Decision:
+    def _start_leg(self, leg: Leg | Reject, ctx: RequestContext, raw: bytes) -> Decision:
         if isinstance(leg, Reject):
             return self._reject(leg)
         rec = self.record
@@ -478,12 +496,21 @@ class Exchange:
             rec.trace_id, rec.span_id, rec.trace_flags = our_ids(rec.traceparent)
             tp = ("traceparent", format_traceparent(rec.trace_id, rec.span_id, rec.trace_flags))
             sets = tuple(x for x in d.set_headers if x[0] != "traceparent")
-            return dataclasses.replace(d, set_headers=(*sets, tp))
+            d = dataclasses.replace(d, set_headers=(*sets, tp))
+        if self.attempt is not None and type(d) is Continue:
+            assert self.route is not None
+            return self.attempt.request(d, raw, self.ctx_headers, self.route)
         return d
 
     # -- response ----------------------------------------------------------
 
     def _response_headers(self, ev: ResponseHeaders) -> Decision:
+        d = self._answer_headers(ev)
+        if self.attempt is not None:
+            return self.attempt.answered(d, self.record, self.runtime.metadata_namespace)
+        return d
+
+    def _answer_headers(self, ev: ResponseHeaders) -> Decision:
         h = ev.headers
         try:
             status = int(h.get(":status", "0"))
@@ -577,7 +604,7 @@ class Exchange:
             metadata=meta,
         )
 
-    def _stream_chunk(self, leg: Leg | FallbackLeg, ev: ResponseBody) -> Decision:
+    def _stream_chunk(self, leg: Leg, ev: ResponseBody) -> Decision:
         st = leg.stream
         assert st is not None and self.route is not None
         rec = self.record
@@ -627,7 +654,11 @@ class Exchange:
         return Continue(body=None if out is ev.body else out, metadata=meta)
 
     def _end_metadata(self) -> dict[str, Any] | None:
-        """Envoy's dynamic metadata with the last response chunk (and the cost)."""
+        """Envoy's dynamic metadata with the last response chunk (and the cost).
+        An attempt has none: it would only overwrite the router-level exchange's
+        with a failed attempt's provider."""
+        if self.attempt is not None:
+            return None
         rec = self.record
         prices = self.runtime.prices
         if prices and rec.usage is not None and rec.cache != "hit":  # a hit cost nothing

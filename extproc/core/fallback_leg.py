@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import OTHER, endpoint_named
 from extproc.config.fallback import (
     ATTEMPTS_HEADER,
     FALLBACK_AUTHORITY,
@@ -26,26 +28,14 @@ from extproc.config.fallback import (
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
-from extproc.core.legs import Pairs, client_key_headers, stream_of
+from extproc.core.legs import Leg, Pairs, client_key_headers, stream_of
 from extproc.core.record import ExchangeRecord
-from extproc.core.request import (
-    ANTHROPIC_COUNT_TOKENS,
-    EMBEDDINGS,
-    OTHER,
-    RequestContext,
-    client_api_of,
-)
-from extproc.translators.anthropic import native as anthropic_native
+from extproc.core.request import RequestContext
 from extproc.translators.base import StreamTranslator, TranslatedResponse
-from extproc.translators.common import loads_object, usage_from_openai
-from extproc.translators.ollama_native import NativeStreamTap, native_response
-from extproc.translators.openai_compat import OpenAIStreamTap
-
-_NO_STREAM = (EMBEDDINGS, ANTHROPIC_COUNT_TOKENS)  # endpoints without a "stream" field
 
 
 class FallbackLeg:
-    """Routes the request to the Envoy fallback route and reads the answer."""
+    """Routes the request to the Envoy fallback route and reads the answer (a `Leg`)."""
 
     __slots__ = (
         "api",
@@ -64,13 +54,14 @@ class FallbackLeg:
         self,
         route: RouteRuntime,
         endpoint: str,
+        api: ClientApi,
         requested: str,
         streaming: bool,
         include_usage: bool,
         namespace: str,
     ) -> None:
         self.route, self.endpoint, self.namespace = route, endpoint, namespace
-        self.api = client_api_of(endpoint, route.client_api)  # the client's API
+        self.api = api  # the client's API: the attempts answer in it
         self.requested_model, self.streaming, self.include_usage = (
             requested,
             streaming,
@@ -143,30 +134,14 @@ class FallbackLeg:
         return BodyMode.BUFFERED
 
     def _tap(self, max_line: int) -> StreamTranslator:
-        if self.api == "ollama":
-            return NativeStreamTap(max_line)
-        if self.api == "anthropic":
-            return anthropic_native.NativeStreamTap(max_line)
-        # Each attempt sends the usage chunk (core/attempt.py); the client
+        # Each attempt sends the usage chunk (core/pick.py); the client
         # that did not ask for it does not get it.
-        return OpenAIStreamTap(drop_usage_chunk=not self.include_usage, max_line_bytes=max_line)
+        return self.api.tap(max_line, self.include_usage)
 
     def response(self, status: int, raw: bytes) -> TranslatedResponse:
         if self.provider is None:
             return TranslatedResponse(self._envoy_error(status, raw), None, None)
-        if self.api == "ollama":
-            return native_response(status, raw)
-        if self.api == "anthropic":
-            if self.endpoint == ANTHROPIC_COUNT_TOKENS:
-                return TranslatedResponse(raw, None, None)  # a count, not tokens spent
-            return anthropic_native.native_response(status, raw)
-        obj = loads_object(raw)
-        if obj is None:
-            return TranslatedResponse(raw, None, None)
-        model = obj.get("model")
-        return TranslatedResponse(
-            raw, usage_from_openai(obj.get("usage")), model if isinstance(model, str) else None
-        )
+        return self.api.read(status, raw, self.endpoint)
 
     def _envoy_error(self, status: int, raw: bytes) -> bytes:
         detail = raw.decode("utf-8", "replace").strip()[:200] or f"status {status}"
@@ -191,18 +166,18 @@ def complete_log(fb: FallbackRuntime, order: tuple[int, ...], attempts: int, log
     return ",".join(out)
 
 
-def fallback_leg(ctx: RequestContext, namespace: str) -> FallbackLeg | Reject:
+def fallback_leg(ctx: RequestContext, api: ClientApi, namespace: str) -> Leg | Reject:
     """The leg for a fallback route (or a Reject: the route's stream policy).
 
     When the client did not say whether to stream, the decision (the first
     provider's default) is written into the body, so every attempt agrees."""
     route, endpoint, body = ctx.route, ctx.endpoint, ctx.body
     if not body or endpoint == OTHER:
-        return FallbackLeg(route, endpoint, "", False, False, namespace)
-    streaming = stream_of(route, endpoint, route.providers[0], body)
+        return FallbackLeg(route, endpoint, api, "", False, False, namespace)
+    streaming = stream_of(route, endpoint, api, route.providers[0], body)
     if isinstance(streaming, Reject):
         return streaming
-    if endpoint not in _NO_STREAM and body.get("stream") is not streaming:
+    if endpoint_named(endpoint).streams and body.get("stream") is not streaming:
         body["stream"] = streaming
         ctx.modified = True
     requested = body.get("model")
@@ -211,6 +186,7 @@ def fallback_leg(ctx: RequestContext, namespace: str) -> FallbackLeg | Reject:
     return FallbackLeg(
         route,
         endpoint,
+        api,
         requested if isinstance(requested, str) else "",
         streaming,
         include_usage,

@@ -10,31 +10,21 @@ from typing import Any
 
 import orjson
 
-_MAX_REASONS = 8
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import api_named
 
 
-def answer_facts(api: str, body: bytes) -> tuple[tuple[str, ...], str]:
-    """(finish reasons, response id) of a JSON answer; ((), "") when unknown."""
+def answer_facts(api: ClientApi | str, body: bytes) -> tuple[tuple[str, ...], str]:
+    """(finish reasons, response id) of a JSON answer in `api` (or the API of
+    that name); ((), "") when unknown."""
+    if not isinstance(api, ClientApi):
+        api = api_named(api)
     try:
         obj: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
         return (), ""
     if not isinstance(obj, dict):
         return (), ""
-    reasons: list[str] = []
-    if api == "anthropic":
-        r = obj.get("stop_reason")
-        if isinstance(r, str):
-            reasons.append(r)
-    elif api == "ollama":
-        r = obj.get("done_reason")
-        if isinstance(r, str):
-            reasons.append(r)
-    else:
-        choices = obj.get("choices")
-        for c in choices[:_MAX_REASONS] if isinstance(choices, list) else ():
-            r = c.get("finish_reason") if isinstance(c, dict) else None
-            if isinstance(r, str):
-                reasons.append(r)
+    reasons = api.finish_reasons(obj)  # where the client's API puts them
     rid = obj.get("id")
     return tuple(x[:64] for x in reasons), rid[:128] if isinstance(rid, str) else ""

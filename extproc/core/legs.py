@@ -1,9 +1,10 @@
 """The upstream leg of one request: picked once, it owns the rest of the exchange.
 
 As Envoy AI Gateway creates one translator per request, the exchange picks a
-leg when it knows the route, endpoint and provider, and from then on asks the
-leg for the upstream request, how to read the response, and the client's
-answer. No phase re-tests provider flags:
+leg when it knows the route, endpoint and provider (`core/pick.py`, the one
+function that does), and from then on asks the leg (the `Leg` protocol) for
+the upstream request, how to read the response, and the client's answer. No
+phase re-tests provider flags. The provider legs:
 
 * `PassThroughLeg`: key injection (and host rewrite) only; bodyless requests,
   endpoints the gateway does not model, `protocol: original`.
@@ -18,19 +19,21 @@ answer. No phase re-tests provider flags:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 from extproc.api_errors import ollama_error_body
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import OPENAI, endpoint_named
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
 from extproc.core.events import BodyMode, Continue, Headers, Reject
 from extproc.core.record import ExchangeRecord
-from extproc.core.redact import RedactTap
-from extproc.core.request import CHAT, EMBEDDINGS, OTHER, RequestContext, client_api_of
+from extproc.core.request import RequestContext
 from extproc.providers.custom_settings import apply_resolved
 from extproc.providers.key_errors import about_the_key
+from extproc.providers.redact import RedactTap
 from extproc.providers.token_pool import NoTokenAvailable
 from extproc.translators.base import (
     ProviderTarget,
@@ -40,10 +43,9 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import extract_error
 from extproc.translators.ollama_native import NativeStreamTap, native_request, native_response
+from extproc.translators.registry import CLIENT_KEY_HEADERS
 
-# Where clients (OpenAI, Anthropic, Azure, Gemini SDKs) put a key: never forwarded
-# unless the provider's own key overwrites it.
-_CLIENT_KEY_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+_CLIENT_KEY_HEADERS = CLIENT_KEY_HEADERS
 _KEY_HEADERS = frozenset(_CLIENT_KEY_HEADERS)
 _REDACTED = b"[redacted]"
 
@@ -63,8 +65,32 @@ def _consumer_header(route: RouteRuntime, ctx: RequestContext) -> Pairs:
     return ((name, ctx.consumer),) if name and ctx.consumer else ()
 
 
-class Leg:
-    """What every leg shares: the provider, the resolved target, usage and model."""
+@runtime_checkable
+class Leg(Protocol):
+    """What the exchange asks of the leg it picked (provider legs, the fallback leg)."""
+
+    stream: StreamTranslator | None  # set by `response_mode` for a streamed answer
+
+    def describe(self, rec: ExchangeRecord) -> None:
+        """What the request's record knows once the leg is picked."""
+
+    def request(self, ctx: RequestContext, raw: bytes) -> Continue:
+        """The upstream request (raises TranslationError: a 400)."""
+
+    def answer_headers(
+        self, status: int, headers: Headers, rec: ExchangeRecord
+    ) -> tuple[Pairs, tuple[str, ...]]:
+        """At response headers: (headers to set, to remove) on the client's answer."""
+
+    def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
+        """At response headers: how to read the body (a stream sets up `stream`)."""
+
+    def response(self, status: int, raw: bytes) -> TranslatedResponse:
+        """The whole buffered provider response -> the client's answer."""
+
+
+class ProviderLeg:
+    """What every provider leg shares: the provider, the resolved target, usage and model."""
 
     __slots__ = ("prov", "requested_model", "route", "stream", "target")
 
@@ -136,6 +162,10 @@ class Leg:
     ) -> Continue:
         """Headers, body and re-route for a request whose body the gateway read."""
         route, h = self.route, ctx.headers
+        # A provider that signs its requests signs the final one (path, headers, body).
+        spec = self.prov.spec
+        if spec.signs:
+            set_h = (*set_h, *spec.sign(self.target, path, set_h, body))
         headers = list(set_h)
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in set_h)]
         remove += [n for n in rm_h if n not in remove]
@@ -154,7 +184,7 @@ class Leg:
         )
 
 
-class PassThroughLeg(Leg):
+class PassThroughLeg(ProviderLeg):
     """The key (and host) only; the body goes through untouched, the answer
     with only the provider's keys replaced: streamed through a `RedactTap`,
     errors buffered (a 403's body says whether the key is refused)."""
@@ -179,7 +209,7 @@ class PassThroughLeg(Leg):
         # Only the provider's auth headers: building a chat request from an
         # empty body fails for the native translators (claude, gemini, ollama).
         # Non-credential headers (anthropic-version) the client sent are kept.
-        auth = prov.translator.auth_headers(self.target)
+        auth = prov.spec.upstream_headers(self.target)
         headers = [(k, v) for k, v in auth if k in _KEY_HEADERS or k not in h]
         remove = [n for n in client_key_headers(route) if n in h and all(n != k for k, _ in auth)]
         headers += _consumer_header(route, ctx)
@@ -188,13 +218,18 @@ class PassThroughLeg(Leg):
             # The authenticator removed the client's body key: send the rest.
             body = orjson.dumps(ctx.body)
             headers.append(("content-length", str(len(body))))
+        path = h.get(":path", "/")
         if route.rewrite:
             headers.append((":authority", prov.host))
             # OpenAI-style paths move under an OpenAI-compatible provider's base
             # path (/v1/models -> /compatible-mode/v1/models); others are kept.
-            p = h.get(":path", "/")
-            if prov.spec.openai_compatible and prov.base_path and p.startswith("/v1/"):
-                headers.append((":path", prov.base_path + p[3:]))
+            if prov.spec.serves(OPENAI.name) and prov.base_path and path.startswith("/v1/"):
+                path = prov.base_path + path[3:]
+                headers.append((":path", path))
+        # A provider that signs its requests signs what goes on, as it goes on.
+        if prov.spec.signs:
+            sent = raw if body is None else body
+            headers += prov.spec.sign(self.target, path, tuple(headers), sent)
         return Continue(
             set_headers=tuple(headers),
             remove_headers=tuple(remove),
@@ -203,7 +238,7 @@ class PassThroughLeg(Leg):
         )
 
 
-class BodyLeg(Leg):
+class BodyLeg(ProviderLeg):
     """A leg that reads the response: streamed through a translator or buffered."""
 
     __slots__ = ("include_usage",)
@@ -222,9 +257,14 @@ class BodyLeg(Leg):
     def response_mode(self, status: int, content_type: str, max_line: int) -> BodyMode:
         if status >= 300 or not self.target.stream:
             return BodyMode.BUFFERED
-        if not ("event-stream" in content_type or "ndjson" in content_type) and (
-            self.prov.spec.wire != "ollama"  # Ollama streams NDJSON, whatever it says
-        ):
+        spec = self.prov.spec
+        streamed = (
+            "event-stream" in content_type
+            or "ndjson" in content_type
+            or spec.framing.value in content_type
+            or not spec.content_type_reliable  # it streams in its framing, whatever it says
+        )
+        if not streamed:
             return BodyMode.BUFFERED
         self.stream = self._stream(max_line)
         return BodyMode.STREAMED
@@ -250,7 +290,7 @@ class OpenAICompatLeg(BodyLeg):
         return self._mutation(
             ctx,
             tx.chat_path(target),  # type: ignore[attr-defined]
-            tx.auth_headers(target),
+            self.prov.spec.upstream_headers(target),
             (),
             body,
         )
@@ -305,10 +345,10 @@ class OllamaNativeLeg(BodyLeg):
         return ollama_error_body(extract_error(raw)[0])
 
 
-# -- picking a leg -------------------------------------------------------------
+# -- what every provider leg needs resolved ------------------------------------
 
 
-def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | Reject:
+def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: ClientApi) -> str | Reject:
     if prov.tokens is None:
         return ""
     try:
@@ -327,8 +367,8 @@ def _pick_token(route: RouteRuntime, prov: ProviderRuntime, api: str) -> str | R
         )
 
 
-def passthrough(route: RouteRuntime, prov: ProviderRuntime, endpoint: str = OTHER) -> Leg | Reject:
-    token = _pick_token(route, prov, client_api_of(endpoint, route.client_api))
+def passthrough(route: RouteRuntime, prov: ProviderRuntime, api: ClientApi) -> Leg | Reject:
+    token = _pick_token(route, prov, api)
     if isinstance(token, Reject):
         return token
     target = ProviderTarget(prov.type, prov.host, prov.base_path, token, "", False, prov.options)
@@ -336,28 +376,31 @@ def passthrough(route: RouteRuntime, prov: ProviderRuntime, endpoint: str = OTHE
 
 
 def stream_of(
-    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
+    route: RouteRuntime,
+    endpoint: str,
+    api: ClientApi,
+    prov: ProviderRuntime,
+    body: Mapping[str, Any],
 ) -> bool | Reject:
     field = body.get("stream")
     if isinstance(field, bool):
         stream = field
-    elif route.client_api == "ollama" and endpoint != EMBEDDINGS:
-        stream = True  # Ollama streams unless told not to
     else:
-        stream = bool(prov.default_stream)
+        own = endpoint_named(endpoint).stream_default  # Ollama streams unless told not to
+        stream = own if own is not None else bool(prov.default_stream)
     if stream and not route.allow_streaming:
         return reject(
             400,
             f'Route {route.name!r} does not allow streaming requests; send "stream": false.',
             "streaming_not_allowed",
-            client_api_of(endpoint, route.client_api),
+            api,
         )
     if not stream and not route.allow_non_streaming:
         return reject(
             400,
             f'Route {route.name!r} only allows streaming requests; send "stream": true.',
             "non_streaming_not_allowed",
-            client_api_of(endpoint, route.client_api),
+            api,
         )
     return stream
 
@@ -365,16 +408,17 @@ def stream_of(
 def resolve_target(
     route: RouteRuntime,
     endpoint: str,
+    api: ClientApi,
     prov: ProviderRuntime,
     body: Mapping[str, Any],
-    stream: bool | None = None,
 ) -> tuple[ProviderTarget, str, bool] | Reject:
-    """(target, requested model, include_usage) for a request whose body was read;
-    ``stream`` given: no stream policy applies (the endpoint never streams)."""
-    streams = stream_of(route, endpoint, prov, body) if stream is None else stream
+    """(target, requested model, include_usage) for a request whose body was read.
+    An endpoint without a "stream" field never streams, whatever the route's policy."""
+    policy = endpoint_named(endpoint).stream_policy
+    streams = stream_of(route, endpoint, api, prov, body) if policy else False
     if isinstance(streams, Reject):
         return streams
-    token = _pick_token(route, prov, client_api_of(endpoint, route.client_api))
+    token = _pick_token(route, prov, api)
     if isinstance(token, Reject):
         return token
     requested = body.get("model")
@@ -388,23 +432,3 @@ def resolve_target(
         prov.type, prov.host, prov.base_path, token, model, streams, prov.options
     )
     return target, requested, include_usage
-
-
-def open_leg(
-    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
-) -> Leg | Reject:
-    """The leg for a request whose body was read (or a Reject: policy, no token)."""
-    if endpoint == OTHER or prov.protocol == "original":
-        return passthrough(route, prov, endpoint)
-    resolved = resolve_target(route, endpoint, prov, body)
-    if isinstance(resolved, Reject):
-        return resolved
-    target, requested, include_usage = resolved
-    args = (route, prov, target, requested, include_usage)
-    if route.client_api == "ollama":
-        return OllamaNativeLeg(*args)
-    if endpoint == EMBEDDINGS:
-        return TranslatedLeg(*args, embeddings=True)
-    if endpoint == CHAT and prov.spec.openai_compatible:
-        return OpenAICompatLeg(*args)
-    return TranslatedLeg(*args)

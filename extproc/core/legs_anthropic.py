@@ -5,21 +5,19 @@
   answers go back byte for byte and are read for usage.
 * `AnthropicTranslatedLeg`: to any other provider, through
   (Anthropic, OpenAI) + that provider's (OpenAI, X) translator.
-* ``count_tokens`` only exists at Anthropic: elsewhere a 501 in Anthropic's shape.
+* ``count_tokens`` only exists at Anthropic: elsewhere a 501 in Anthropic's shape
+  (`core/pick.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from extproc.config.runtime import ProviderRuntime, RouteRuntime
-from extproc.core.errors import reject
-from extproc.core.events import Continue, Reject
-from extproc.core.legs import BodyLeg, Leg, resolve_target
-from extproc.core.request import ANTHROPIC_COUNT_TOKENS, RequestContext
+from extproc.core.events import Continue
+from extproc.core.legs import BodyLeg
+from extproc.core.request import RequestContext
 from extproc.providers.custom_settings import apply_resolved
 from extproc.translators.anthropic.compose import AnthropicVia
 from extproc.translators.anthropic.errors import map_error
@@ -89,28 +87,3 @@ class AnthropicTranslatedLeg(BodyLeg):
 
     def _error(self, status: int, raw: bytes) -> bytes:
         return map_error(status, raw)
-
-
-def open_anthropic_leg(
-    route: RouteRuntime, endpoint: str, prov: ProviderRuntime, body: Mapping[str, Any]
-) -> Leg | Reject:
-    """The leg for an Anthropic Messages request (or a Reject: policy, no token, 501)."""
-    count = endpoint == ANTHROPIC_COUNT_TOKENS
-    native = prov.spec.wire == "claude"
-    if count and not native:
-        return reject(
-            501,
-            f"count_tokens is only available from a claude provider; provider {prov.name!r} "
-            f"({prov.type}) has no token counting API.",
-            "count_tokens_unsupported",
-            "anthropic",
-        )
-    # Counting tokens streams nothing, whatever the route's stream policy says.
-    resolved = resolve_target(route, endpoint, prov, body, stream=False if count else None)
-    if isinstance(resolved, Reject):
-        return resolved
-    target, requested, _ = resolved
-    args = (route, prov, target, requested, False)
-    if native:
-        return AnthropicNativeLeg(*args, count_tokens=count)
-    return AnthropicTranslatedLeg(*args)

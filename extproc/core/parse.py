@@ -9,17 +9,22 @@ from typing import Any
 
 import orjson
 
+from extproc.client_apis.base import ClientApi
+from extproc.client_apis.registry import ENDPOINTS
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.request import ANTHROPIC_ENDPOINTS, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.core.request import OLLAMA_GENERATE
 
-_MESSAGES_ENDPOINTS = frozenset({CHAT, OLLAMA_CHAT, *ANTHROPIC_ENDPOINTS})
+# Endpoints whose body must carry `messages` (each client API's spec says).
+_MESSAGES_ENDPOINTS = frozenset(name for name, e in ENDPOINTS.items() if e.messages)
 
 # curl's default form type is accepted: the seed's `curl -d` sends a JSON body with it.
 _JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
 
 
-def parse_body(headers: Headers, raw: bytes, endpoint: str, api: str) -> dict[str, Any] | Reject:
+def parse_body(
+    headers: Headers, raw: bytes, endpoint: str, api: ClientApi | str
+) -> dict[str, Any] | Reject:
     ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype not in _JSON_TYPES and not ctype.endswith("+json"):
         return reject(

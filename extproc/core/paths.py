@@ -66,13 +66,3 @@ def _decode_unreserved(path: str) -> str | None:
         else:
             out.append("%" + code.upper() + part[2:])
     return "".join(out)
-
-
-def api_of_path(path: str) -> str:
-    """The client API a request for `path` most likely speaks, for an error
-    answered before any route is known."""
-    if "/v1/messages" in path:
-        return "anthropic"
-    if path.startswith("/api/"):
-        return "ollama"
-    return "openai"

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from extproc.usage import Usage
-
-if TYPE_CHECKING:
-    from extproc.budget.base import Reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +80,8 @@ class ExchangeRecord:
         return max(self.work_request - self.waited, 0.0)
 
     # Tokens the consumer's budget set aside at admission; settled to `usage` at the end.
-    reservation: Reservation | None = None
+    # A budget.Reservation (budget/ sits above core: the record only carries it).
+    reservation: Any = None
 
     def metadata(self, namespace: str) -> dict[str, Any]:
         """Dynamic metadata for Envoy (access logs, rate limits), under `namespace`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
+from extproc.content.texts import Text, UnreadableContent, request_texts, select
 from extproc.core.endpoints import (
     ANTHROPIC_COUNT_TOKENS,
     ANTHROPIC_ENDPOINTS,
@@ -19,7 +20,6 @@ from extproc.core.endpoints import (
 )
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.texts import Text, UnreadableContent, request_texts, select
 
 if TYPE_CHECKING:
     from extproc.config.runtime import RouteRuntime
@@ -97,7 +97,7 @@ class RequestContext:
 
     @property
     def client_api(self) -> str:
-        """The API this request speaks: the error shape its rejections use."""
+        """The name of the API this request speaks: the error shape its rejections use."""
         return client_api_of(self.endpoint, self.route.client_api)
 
     @property

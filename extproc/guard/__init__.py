@@ -1,7 +1,7 @@
 """The intelligent guard: an LLM that judges whether a prompt may be sent upstream.
 
 Sans-IO pieces (``prompt``, ``verdict``, ``cache``) plus ``client``, which asks the
-guard model through the shared chat client (``extproc/processors/chat_client.py``).
+guard model through the shared chat client (``extproc/chat/client.py``).
 What to do with a verdict is the ``llm_guard`` processor's business.
 """
 

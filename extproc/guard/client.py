@@ -16,10 +16,10 @@ import time
 
 import orjson
 
+from extproc.chat.client import ChatCallError, ChatClient
 from extproc.guard.cache import VerdictCache
 from extproc.guard.prompt import DEFAULT_SYSTEM_PROMPT, build_guard_request
 from extproc.guard.verdict import Verdict, parse_guard_reply
-from extproc.processors.chat_client import ChatCallError, ChatClient
 
 __all__ = ["GuardClient"]
 

@@ -52,6 +52,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from extproc.client_apis.registry import ENDPOINTS
 from extproc.config.runtime import Runtime
 from extproc.core.record import ExchangeRecord
 
@@ -74,14 +75,8 @@ TTFT_BUCKETS = (
 
 _LOOKUP_RESULTS = frozenset({"hit", "miss", "bypass", "unavailable"})
 
-# GenAI operation names per endpoint.
-OPERATION = {
-    "chat": "chat",
-    "ollama_chat": "chat",
-    "anthropic_messages": "chat",
-    "embeddings": "embeddings",
-    "ollama_generate": "text_completion",
-}
+# GenAI operation names per endpoint (each client API's spec says).
+OPERATION = {name: e.operation for name, e in ENDPOINTS.items() if e.operation}
 
 
 class BoundedLabel:

@@ -35,22 +35,10 @@ from extproc.config.runtime import ProviderRuntime, TracingConfig, split_host
 from extproc.core.record import ExchangeRecord
 from extproc.core.tracecontext import our_ids
 from extproc.observability.metrics import OPERATION
+from extproc.translators.registry import GENAI_PROVIDER_NAMES
 
 log = logging.getLogger("extproc.tracing")
 
-# gen_ai.provider.name values of the GenAI conventions, by provider type;
-# any other type is named as it is.
-PROVIDER_NAME = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "claude": "anthropic",
-    "gemini": "gcp.gemini",
-    "deepseek": "deepseek",
-    "groq": "groq",
-    "mistral": "mistral_ai",
-    "bedrock": "aws.bedrock",
-    "vertex": "gcp.vertex_ai",
-}
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -207,7 +195,7 @@ class Tracing:
     ) -> dict[str, Any]:
         a: dict[str, Any] = {
             "gen_ai.operation.name": op,
-            "gen_ai.provider.name": PROVIDER_NAME.get(rec.provider_type, rec.provider_type),
+            "gen_ai.provider.name": GENAI_PROVIDER_NAMES.get(rec.provider_type, rec.provider_type),
             "llm_extproc.route": rec.route,
             "llm_extproc.provider": rec.provider,
             "llm_extproc.overhead.request_ms": round(rec.overhead_request * 1000, 3),

@@ -12,16 +12,16 @@ retry may succeed).
 
 from __future__ import annotations
 
+from extproc.chat.client import ChatClient
 from extproc.config.fields import flag, secs
 from extproc.config.v1 import config_pb2 as pb
+from extproc.content.texts import config_roles
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
-from extproc.core.texts import config_roles
 from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
 from extproc.processors.base import Build, Processor
-from extproc.processors.chat_client import ChatClient
 from extproc.processors.upstream import DEFAULT_CHAT_PATH, resolve_upstream
 
 DEFAULT_GUARD_MODEL = "qwen-turbo"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from extproc.chat.client import ChatCallError, ChatClient
 from extproc.config.v1 import config_pb2 as pb
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import CHAT, OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
 from extproc.processors.base import Build, Processor
-from extproc.processors.chat_client import ChatCallError, ChatClient
 from extproc.processors.upstream import DEFAULT_CHAT_PATH, resolve_upstream
 
 log = logging.getLogger("extproc.processors")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from extproc.client_apis.registry import endpoint_named
 from extproc.core.events import Reject
-from extproc.core.request import OLLAMA_CHAT, OLLAMA_GENERATE, RequestContext
+from extproc.core.request import RequestContext
 from extproc.processors.base import Processor
 
 
@@ -38,20 +39,23 @@ class MaxTokensCap(Processor):
 
     async def process(self, ctx: RequestContext) -> Reject | None:
         body = ctx.body
-        if ctx.endpoint in (OLLAMA_CHAT, OLLAMA_GENERATE):
-            opts = body.get("options")
-            holder: dict[str, Any] = opts if isinstance(opts, dict) else {}
-            keys: tuple[str, ...] = ("num_predict",)
-        else:
-            holder, keys = body, ("max_tokens", "max_completion_tokens")
+        # Where the client's API puts the limit (Ollama: options.num_predict).
+        ep = endpoint_named(ctx.endpoint)
+        keys = ep.max_tokens_keys
+        holder: dict[str, Any] = body
+        for name in ep.max_tokens_in:
+            inner = holder.get(name)
+            if not isinstance(inner, dict):
+                if not self.fill:
+                    return None  # no limit there to lower, none to add
+                inner = holder[name] = {}
+            holder = inner
         present = [k for k in keys if isinstance(holder.get(k), int)]
         for k in present:
             if holder[k] > self.cap:
                 holder[k] = self.cap
                 ctx.modified = True
         if not present and self.fill:
-            if holder is not body and not isinstance(body.get("options"), dict):
-                body["options"] = holder
             holder[keys[0]] = self.cap
             ctx.modified = True
         return None

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from extproc.config.v1 import config_pb2 as pb
+from extproc.content.texts import config_roles
 from extproc.core.errors import reject
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext
-from extproc.core.texts import config_roles
 from extproc.processors.base import Build, Processor
 from extproc.providers.regex import compile_any, compile_re2, searcher
 

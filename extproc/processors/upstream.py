@@ -10,25 +10,16 @@ other port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.chat.client import Upstream
 from extproc.config.fields import CHAT_SUFFIX
 from extproc.processors.base import Build
-from extproc.providers.token_pool import TokenPool
+from extproc.translators.registry import GUARD_DEFAULT
 
-# The guard's (and the rewriter's) default path without a provider: dashscope's.
-DEFAULT_CHAT_PATH = "/compatible-mode/v1" + CHAT_SUFFIX
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    base_url: str  # scheme://authority[:port]
-    path: str
-    timeout_s: float
-    tokens: TokenPool | None = None  # a provider's pool: one token per call
-    api_key: str = field(default="", repr=False)  # the processor's own key
-    default_model: str = ""  # the provider's, for processors that fall back to it
+# The guard's (and the rewriter's) default path without a provider: the
+# default provider's (the seed plugin's).
+DEFAULT_CHAT_PATH = GUARD_DEFAULT.base_path + CHAT_SUFFIX
 
 
 def base_url(host: str, port: int, tls: bool | None) -> str:

@@ -10,7 +10,7 @@ from extproc.budget import Budget
 from extproc.cache.service import ResponseCache
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator, AuthHook, make_authenticator
-from extproc.core.attempt import AttemptExchange
+from extproc.core.attempt import Attempt
 from extproc.core.events import Reject
 from extproc.core.exchange import Exchange
 from extproc.core.record import ExchangeRecord
@@ -38,9 +38,10 @@ class Generation:
 
     def exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
         ex = (
-            AttemptExchange(self.runtime, provider, self.on_done)  # core/attempt.py
+            # One attempt of a fallback route (core/attempt.py).
+            Exchange(self.runtime, self.on_done, attempt=Attempt(provider))
             if provider
-            else Exchange(self.runtime, self.on_done, self.authenticate, self.cache)
+            else Exchange(self.runtime, self.on_done, self.authenticate, cache=self.cache)
         )
         if traceparent and self.runtime.tracing is not None:
             ex.record.traceparent = traceparent

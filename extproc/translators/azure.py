@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from extproc.translators.base import ProviderSpec, ProviderTarget
+from extproc.translators.base import Framing, HeaderAuth, ProviderSpec, ProviderTarget
 from extproc.translators.common import join_path
-from extproc.translators.openai_compat import OPENAI_SETTINGS, OpenAICompatTranslator
+from extproc.translators.openai_compat import (
+    OPENAI_SAMPLING,
+    OPENAI_SETTINGS,
+    WIRE,
+    OpenAICompatTranslator,
+)
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -36,13 +41,24 @@ class AzureTranslator(OpenAICompatTranslator):
     def embeddings_path(self, target: ProviderTarget) -> str:
         return self._path(target, "embeddings")
 
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return (("api-key", target.api_key),) if target.api_key else ()
-
     def removed_headers(self) -> tuple[str, ...]:
         return ("authorization",)
 
 
 AZURE = AzureTranslator()
 # No default host: every Azure resource has its own.
-SPEC = ProviderSpec("azure", AZURE, "openai", None, "", "api-key", True, OPENAI_SETTINGS)
+SPEC = ProviderSpec(
+    type="azure",
+    translator=AZURE,
+    wire=WIRE,
+    host=None,
+    base_path="",
+    auth=HeaderAuth("api-key"),
+    framing=Framing.SSE,
+    sampling=OPENAI_SAMPLING,
+    native_apis=frozenset({WIRE}),
+    embeddings=True,
+    settings_paths=OPENAI_SETTINGS,
+    models_of="openai",  # OpenAI's models, priced as OpenAI's
+    genai_name="azure.ai.openai",
+)

@@ -11,7 +11,11 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, openai_error_body
+from extproc.prices import Price
 from extproc.translators.base import (
+    Framing,
+    HeaderAuth,
+    ProviderHeader,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -220,20 +224,13 @@ def build_body(body: dict[str, Any], target: ProviderTarget) -> dict[str, Any]:
 
 class ClaudeTranslator:
     name = "claude"
-
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        """Headers every upstream request needs (also for bodies passed through untouched)."""
-        version = str(target.settings.get("anthropic_version") or DEFAULT_VERSION)
-        headers = [("anthropic-version", version)]
-        if target.api_key:
-            headers.append(("x-api-key", target.api_key))
-        return tuple(headers)
+    spec: ProviderSpec
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         return json_request(
             join_path(target.base_path, "/v1/messages"),
             build_body(body, target),
-            self.auth_headers(target),
+            self.spec.upstream_headers(target),
             ("authorization",),
         )
 
@@ -396,5 +393,27 @@ SETTINGS: SettingPaths = {
     "top_k": (("top_k",),),
 }
 SPEC = ProviderSpec(
-    "claude", CLAUDE, "claude", "api.anthropic.com", "", "x-api-key", False, SETTINGS
+    type="claude",
+    translator=CLAUDE,
+    wire="claude",
+    host="api.anthropic.com",
+    base_path="",
+    auth=HeaderAuth("x-api-key"),
+    framing=Framing.SSE,
+    sampling=frozenset({"temperature", "top_p", "top_k"}),
+    headers=(ProviderHeader("anthropic-version", DEFAULT_VERSION, "anthropic_version"),),
+    native_apis=frozenset({"anthropic"}),  # the Messages API is Claude's own
+    embeddings=False,
+    settings_paths=SETTINGS,
+    # List prices, late 2025 (USD per million tokens; cached input: cache reads).
+    prices=(
+        Price("claude", "claude-opus-4-5*", 5.0, 25.0, 0.5),
+        Price("claude", "claude-opus-4*", 15.0, 75.0, 1.5),
+        Price("claude", "claude-sonnet-4*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-3-7-sonnet*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-3-5-sonnet*", 3.0, 15.0, 0.3),
+        Price("claude", "claude-haiku-4-5*", 1.0, 5.0, 0.1),
+        Price("claude", "claude-3-5-haiku*", 0.8, 4.0, 0.08),
+    ),
+    genai_name="anthropic",
 )

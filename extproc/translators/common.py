@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from extproc.api_errors import error_type_for_status, openai_error_body
-from extproc.core.texts import UnreadableContent, content_text
+from extproc.content.texts import UnreadableContent, content_text
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import StreamFacts, TranslationError, UpstreamRequest
 from extproc.usage import Usage
@@ -59,10 +59,6 @@ def json_request(
         remove_headers=remove,
         payload=body,
     )
-
-
-def bearer(api_key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:
@@ -188,7 +184,7 @@ def error_event(message: str, type_: str = "server_error", code: str | int | Non
 
 def text_of(content: Any) -> str:
     """Flatten OpenAI message content to text: the checks' own rule
-    (`extproc.core.texts`: text parts joined by "\n"), so the upstream model
+    (`extproc.content.texts`: text parts joined by "\n"), so the upstream model
     reads what the checks read."""
     try:
         return content_text(content, "content")

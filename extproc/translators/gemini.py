@@ -12,7 +12,10 @@ from urllib.parse import quote
 import orjson
 
 from extproc.api_errors import error_type_for_status
+from extproc.prices import Price
 from extproc.translators.base import (
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -76,10 +79,6 @@ def _usage(meta: Any) -> Usage | None:
     )
 
 
-def _auth(target: ProviderTarget) -> list[tuple[str, str]]:
-    return [("x-goog-api-key", target.api_key)] if target.api_key else []
-
-
 def _parts_delta(parts: Any, tool_base: int) -> tuple[dict[str, Any], int]:
     """Gemini parts -> OpenAI message/delta fields; returns (fields, tool calls seen)."""
     texts: list[str] = []
@@ -121,9 +120,7 @@ def _finish(reason: Any, has_calls: bool) -> str | None:
 
 class GeminiTranslator:
     name = "gemini"
-
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return tuple(_auth(target))
+    spec: ProviderSpec
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         model = quote(_model_name(body, target), safe="")
@@ -131,7 +128,7 @@ class GeminiTranslator:
         return json_request(
             join_path(target.base_path, f"/models/{model}{op}"),
             build_body(body, target),
-            _auth(target),
+            self.spec.upstream_headers(target),
             ("authorization",),
         )
 
@@ -198,7 +195,7 @@ class GeminiTranslator:
         return json_request(
             join_path(target.base_path, f"/models/{quote(model, safe='')}:batchEmbedContents"),
             {"requests": requests},
-            _auth(target),
+            self.spec.upstream_headers(target),
             ("authorization",),
         )
 
@@ -298,12 +295,21 @@ SETTINGS: SettingPaths = {
     "seed": (("generationConfig", "seed"),),
 }
 SPEC = ProviderSpec(
-    "gemini",
-    GEMINI,
-    "gemini",
-    "generativelanguage.googleapis.com",
-    "/v1beta",
-    "x-goog-api-key",
-    True,
-    SETTINGS,
+    type="gemini",
+    translator=GEMINI,
+    wire="gemini",
+    host="generativelanguage.googleapis.com",
+    base_path="/v1beta",
+    auth=HeaderAuth("x-goog-api-key"),
+    framing=Framing.SSE,
+    embeddings=True,
+    settings_paths=SETTINGS,
+    # List prices, late 2025 (USD per million tokens; prompts up to 200k tokens).
+    prices=(
+        Price("gemini", "gemini-2.5-pro*", 1.25, 10.0, 0.31),
+        Price("gemini", "gemini-2.5-flash*", 0.3, 2.5, 0.075),
+        Price("gemini", "gemini-2.5-flash-lite*", 0.1, 0.4, 0.025),
+        Price("gemini", "gemini-2.0-flash*", 0.1, 0.4, 0.025),
+    ),
+    genai_name="gcp.gemini",
 )

@@ -14,6 +14,8 @@ import orjson
 from extproc.streaming.errors import StreamDecodeError
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.translators.base import (
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -29,7 +31,6 @@ from extproc.translators.common import (
     as_int,
     as_obj,
     as_objs,
-    bearer,
     completion_body,
     embedding_inputs,
     embeddings_body,
@@ -158,15 +159,13 @@ def _finish(obj: dict[str, Any], has_calls: bool) -> str:
 
 class OllamaTranslator:
     name = "ollama"
-
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return bearer(target.api_key)
+    spec: ProviderSpec
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:
         return json_request(
             join_path(target.base_path, "/api/chat"),
             build_body(body, target),
-            bearer(target.api_key),
+            self.spec.upstream_headers(target),
             ("authorization",),  # the client's gateway key is not Ollama's
         )
 
@@ -214,7 +213,7 @@ class OllamaTranslator:
         return json_request(
             join_path(target.base_path, "/api/embed"),
             out,
-            bearer(target.api_key),
+            self.spec.upstream_headers(target),
             ("authorization",),
         )
 
@@ -326,5 +325,16 @@ SETTINGS: SettingPaths = {
 }
 # No default host (self-hosted); usually plain HTTP inside the mesh.
 SPEC = ProviderSpec(
-    "ollama", OLLAMA, "ollama", None, "", "optional-bearer", True, SETTINGS, scheme="http"
+    type="ollama",
+    translator=OLLAMA,
+    wire="ollama",
+    host=None,
+    base_path="",
+    scheme="http",
+    auth=HeaderAuth("authorization", "Bearer", optional=True),
+    framing=Framing.NDJSON,
+    content_type_reliable=False,  # Ollama streams NDJSON, whatever its content type says
+    native_apis=frozenset({"ollama"}),  # Ollama's own clients (/api/chat, /api/generate)
+    embeddings=True,
+    settings_paths=SETTINGS,
 )

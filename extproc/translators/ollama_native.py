@@ -23,8 +23,8 @@ from extproc.translators.base import (
     TranslationError,
     UpstreamRequest,
 )
-from extproc.translators.common import JSON, bearer, join_path
-from extproc.translators.ollama import NDJSON, ollama_usage
+from extproc.translators.common import JSON, join_path
+from extproc.translators.ollama import NDJSON, OLLAMA, ollama_usage
 from extproc.usage import Usage
 
 NATIVE_PATHS = ("/api/chat", "/api/generate")
@@ -47,7 +47,7 @@ def native_request(
         payload = orjson.dumps({**body, "model": target.model})
     return UpstreamRequest(
         path=join_path(target.base_path, path),
-        headers=(("content-type", JSON), *bearer(target.api_key)),
+        headers=(("content-type", JSON), *OLLAMA.spec.upstream_headers(target)),
         remove_headers=("authorization",),
         raw=payload,
     )

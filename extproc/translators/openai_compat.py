@@ -11,9 +11,11 @@ from typing import Any
 
 import orjson
 
+from extproc.prices import Price
 from extproc.streaming.sse import SSEDecoder, encode_sse
 from extproc.translators.base import (
-    AuthStyle,
+    Framing,
+    HeaderAuth,
     ProviderSpec,
     ProviderTarget,
     SettingPaths,
@@ -23,7 +25,6 @@ from extproc.translators.base import (
 )
 from extproc.translators.common import (
     SSE,
-    bearer,
     join_path,
     json_request,
     loads_object,
@@ -46,6 +47,8 @@ def wants_upstream_usage(target: ProviderTarget) -> bool:
 class OpenAICompatTranslator:
     """One instance per provider type; the type only names it in logs/metrics."""
 
+    spec: ProviderSpec
+
     def __init__(self, name: str) -> None:
         self.name = name
 
@@ -66,9 +69,6 @@ class OpenAICompatTranslator:
             out["stream"] = False
         return out
 
-    def auth_headers(self, target: ProviderTarget) -> tuple[tuple[str, str], ...]:
-        return bearer(target.api_key)
-
     def chat_path(self, target: ProviderTarget) -> str:
         return join_path(target.base_path, "/chat/completions")
 
@@ -82,7 +82,7 @@ class OpenAICompatTranslator:
         return json_request(
             self.chat_path(target),
             self.prepare_chat_body(body, target),
-            self.auth_headers(target),
+            self.spec.upstream_headers(target),
             self.removed_headers(),
         )
 
@@ -91,7 +91,10 @@ class OpenAICompatTranslator:
         if target.model:
             out["model"] = target.model
         return json_request(
-            self.embeddings_path(target), out, self.auth_headers(target), self.removed_headers()
+            self.embeddings_path(target),
+            out,
+            self.spec.upstream_headers(target),
+            self.removed_headers(),
         )
 
     # -- response ------------------------------------------------------
@@ -194,31 +197,87 @@ OPENAI_SETTINGS: SettingPaths = {
 }
 
 
+WIRE = "openai"
+BEARER = HeaderAuth("authorization", "Bearer")
+OPTIONAL_BEARER = HeaderAuth("authorization", "Bearer", optional=True)
+# OpenAI (and Azure) answer 400 to a field they do not know: no top_k.
+OPENAI_SAMPLING = frozenset({"temperature", "top_p", "seed"})
+
+
 def _spec(
-    type_: str, host: str | None, base_path: str, *, embeddings: bool, auth: AuthStyle = "bearer"
+    type_: str,
+    host: str | None,
+    base_path: str,
+    *,
+    embeddings: bool,
+    auth: HeaderAuth = BEARER,
+    sampling: frozenset[str] = OPENAI_SAMPLING | {"top_k"},
+    prices: tuple[Price, ...] = (),
+    genai_name: str = "",
 ) -> ProviderSpec:
     return ProviderSpec(
-        type_,
-        OPENAI if type_ == "openai" else OpenAICompatTranslator(type_),
-        "openai",
-        host,
-        base_path,
-        auth,
-        embeddings,
-        OPENAI_SETTINGS,
+        type=type_,
+        translator=OPENAI if type_ == "openai" else OpenAICompatTranslator(type_),
+        wire=WIRE,
+        host=host,
+        base_path=base_path,
         scheme="https" if host else "http",
+        auth=auth,
+        framing=Framing.SSE,
+        sampling=sampling,
+        native_apis=frozenset({WIRE}),  # OpenAI clients: the body can go on as it came
+        embeddings=embeddings,
+        settings_paths=OPENAI_SETTINGS,
+        prices=prices,
+        genai_name=genai_name,
     )
 
 
+# List prices, late 2025 (USD per million tokens: input, output, cached input).
+OPENAI_PRICES = (
+    Price("openai", "gpt-5*", 1.25, 10.0, 0.125),
+    Price("openai", "gpt-5-mini*", 0.25, 2.0, 0.025),
+    Price("openai", "gpt-5-nano*", 0.05, 0.4, 0.005),
+    Price("openai", "gpt-4.1*", 2.0, 8.0, 0.5),
+    Price("openai", "gpt-4.1-mini*", 0.4, 1.6, 0.1),
+    Price("openai", "gpt-4.1-nano*", 0.1, 0.4, 0.025),
+    Price("openai", "gpt-4o*", 2.5, 10.0, 1.25),
+    Price("openai", "gpt-4o-mini*", 0.15, 0.6, 0.075),
+    Price("openai", "o3*", 2.0, 8.0, 0.5),
+    Price("openai", "o3-mini*", 1.1, 4.4, 0.55),
+    Price("openai", "o4-mini*", 1.1, 4.4, 0.275),
+    Price("openai", "text-embedding-3-small", 0.02, 0.0),
+    Price("openai", "text-embedding-3-large", 0.13, 0.0),
+)
+DEEPSEEK_PRICES = (
+    Price("deepseek", "deepseek-chat", 0.27, 1.1, 0.07),
+    Price("deepseek", "deepseek-reasoner", 0.55, 2.19, 0.14),
+)
+
 # The OpenAI-compatible family: same API, different default host and base path.
 SPECS: tuple[ProviderSpec, ...] = (
-    _spec("openai", "api.openai.com", "/v1", embeddings=True),
+    _spec(
+        "openai",
+        "api.openai.com",
+        "/v1",
+        embeddings=True,
+        sampling=OPENAI_SAMPLING,
+        prices=OPENAI_PRICES,
+        genai_name="openai",
+    ),
     _spec("qwen", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
     _spec("dashscope", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
-    _spec("deepseek", "api.deepseek.com", "", embeddings=False),
+    _spec(
+        "deepseek",
+        "api.deepseek.com",
+        "",
+        embeddings=False,
+        prices=DEEPSEEK_PRICES,
+        genai_name="deepseek",
+    ),
     _spec("moonshot", "api.moonshot.cn", "/v1", embeddings=False),
-    _spec("groq", "api.groq.com", "/openai/v1", embeddings=False),
-    _spec("mistral", "api.mistral.ai", "/v1", embeddings=True),
+    _spec("groq", "api.groq.com", "/openai/v1", embeddings=False, genai_name="groq"),
+    _spec("mistral", "api.mistral.ai", "/v1", embeddings=True, genai_name="mistral_ai"),
     _spec("zhipuai", "open.bigmodel.cn", "/api/paas/v4", embeddings=True),
     _spec("baichuan", "api.baichuan-ai.com", "/v1", embeddings=True),
     _spec("yi", "api.lingyiwanwu.com", "/v1", embeddings=False),
@@ -227,6 +286,6 @@ SPECS: tuple[ProviderSpec, ...] = (
     _spec("together", "api.together.xyz", "/v1", embeddings=True),
     _spec("openrouter", "openrouter.ai", "/api/v1", embeddings=False),
     _spec("fireworks", "api.fireworks.ai", "/inference/v1", embeddings=True),
-    _spec("vllm", None, "/v1", embeddings=True, auth="optional-bearer"),
-    _spec("generic", None, "", embeddings=True, auth="optional-bearer"),
+    _spec("vllm", None, "/v1", embeddings=True, auth=OPTIONAL_BEARER),
+    _spec("generic", None, "", embeddings=True, auth=OPTIONAL_BEARER),
 )

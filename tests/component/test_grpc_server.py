@@ -15,12 +15,13 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ep_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
 from extproc.serving.options import ServeOptions
 from extproc.serving.server import Server
 from extproc.transport import TRANSPORTS
+from support import pb_headers, request_headers
 
 KEY = "sk-component-SECRET"
 CONFIG = f'hosts: ["api.test"]\napi_key: "{KEY}"\ndeny_patterns: ["forbidden"]\ndefault_model: m1\n'
@@ -29,24 +30,8 @@ CONFIG = f'hosts: ["api.test"]\napi_key: "{KEY}"\ndeny_patterns: ["forbidden"]\n
 CONFIG += "---\nunmatched: pass_through\n"
 
 
-def hdrs(**h: str) -> ep.HttpHeaders:
-    return ep.HttpHeaders(
-        headers=base_pb2.HeaderMap(
-            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in h.items()]
-        )
-    )
-
-
 def req_headers(host: str, eos: bool = False) -> ep.ProcessingRequest:
-    h = {
-        ":authority": host,
-        ":path": "/v1/chat/completions",
-        ":method": "POST",
-        "content-type": "application/json",
-    }
-    m = hdrs(**h)
-    m.end_of_stream = eos
-    return ep.ProcessingRequest(request_headers=m)
+    return ep.ProcessingRequest(request_headers=pb_headers(request_headers(host), eos))
 
 
 def req_body(body: bytes) -> ep.ProcessingRequest:

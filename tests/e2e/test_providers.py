@@ -13,12 +13,14 @@ import pytest
 
 from extproc.streaming.sse import SSEDecoder
 from harness import Stack
+from support import provider_routes
 
 pytestmark = pytest.mark.e2e
 
 CLIENT_KEY = "sk-client-own-key-NOT-FOR-UPSTREAM"
 
-CONFIG = """
+CONFIG = (
+    """
 providers:
 - {name: qwen, type: qwen, api_tokens: [sk-qwen-e2e]}
 - {name: deepseek, type: deepseek, host: deepseek.fake, api_tokens: [sk-qwen-e2e],
@@ -32,12 +34,9 @@ providers:
 - {name: gemini, type: gemini, api_tokens: [g-key-e2e], default_model: gemini-2.0-flash}
 - {name: ollama, type: ollama, base_url: "http://ollama.fake:11434", default_model: llama3.2}
 routes:
-- {name: r-qwen, match: {hosts: [qwen.test]}, provider: qwen}
-- {name: r-deepseek, match: {hosts: [deepseek.test]}, provider: deepseek}
-- {name: r-azure, match: {hosts: [azure.test]}, provider: azure}
-- {name: r-claude, match: {hosts: [claude.test]}, provider: claude}
-- {name: r-gemini, match: {hosts: [gemini.test]}, provider: gemini}
-- {name: r-ollama, match: {hosts: [ollama.test]}, provider: ollama}
+"""
+    + provider_routes("qwen", "deepseek", "azure", "claude", "gemini", "ollama")
+    + """
 ---
 apiVersion: istio.alibabacloud.com/v1beta1
 kind: LLMProvider
@@ -67,6 +66,7 @@ spec:
   - backendRefs:
     - providerHost: dashscope.aliyuncs.com
 """
+)
 
 KEYS: dict[str, Any] = {
     "openai": {"sk-qwen-e2e", "sk-asm-default", "sk-asm-vip"},

@@ -15,12 +15,14 @@ import pytest
 from extproc.streaming.sse import SSEDecoder
 from fake_provider import Scripted
 from harness import Stack
+from support import provider_routes
 
 pytestmark = pytest.mark.e2e
 
 DRIP = 0.3  # seconds between the fake's stream chunks
 
-CONFIG = """
+CONFIG = (
+    """
 providers:
 - {name: qwen, type: qwen, api_tokens: [sk-qwen-stream], default_model: qwen-turbo}
 - {name: claude, type: claude, api_tokens: [sk-ant-stream], default_model: claude-sonnet-4}
@@ -28,14 +30,16 @@ providers:
 - {name: ollama, type: ollama, base_url: "http://ollama.fake:11434", default_model: llama3.2}
 - {name: hostile, type: generic, host: hostile.fake, base_path: /v1, api_tokens: [sk-h]}
 routes:
-- {name: r-qwen, match: {hosts: [qwen.test]}, provider: qwen}
-- {name: r-claude, match: {hosts: [claude.test]}, provider: claude}
-- {name: r-gemini, match: {hosts: [gemini.test]}, provider: gemini}
-- {name: r-ollama, match: {hosts: [ollama.test]}, provider: ollama}
+"""
+    + provider_routes("qwen", "claude", "gemini", "ollama")
+    + """
 - {name: r-native, match: {hosts: [native.test]}, provider: ollama, client_api: ollama}
-- {name: r-hostile, match: {hosts: [hostile.test]}, provider: hostile}
+"""
+    + provider_routes("hostile")
+    + """
 limits: {max_stream_line_bytes: 65536}
 """
+)
 
 KEYS = {"openai": "sk-qwen-stream", "claude": "sk-ant-stream", "gemini": "g-key-stream"}
 

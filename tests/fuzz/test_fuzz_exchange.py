@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.budget.memory import MemoryBudget
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.consumers.auth import Authenticator
 from extproc.core.events import (

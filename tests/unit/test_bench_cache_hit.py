@@ -13,7 +13,7 @@ import orjson
 import yaml
 
 from extproc.cache.service import ResponseCache
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import (
     CONTINUE,

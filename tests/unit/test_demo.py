@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator

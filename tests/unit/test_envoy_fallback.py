@@ -13,12 +13,13 @@ import pytest
 import yaml
 
 from extproc.cli import main
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.fallback import PROVIDER_METADATA_KEY
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.envoy_fallback import UPSTREAM_FILTER, fallback_resources, merge_fallback
 from harness import ROOT, envoy_binary
+from support import runtime as compile_runtime
 
 CONFIG = """
 providers:
@@ -39,7 +40,7 @@ observability: {metadata_namespace: gw}
 
 
 def runtime(text: str = CONFIG) -> Runtime:
-    return compile_config(load_text(text, "cfg"), {})
+    return compile_runtime(text)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ from extproc.translators.base import (
 from extproc.translators.common import SSE
 from extproc.usage import Usage
 
-# Providers that answer 400 to an OpenAI body with a field they do not know.
-_NO_TOP_K = frozenset({"openai", "azure"})
+# The sampling fields a Messages request may carry; the provider's spec says
+# which of them its API takes (OpenAI and Azure answer 400 to top_k).
+_SAMPLING = ("temperature", "top_p", "top_k")
 
 
 class AnthropicVia:
@@ -37,8 +38,10 @@ class AnthropicVia:
 
     def openai_body(self, body: dict[str, Any]) -> dict[str, Any]:
         out = to_openai(body)
-        if self.inner.name in _NO_TOP_K:
-            out.pop("top_k", None)
+        accepted = self.inner.spec.sampling
+        for key in _SAMPLING:
+            if key not in accepted:
+                out.pop(key, None)
         return out
 
     def chat_request(self, body: dict[str, Any], target: ProviderTarget) -> UpstreamRequest:

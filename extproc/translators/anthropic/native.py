@@ -30,10 +30,11 @@ def native_headers(
     target: ProviderTarget, client_headers: Mapping[str, str]
 ) -> tuple[tuple[str, str], ...]:
     """The key, and ``anthropic-version`` only when the client did not send one."""
+    own = {h.name for h in CLAUDE.spec.headers}
     return tuple(
         (k, v)
-        for k, v in CLAUDE.auth_headers(target)
-        if k != "anthropic-version" or k not in client_headers
+        for k, v in CLAUDE.spec.upstream_headers(target)
+        if k not in own or k not in client_headers
     )
 
 

@@ -73,7 +73,7 @@ def _content_parts(blocks: list[Any], where: str) -> list[dict[str, Any]]:
 
 def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     """Text-only parts become one string: what every OpenAI-compatible server
-    takes. Joined by "\n", the checks' rule (extproc/core/texts.py): the model
+    takes. Joined by "\n", the checks' rule (extproc/content/texts.py): the model
     reads what the checks read, and text split across blocks stays split."""
     if all(p["type"] == "text" for p in parts):
         return "\n".join(p["text"] for p in parts)

@@ -19,7 +19,7 @@ from extproc.budget import (
 from extproc.budget.base import Reservation, reservation_size, window_label
 from extproc.budget.estimate import estimate_tokens, output_cap
 from extproc.budget.redis_store import _RESERVE, _SETTLE
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 
 

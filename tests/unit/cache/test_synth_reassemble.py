@@ -97,7 +97,7 @@ OLLAMA_GENERATE = {
 
 
 def split_feed(api: str, endpoint: str, data: bytes, seed: int, usage: Usage | None = None) -> Any:
-    r = reassembler_for(api, endpoint, 1 << 20)
+    r = reassembler_for(endpoint, 1 << 20)
     assert r is not None
     rnd = random.Random(seed)
     i = 0
@@ -111,7 +111,7 @@ def split_feed(api: str, endpoint: str, data: bytes, seed: int, usage: Usage | N
 
 @pytest.mark.parametrize("seed", range(5))
 def test_openai_round_trip(seed: int) -> None:
-    stream, ctype = synthesise("openai", "chat", orjson.dumps(OPENAI), include_usage=True)
+    stream, ctype = synthesise("chat", orjson.dumps(OPENAI), include_usage=True)
     assert ctype == "text/event-stream"
     events = SSEDecoder().feed(stream)
     assert events[-1].data == "[DONE]"
@@ -122,7 +122,7 @@ def test_openai_round_trip(seed: int) -> None:
 
 
 def test_openai_usage_chunk_only_when_asked() -> None:
-    stream, _ = synthesise("openai", "chat", orjson.dumps(OPENAI), include_usage=False)
+    stream, _ = synthesise("chat", orjson.dumps(OPENAI), include_usage=False)
     assert b'"usage"' not in stream
     # Reassembled without a usage chunk: the usage the leg read fills it in.
     back = split_feed("openai", "chat", stream, 0, Usage(9, 4, 13))
@@ -131,7 +131,7 @@ def test_openai_usage_chunk_only_when_asked() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_anthropic_round_trip(seed: int) -> None:
-    stream, ctype = synthesise("anthropic", "anthropic_messages", orjson.dumps(ANTHROPIC), False)
+    stream, ctype = synthesise("anthropic_messages", orjson.dumps(ANTHROPIC), False)
     assert ctype == "text/event-stream"
     events = SSEDecoder().feed(stream)
     names = [e.event for e in events]
@@ -146,7 +146,7 @@ def test_anthropic_round_trip(seed: int) -> None:
     ("endpoint", "final"), [("ollama_chat", OLLAMA_CHAT), ("ollama_generate", OLLAMA_GENERATE)]
 )
 def test_ollama_round_trip(endpoint: str, final: dict[str, Any]) -> None:
-    stream, ctype = synthesise("ollama", endpoint, orjson.dumps(final), False)
+    stream, ctype = synthesise(endpoint, orjson.dumps(final), False)
     assert ctype == "application/x-ndjson"
     lines = NDJSONDecoder().feed(stream)
     assert [ln["done"] for ln in lines] == [False, True]
@@ -189,20 +189,20 @@ def test_broken_streams_are_not_cached() -> None:
 
 
 def test_oversized_stream_stops_collecting() -> None:
-    r = reassembler_for("openai", "chat", 10)
+    r = reassembler_for("chat", 10)
     assert r is not None
     r.feed(b"x" * (200 << 10))
     assert r.failed and r.result() is None
 
 
 def test_unknown_shapes() -> None:
-    assert reassembler_for("openai", "embeddings", 10) is None
+    assert reassembler_for("embeddings", 10) is None
     with pytest.raises(CannotSynthesise):
-        synthesise("openai", "chat", b"[1]", False)
+        synthesise("chat", b"[1]", False)
     with pytest.raises(CannotSynthesise):
-        synthesise("gemini", "chat", b"{}", False)
+        synthesise("anthropic_count_tokens", b"{}", False)
     with pytest.raises(CannotSynthesise):  # embeddings never stream
-        synthesise("openai", "embeddings", b'{"data": []}', False)
+        synthesise("embeddings", b'{"data": []}', False)
 
 
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
@@ -232,7 +232,7 @@ def test_openai_round_trip_any_text(content: str, args: str, seed: int) -> None:
             }
         ],
     }
-    stream, _ = synthesise("openai", "chat", orjson.dumps(resp), True)
+    stream, _ = synthesise("chat", orjson.dumps(resp), True)
     assert split_feed("openai", "chat", stream, seed) == resp
 
 
@@ -243,10 +243,10 @@ def test_anthropic_and_ollama_round_trip_any_text(text: str, thinking: str, seed
     if thinking:
         blocks.insert(0, {"type": "thinking", "thinking": thinking, "signature": "s"})
     msg = {**ANTHROPIC, "content": blocks, "stop_reason": "end_turn"}
-    stream, _ = synthesise("anthropic", "anthropic_messages", orjson.dumps(msg), False)
+    stream, _ = synthesise("anthropic_messages", orjson.dumps(msg), False)
     assert split_feed("anthropic", "anthropic_messages", stream, seed) == msg
     final = {**OLLAMA_CHAT, "message": {"role": "assistant", "content": text}}
-    stream, _ = synthesise("ollama", "ollama_chat", orjson.dumps(final), False)
+    stream, _ = synthesise("ollama_chat", orjson.dumps(final), False)
     assert split_feed("ollama", "ollama_chat", stream, seed) == final
 
 
@@ -280,7 +280,7 @@ RESPONSES = {
 
 @pytest.mark.parametrize("seed", range(3))
 def test_responses_round_trip(seed: int) -> None:
-    stream, ctype = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+    stream, ctype = synthesise("responses", orjson.dumps(RESPONSES), False)
     assert ctype == "text/event-stream"
     events = SSEDecoder().feed(stream)
     kinds = [e.event for e in events]
@@ -294,7 +294,7 @@ def test_responses_round_trip(seed: int) -> None:
 
 
 def test_responses_failed_or_incomplete_not_cached() -> None:
-    stream, _ = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+    stream, _ = synthesise("responses", orjson.dumps(RESPONSES), False)
     for bad in (b"response.failed", b"response.incomplete"):
         cut = stream.replace(b"response.completed", bad)
         assert split_feed("responses", "responses", cut, 0) is None
@@ -304,7 +304,7 @@ def test_responses_failed_or_incomplete_not_cached() -> None:
 def test_responses_stream_reads_in_the_official_sdk() -> None:
     """The Responses API has no e2e here yet: the openai SDK reads the
     synthesised stream (served by an httpx transport) into the same response."""
-    stream, ctype = synthesise("responses", "responses", orjson.dumps(RESPONSES), False)
+    stream, ctype = synthesise("responses", orjson.dumps(RESPONSES), False)
 
     def serve(_req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=stream, headers={"content-type": ctype})

@@ -3,8 +3,8 @@ providers and routes; errors name the fields the user wrote."""
 
 import pytest
 
+from extproc.compiler.compile import compile_config
 from extproc.config import asm
-from extproc.config.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 from extproc.config.v1 import config_pb2 as pb

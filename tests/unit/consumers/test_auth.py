@@ -9,13 +9,14 @@ import orjson
 import pytest
 
 from extproc.budget import MemoryBudget
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.consumers import auth as auth_mod
 from extproc.consumers.auth import Authenticator, make_authenticator
 from extproc.core.events import Reject
 from extproc.core.request import RequestContext, endpoint_of
+from support import runtime as compile_runtime
 
 ALICE = "ck-alice-SECRET-1111"
 BOB = "ck-bob-SECRET-2222"
@@ -61,7 +62,7 @@ consumers:
 
 @pytest.fixture(scope="module")
 def runtime() -> Runtime:
-    return compile_config(load_text(CONFIG))
+    return compile_runtime(CONFIG)
 
 
 def ctx_for(
@@ -266,7 +267,7 @@ BUDGET_CONFIG = CONFIG.replace(
 
 
 async def test_budget_check_memory() -> None:
-    rt = compile_config(load_text(BUDGET_CONFIG))
+    rt = compile_runtime(BUDGET_CONFIG)
     now = [1000.0]
     budget = MemoryBudget(60, clock=lambda: now[0])
     a = Authenticator(rt, budget)
@@ -315,7 +316,7 @@ class _FakeStoreBudget:
 
 
 async def test_budget_check_against_a_store() -> None:
-    rt = compile_config(load_text(BUDGET_CONFIG))
+    rt = compile_runtime(BUDGET_CONFIG)
     h = {"x-api-key": ALICE}
 
     async def run(budget: Any) -> Any:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from extproc.cache.service import ResponseCache
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
@@ -79,7 +79,7 @@ class Env:
         self.records: list[ExchangeRecord] = []
 
     def exchange(self) -> Exchange:
-        return Exchange(self.rt, self.records.append, Authenticator(self.rt), self.cache)
+        return Exchange(self.rt, self.records.append, Authenticator(self.rt), cache=self.cache)
 
     async def request(
         self,

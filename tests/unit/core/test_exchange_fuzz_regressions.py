@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import (
     Continue,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import (
     SKIP,
@@ -19,6 +17,8 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.exchange import Exchange, ExchangeRecord, Phase, PhaseError
+from support import request_headers, send_request
+from support import runtime as compile_runtime
 
 KEY = "sk-plugin-SECRET-1"
 PLUGIN = f"""
@@ -31,29 +31,20 @@ default_model: qwen-turbo
 
 
 def runtime(text: str = PLUGIN) -> Runtime:
-    return compile_config(load_text(text), {})
+    return compile_runtime(text)
 
 
 def headers(
     host: str = "dashscope.aliyuncs.com", path: str = "/v1/chat/completions", **extra: str
 ) -> dict[str, str]:
-    return {
-        ":authority": host,
-        ":path": path,
-        ":method": "POST",
-        "content-type": "application/json",
-        **extra,
-    }
+    return request_headers(host, path, **extra)
 
 
 async def send(
     rt: Runtime, body: bytes | dict, h: dict[str, str] | None = None
 ) -> tuple[Exchange, object]:
     ex = Exchange(rt)
-    first = await ex.handle(RequestHeaders(h or headers(), False))
-    assert first.__class__ is Continue and first is not SKIP
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return ex, await ex.handle(RequestBody(raw, True))
+    return ex, await send_request(ex, h or headers(), body)
 
 
 def chat(*contents: object, **fields: object) -> dict:

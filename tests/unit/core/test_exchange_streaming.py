@@ -14,8 +14,6 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import RouteTable, Runtime
 from extproc.core.events import (
     CONTINUE,
@@ -23,49 +21,43 @@ from extproc.core.events import (
     Continue,
     Decision,
     Reject,
-    RequestBody,
-    RequestHeaders,
     ResponseBody,
     ResponseHeaders,
 )
 from extproc.core.exchange import Exchange, ExchangeRecord, Phase
 from extproc.streaming.sse import SSEDecoder
+from support import provider_routes, request_headers, send_request
+from support import runtime as compile_runtime
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 
-CONFIG = """
+CONFIG = (
+    """
 providers:
 - {name: qwen, type: qwen, api_tokens: [sk-qwen], default_model: qwen-turbo}
 - {name: claude, type: claude, api_tokens: [sk-ant], default_model: claude-sonnet-4}
 - {name: gemini, type: gemini, api_tokens: [g-key], default_model: gemini-2.0-flash}
 - {name: ollama, type: ollama, base_url: "http://ollama.internal:11434", default_model: llama3.2}
 routes:
-- {name: r-qwen, match: {hosts: [qwen.test]}, provider: qwen}
-- {name: r-claude, match: {hosts: [claude.test]}, provider: claude}
-- {name: r-gemini, match: {hosts: [gemini.test]}, provider: gemini}
-- {name: r-ollama, match: {hosts: [ollama.test]}, provider: ollama}
+"""
+    + provider_routes("qwen", "claude", "gemini", "ollama")
+    + """
 - {name: r-native, match: {hosts: [native.test]}, provider: ollama, client_api: ollama}
 """
+)
 
 CHAT = {"messages": [{"role": "user", "content": "Hello?"}], "stream": True}
 
 
 def runtime(extra: str = "") -> Runtime:
-    return compile_config(load_text(CONFIG + extra), env={})
+    return compile_runtime(CONFIG + extra)
 
 
 async def start(
     ex: Exchange, host: str, body: dict[str, Any], path: str = "/v1/chat/completions"
 ) -> Decision:
-    h = {
-        ":authority": host,
-        ":path": path,
-        ":method": "POST",
-        "content-type": "application/json",
-        "authorization": "Bearer client",
-    }
-    assert await ex.handle(RequestHeaders(h, False)) == CONTINUE
-    d = await ex.handle(RequestBody(orjson.dumps(body), True))
+    h = request_headers(host, path, authorization="Bearer client")
+    d = await send_request(ex, h, body)
     assert isinstance(d, Continue), d
     return d
 

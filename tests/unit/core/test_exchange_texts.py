@@ -8,11 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
-from extproc.core.events import Continue, Reject, RequestBody, RequestHeaders
+from extproc.core.events import Continue, Reject
 from extproc.core.exchange import Exchange
+from support import request_headers, runtime, send_request
 
 CONFIG = """
 providers:
@@ -41,15 +40,11 @@ routes:
 
 @pytest.fixture(scope="module")
 def rt() -> Runtime:
-    return compile_config(load_text(CONFIG), {})
+    return runtime(CONFIG)
 
 
 async def send(rt: Runtime, host: str, path: str, body: Any) -> Continue | Reject:
-    ex = Exchange(rt)
-    h = {":authority": host, ":path": path, ":method": "POST", "content-type": "application/json"}
-    assert isinstance(await ex.handle(RequestHeaders(h, False)), Continue)
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    d = await ex.handle(RequestBody(raw, True))
+    d = await send_request(Exchange(rt), request_headers(host, path), body)
     assert isinstance(d, Continue | Reject)
     return d
 

@@ -1,5 +1,5 @@
 """A fallback route without gRPC: the router-level exchange (FallbackLeg) and
-each attempt's upstream exchange (AttemptExchange), fed the events Envoy sends."""
+each attempt's upstream exchange (an Exchange handed an Attempt), fed the events Envoy sends."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
 from extproc.config.fallback import ATTEMPTS_HEADER, FALLBACK_AUTHORITY
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
-from extproc.core.attempt import AttemptExchange
+from extproc.core.attempt import Attempt
 from extproc.core.events import (
     CONTINUE,
     BodyMode,
@@ -25,6 +23,7 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.core.exchange import Exchange, ExchangeRecord
+from support import runtime
 
 CONFIG = """
 providers:
@@ -51,7 +50,7 @@ CHAT = {"messages": [{"role": "user", "content": "Hello?"}]}
 
 @pytest.fixture
 def rt() -> Runtime:
-    return compile_config(load_text(CONFIG), {})
+    return runtime(CONFIG)
 
 
 def cont(d: Decision) -> Continue:
@@ -242,8 +241,8 @@ async def attempt(
     meta: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
     done: list[ExchangeRecord] | None = None,
-) -> tuple[AttemptExchange, Decision]:
-    ex = AttemptExchange(rt, provider, on_done=done.append if done is not None else None)
+) -> tuple[Exchange, Decision]:
+    ex = Exchange(rt, on_done=done.append if done is not None else None, attempt=Attempt(provider))
     h = {
         ":authority": FALLBACK_AUTHORITY,
         ":path": "/v1/chat/completions",

@@ -9,8 +9,6 @@ from typing import Any
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import (
     CONTINUE,
@@ -28,10 +26,13 @@ from extproc.core.legs import Leg, PassThroughLeg
 from extproc.core.legs_anthropic import (
     AnthropicNativeLeg,
     AnthropicTranslatedLeg,
-    open_anthropic_leg,
 )
-from extproc.core.request import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES
+from extproc.core.pick import open_leg
+from extproc.core.request import ANTHROPIC_COUNT_TOKENS, ANTHROPIC_MESSAGES, RequestContext
 from extproc.streaming.sse import SSEDecoder
+from support import error_of as support_error_of
+from support import hdrs, request_headers, runtime, send_request
+from support import route as support_route
 
 CLIENT_KEY = "ck-claude-code-client"
 
@@ -74,7 +75,7 @@ MSG: dict[str, Any] = {
 @pytest.fixture
 def rt() -> Runtime:
     # Per test: a provider's 429 cools its token down for the rest of a runtime.
-    return compile_config(load_text(CONFIG), env={})
+    return runtime(CONFIG)
 
 
 def exchange(rt: Runtime) -> Exchange:
@@ -86,34 +87,20 @@ def exchange(rt: Runtime) -> Exchange:
 async def send(
     ex: Exchange, host: str, body: Any, path: str = "/v1/messages", **extra: str
 ) -> Decision:
-    h = {
-        ":authority": host,
-        ":path": path,
-        ":method": "POST",
-        "content-type": "application/json",
-        "x-api-key": CLIENT_KEY,
-        "anthropic-version": "2023-06-01",
-        **extra,
-    }
-    assert await ex.handle(RequestHeaders(h, False)) == CONTINUE
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await ex.handle(RequestBody(raw, True))
+    h = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", **extra}
+    return await send_request(ex, request_headers(host, path, **h), body)
 
 
-def headers(d: Decision) -> dict[str, str]:
-    assert isinstance(d, Continue), d
-    return dict(d.set_headers)
+headers = hdrs
 
 
 def error_of(d: Decision) -> dict[str, Any]:
     assert isinstance(d, Reject), d
-    body = orjson.loads(d.body)
-    assert body["type"] == "error", body
-    return body["error"]  # type: ignore[no-any-return]
+    assert orjson.loads(d.body)["type"] == "error", d.body  # Anthropic's shape
+    return support_error_of(d)
 
 
-def route(rt: Runtime, name: str) -> Any:
-    return next(r for r in rt.routes.routes if r.name == name)
+route = support_route
 
 
 @pytest.mark.parametrize(
@@ -128,13 +115,15 @@ def route(rt: Runtime, name: str) -> Any:
 )
 def test_leg_per_provider(rt: Runtime, name: str, endpoint: str, kind: type[Leg]) -> None:
     r = route(rt, name)
-    leg = open_anthropic_leg(r, endpoint, r.providers[0], MSG)
+    leg = open_leg(RequestContext(r, {}, endpoint, dict(MSG)), r.providers[0])
     assert type(leg) is kind
 
 
 def test_count_tokens_elsewhere_is_501(rt: Runtime) -> None:
     r = route(rt, "a-qwen")
-    err = error_of(open_anthropic_leg(r, ANTHROPIC_COUNT_TOKENS, r.providers[0], MSG))
+    err = error_of(
+        open_leg(RequestContext(r, {}, ANTHROPIC_COUNT_TOKENS, dict(MSG)), r.providers[0])
+    )
     assert err["code"] == "count_tokens_unsupported" and "count_tokens" in err["message"]
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fake_llm import FakeLLM, FakeReply, FakeRequest, chat_reply
 
+from extproc.chat.client import ChatClient
 from extproc.guard.cache import VerdictCache
 from extproc.guard.client import GuardClient
 from extproc.guard.prompt import DEFAULT_SYSTEM_PROMPT
 from extproc.guard.verdict import Verdict
-from extproc.processors.chat_client import ChatClient
 from extproc.processors.upstream import DEFAULT_CHAT_PATH, Upstream, base_url
 
 GUARD_KEY = "sk-guard-TOPSECRET-0123456789"

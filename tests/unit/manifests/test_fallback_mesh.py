@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from mesh_routes import EXT_PROC, apply_route_patches, ext_proc_runs, filter_patch, patches_of
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.envoy_fallback import UPSTREAM_FILTER, fallback_resources
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.observability.metrics import Metrics
 

@@ -8,14 +8,13 @@ import logging
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import JsonFormatter, PromptCapture, log_exchange
 from extproc.serving.options import ServeOptions
 from extproc.serving.server import Server
 from extproc.usage import Usage
+from support import runtime
 
 KEY = "ck-SECRET-9f8e7d"
 CONFIG = f"""
@@ -71,7 +70,7 @@ def test_line_fields(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_prompt_capture_masks_keys() -> None:
-    rt = compile_config(load_text(CONFIG.replace("DEBUG", "true")))
+    rt = runtime(CONFIG.replace("DEBUG", "true"))
     pc = PromptCapture(k for k, _ in rt.consumer_keys)
     route = rt.routes.routes[0]
     ctx = RequestContext(
@@ -88,7 +87,7 @@ def test_prompt_capture_masks_keys() -> None:
 @pytest.mark.parametrize("debug", [False, True])
 async def test_server_hooks_log_and_charge(caplog: pytest.LogCaptureFixture, debug: bool) -> None:
     caplog.set_level(logging.INFO, "extproc.requests")
-    rt = compile_config(load_text(CONFIG.replace("DEBUG", str(debug).lower())))
+    rt = runtime(CONFIG.replace("DEBUG", str(debug).lower()))
     srv = Server(rt, ServeOptions(metrics_port=0))
     assert srv.authenticate is not None
     route = rt.routes.routes[0]
@@ -194,7 +193,7 @@ async def test_server_does_not_charge_an_attempt(caplog: pytest.LogCaptureFixtur
     from extproc.budget import MemoryBudget
 
     caplog.set_level(logging.INFO, "extproc.requests")
-    srv = Server(compile_config(load_text(CONFIG.replace("DEBUG", "false"))), ServeOptions())
+    srv = Server(runtime(CONFIG.replace("DEBUG", "false")), ServeOptions())
     assert isinstance(srv.budget, MemoryBudget)
     srv.on_done(dataclasses.replace(record(), attempt=2))
     assert not srv._charges  # no charge started

@@ -6,8 +6,6 @@ import urllib.request
 
 import pytest
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.record import ExchangeRecord
 from extproc.observability.metrics import (
@@ -18,6 +16,7 @@ from extproc.observability.metrics import (
     status_class,
 )
 from extproc.usage import Usage
+from support import runtime as compile_runtime
 
 CONFIG = """
 providers:
@@ -39,7 +38,7 @@ consumers:
 
 @pytest.fixture
 def runtime() -> Runtime:
-    return compile_config(load_text(CONFIG))
+    return compile_runtime(CONFIG)
 
 
 def rec(**kw: object) -> ExchangeRecord:
@@ -82,6 +81,32 @@ def test_tokens_by_type(runtime: Runtime) -> None:
     assert val(m, name, **common, gen_ai_token_type="cached") == 4
     assert val(m, name, **common, gen_ai_token_type="reasoning") == 2
     assert val(m, "gen_ai_client_token_usage_count", **common, gen_ai_token_type="input") == 2
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "operation"),
+    [
+        ("chat", "chat"),
+        ("anthropic_messages", "chat"),  # was "other": the Messages API is chat too
+        ("ollama_chat", "chat"),
+        ("ollama_generate", "text_completion"),
+        ("embeddings", "embeddings"),
+        ("anthropic_count_tokens", "other"),
+        ("other", "other"),
+    ],
+)
+def test_operation_name_per_endpoint(runtime: Runtime, endpoint: str, operation: str) -> None:
+    m = Metrics(runtime)
+    m.observe(rec(endpoint=endpoint, usage=Usage(3, 4, 7)))
+    labels = {
+        "gen_ai_operation_name": operation,
+        "gen_ai_provider_name": "qwen",
+        "gen_ai_request_model": "gpt-4o",
+        "gen_ai_response_model": "qwen-max",
+        "consumer": "alice",
+        "gen_ai_token_type": "input",
+    }
+    assert val(m, "gen_ai_client_token_usage_sum", **labels) == 3
 
 
 def test_requests_blocked_guard_upstream(runtime: Runtime) -> None:

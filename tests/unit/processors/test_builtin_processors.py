@@ -11,11 +11,11 @@ import httpx
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.chat.client import ChatCallError, ChatClient
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import Reject
 from extproc.core.request import CHAT, OLLAMA_GENERATE, RequestContext
-from extproc.processors.chat_client import ChatCallError, ChatClient
 from extproc.processors.context import Context, ContextSource
 from extproc.processors.llm_rewrite import LlmRewrite
 from extproc.processors.prompt_decorator import PromptDecorator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 from extproc.core.events import Continue, RequestBody, RequestHeaders
@@ -84,3 +84,27 @@ async def test_ollama_requests_cap_options_num_predict() -> None:
     c = RequestContext(route, {}, OLLAMA_GENERATE, {"prompt": "x"})
     await p.process(c)
     assert c.body["options"] == {"num_predict": 50}
+
+
+async def test_max_tokens_cap_follows_each_apis_field() -> None:
+    from extproc.core.request import ANTHROPIC_MESSAGES, CHAT, OLLAMA_CHAT, RequestContext
+    from extproc.processors.max_tokens_cap import MaxTokensCap
+
+    route = compile_config(load_text("hosts: [a.com]\napi_key: k\n"), {}).routes.routes[0]
+    fill = MaxTokensCap.from_config({"max_tokens": 50, "fill": True})
+    keep = MaxTokensCap.from_config({"max_tokens": 50})
+    c = RequestContext(route, {}, CHAT, {"messages": [], "max_completion_tokens": 90})
+    await fill.process(c)
+    assert c.body == {"messages": [], "max_completion_tokens": 50} and c.modified
+    c = RequestContext(route, {}, ANTHROPIC_MESSAGES, {"messages": []})
+    await fill.process(c)
+    assert c.body == {"messages": [], "max_tokens": 50}
+    # Ollama: options that are not an object are replaced only to fill the cap in.
+    c = RequestContext(route, {}, OLLAMA_CHAT, {"messages": [], "options": "x"})
+    await keep.process(c)
+    assert c.body == {"messages": [], "options": "x"} and not c.modified
+    await fill.process(c)
+    assert c.body == {"messages": [], "options": {"num_predict": 50}} and c.modified
+    c = RequestContext(route, {}, OLLAMA_CHAT, {"messages": [], "max_tokens": 900})
+    await keep.process(c)
+    assert c.body["max_tokens"] == 900 and not c.modified  # not Ollama's field

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from extproc.config.compile import compile_config
-from extproc.config.loader import load_text
 from extproc.consumers.auth import Authenticator
 from extproc.core.record import ExchangeRecord
 from extproc.core.request import RequestContext
 from extproc.observability.logs import PromptCapture
 from extproc.serving.generation import build_generation
+from support import runtime as compile_runtime
 
 KEY = "ck-gen-5d1f0a"
 CONFIG = f"""
@@ -20,7 +19,7 @@ observability: {{debug_log_prompts: DEBUG}}
 
 
 def runtime(debug: bool):  # type: ignore[no-untyped-def]
-    return compile_config(load_text(CONFIG.replace("DEBUG", str(debug).lower())))
+    return compile_runtime(CONFIG.replace("DEBUG", str(debug).lower()))
 
 
 def test_without_prompt_logging_the_authenticator_is_the_hook() -> None:

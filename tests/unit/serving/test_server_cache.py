@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from extproc.budget import MemoryBudget, Reservation
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.record import ExchangeRecord
 from extproc.serving.options import ServeOptions

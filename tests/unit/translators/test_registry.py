@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from extproc.translators.base import HeaderAuth
 from extproc.translators.registry import PROVIDER_CATALOG, spec_of
 
 
@@ -14,8 +15,8 @@ def test_catalog_entries() -> None:
     assert PROVIDER_CATALOG["qwen"].host == "dashscope.aliyuncs.com"
     assert PROVIDER_CATALOG["qwen"].base_path == "/compatible-mode/v1"
     assert PROVIDER_CATALOG["vllm"].host is None
-    assert PROVIDER_CATALOG["claude"].supports_embeddings is False
-    assert PROVIDER_CATALOG["azure"].auth == "api-key"
+    assert PROVIDER_CATALOG["claude"].embeddings is False
+    assert PROVIDER_CATALOG["azure"].auth == HeaderAuth("api-key")
     required = {"openai", "azure", "claude", "gemini", "ollama", "generic", "vllm", "ai360", "yi"}
     assert required <= PROVIDER_CATALOG.keys()
 

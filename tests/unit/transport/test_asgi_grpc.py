@@ -120,7 +120,12 @@ async def test_an_error_without_messages_still_starts_the_response() -> None:
 
 
 async def test_finish_after_the_client_left_is_quiet() -> None:
-    async def gone(_m: dict[str, Any]) -> None:
+    tried: list[str] = []
+
+    async def gone(m: dict[str, Any]) -> None:
+        tried.append(m["type"])
         raise OSError("client disconnected")
 
-    await GrpcStream(receiver(), gone, 100).finish(13, "internal error")
+    # No exception escapes, and after the first send failed nothing more is sent.
+    assert await GrpcStream(receiver(), gone, 100).finish(13, "internal error") is None
+    assert tried == ["http.response.start"]

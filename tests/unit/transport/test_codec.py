@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -18,15 +20,11 @@ from extproc.core.events import (
     ResponseHeaders,
 )
 from extproc.transport import codec
+from support import pb_headers
 
 
 def headers(**h: str) -> ep.HttpHeaders:
-    return ep.HttpHeaders(
-        headers=base_pb2.HeaderMap(
-            headers=[base_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in h.items()]
-        ),
-        end_of_stream=True,
-    )
+    return pb_headers(h, end_of_stream=True)
 
 
 def test_decode_each_kind() -> None:
@@ -112,25 +110,57 @@ def test_raw_values_are_utf8_with_bad_bytes_replaced() -> None:
     assert codec.headers_of(hm) == {"x-ok": "账号", "x-bad": "a\ufffdb"}
 
 
-def test_bodyless_answers_are_served_from_the_cache_unchanged() -> None:
+def test_bodyless_answers_are_served_from_the_cache_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from extproc.core.events import BodyMode, Continue, ModeOverride
 
+    built: list[str] = []
+    real = codec.to_proto
+
+    def counting(kind: str, d: Any) -> Any:
+        built.append(kind)
+        return real(kind, d)
+
+    monkeypatch.setattr(codec, "to_proto", counting)
+    monkeypatch.setattr(codec, "_ANSWER_CACHE", {})
     d = Continue(
         set_headers=(("x-llm-provider", "qwen"),),
         mode=ModeOverride(response_body=BodyMode.BUFFERED),
     )
     first = codec.encode_bytes("response_headers", d)
-    assert first == codec.to_proto("response_headers", d).SerializeToString()
-    # An equal decision built again gets the same answer; another kind its own.
+    assert first == real("response_headers", d).SerializeToString()
+    assert built == ["response_headers"]
+    # An equal decision built again gets the very same bytes, not a new build.
     again = Continue(
         set_headers=(("x-llm-provider", "qwen"),),
         mode=ModeOverride(response_body=BodyMode.BUFFERED),
     )
-    assert codec.encode_bytes("response_headers", again) == first
+    assert codec.encode_bytes("response_headers", again) is first
+    assert built == ["response_headers"]
+    # Another kind gets its own answer.
     other = codec.encode_bytes("request_headers", d)
     assert ep.ProcessingResponse.FromString(other).WhichOneof("response") == "request_headers"
-    # Metadata (even empty) and bodies are never cached.
+    assert built == ["response_headers", "request_headers"]
+    # Metadata (even empty) and bodies are never cached: built every time.
     with_meta = Continue(metadata={})
-    assert codec.encode_bytes("response_body", with_meta) == (
-        codec.to_proto("response_body", with_meta).SerializeToString()
-    )
+    one = codec.encode_bytes("response_body", with_meta)
+    assert one == real("response_body", with_meta).SerializeToString()
+    codec.encode_bytes("response_body", with_meta)
+    with_body = Continue(body=b"{}")
+    codec.encode_bytes("response_body", with_body)
+    codec.encode_bytes("response_body", with_body)
+    assert built[2:] == ["response_body"] * 4
+
+
+def test_header_options_are_built_once_per_name_and_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(codec, "_OPTION_CACHE", {})
+    a = codec.to_proto("request_body", Continue(set_headers=(("x-a", "1"),), body=b"{}"))
+    b = codec.to_proto("request_body", Continue(set_headers=(("x-a", "1"),), body=b"[]"))
+    assert list(codec._OPTION_CACHE) == [("x-a", "1")]
+    cached = codec._OPTION_CACHE[("x-a", "1")]
+    for r in (a, b):
+        (opt,) = r.request_body.response.header_mutation.set_headers
+        assert opt == cached

@@ -212,7 +212,7 @@ def test_optional_fields_absent_stay_absent() -> None:
 
 def test_system_string_and_blocks() -> None:
     assert system_text("s") == "s"
-    # Joined as the checks join text parts (extproc/core/texts.py).
+    # Joined as the checks join text parts (extproc/content/texts.py).
     assert system_text([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "a\nb"
     assert system_text(None) == ""
 

@@ -17,9 +17,19 @@ from typing import Any
 import httpx
 import orjson
 
-from extproc.processors.upstream import Upstream
 from extproc.providers.key_errors import about_the_key
-from extproc.providers.token_pool import NoTokenAvailable
+from extproc.providers.token_pool import NoTokenAvailable, TokenPool
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    base_url: str  # scheme://authority[:port]
+    path: str
+    timeout_s: float
+    tokens: TokenPool | None = None  # a provider's pool: one token per call
+    api_key: str = field(default="", repr=False)  # the processor's own key
+    default_model: str = ""  # the provider's, for processors that fall back to it
+
 
 MAX_REPLY_BYTES = 1 << 20  # a chat answer here is short; refuse to buffer megabytes
 

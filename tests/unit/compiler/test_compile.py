@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from extproc.cli import main
-from extproc.config.compile import compile_config
+from extproc.compiler.compile import compile_config
 from extproc.config.errors import ConfigError
 from extproc.config.loader import load_text
 

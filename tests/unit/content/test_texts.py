@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from extproc.content.texts import UnreadableContent, content_text, request_texts, select
 from extproc.core.endpoints import (
     ANTHROPIC_MESSAGES,
     CHAT,
@@ -15,7 +16,6 @@ from extproc.core.endpoints import (
     OLLAMA_GENERATE,
     OTHER,
 )
-from extproc.core.texts import UnreadableContent, content_text, request_texts, select
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from extproc.core.endpoints import (
+from extproc.content.endpoints import (
     ANTHROPIC_COUNT_TOKENS,
     ANTHROPIC_MESSAGES,
     CHAT,

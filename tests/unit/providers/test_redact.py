@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from extproc.core.redact import Redactor, RedactTap
+from extproc.providers.redact import Redactor, RedactTap
 
 KEY = "sk-redact-0123456789"
 GUARD = "gk-guard-abcdef"

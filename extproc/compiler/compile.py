@@ -25,13 +25,14 @@ from extproc.cache.policy import (
     DEFAULT_TTL_S,
     CachePolicy,
 )
+from extproc.client_apis.registry import DEFAULT, ROUTE_APIS
 from extproc.config import asm
 from extproc.config.errors import ConfigError
 from extproc.config.fallback import compile_fallback
 from extproc.config.fields import flag as _bool
 from extproc.config.fields import secs as _secs
 from extproc.config.loader import LoadedConfig
-from extproc.config.providers import mapper_of, settings_of, upstream_of
+from extproc.config.providers import mapper_of, serving_problem, settings_of, upstream_of
 from extproc.config.runtime import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -49,20 +50,18 @@ from extproc.config.runtime import (
 )
 from extproc.config.shadowing import overlap_warnings, unreachable_routes
 from extproc.config.v1 import config_pb2 as pb
-from extproc.core.redact import Redactor
 from extproc.cost import Price, price_table
 from extproc.processors.base import Processor
 from extproc.processors.registry import BUILTIN
 from extproc.processors.registry import REGISTRY as PROCESSOR_REGISTRY
+from extproc.providers.redact import Redactor
 from extproc.providers.regex import compile_re2
 from extproc.providers.secrets import SecretError, resolve_secret
 from extproc.providers.token_pool import TokenPool
-from extproc.translators.registry import PROVIDER_CATALOG
+from extproc.translators.registry import DEFAULT_TYPE, PROVIDER_CATALOG
 
 log = logging.getLogger("extproc.config")
 
-# What a route's clients speak; "auto" takes the Anthropic Messages API by path.
-_CLIENT_APIS = ("openai", "ollama", "anthropic", "auto")
 # Headers that carry a client's key: never part of a cache key's inputs.
 _KEY_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
@@ -129,7 +128,7 @@ class _Compiler:
                 f"duplicate provider name {p.name!r} (first at {self.provider_where[p.name]})",
             )
             return
-        ptype = p.type or "generic"
+        ptype = p.type or DEFAULT_TYPE
         catalog = PROVIDER_CATALOG.get(ptype)
         if catalog is None:
             self.err(
@@ -141,7 +140,7 @@ class _Compiler:
         before = len(self.problems)
         tokens = self.secret_list(p.api_tokens, p.api_tokens_env, p.api_tokens_file, path)
         # A token that failed to resolve is already reported under its own path.
-        if not tokens and len(self.problems) == before and not catalog.auth.startswith("optional"):
+        if not tokens and len(self.problems) == before and not catalog.auth.optional:
             self.err(f"{path}.api_tokens", f"provider type {ptype!r} needs at least one API token")
         protocol = p.protocol or "openai"
         if protocol not in ("openai", "original"):
@@ -292,28 +291,19 @@ class _Compiler:
 
     def route_client_api(self, r: pb.Route, path: str, provs: list[ProviderRuntime]) -> str:
         """The API the route's clients speak, checked against its providers."""
-        client_api = r.client_api or "openai"
-        if client_api not in _CLIENT_APIS:
+        client_api = r.client_api or DEFAULT.name
+        apis = ROUTE_APIS.get(client_api)
+        if apis is None:
             self.err(
                 f"{path}.client_api",
-                f"must be one of {', '.join(_CLIENT_APIS)}, not {client_api!r}",
+                f"must be one of {', '.join(ROUTE_APIS)}, not {client_api!r}",
             )
-        if client_api in ("anthropic", "auto"):
+            return client_api
+        for api in apis:
             for prov in provs:
-                if prov.protocol == "original" and prov.type != "claude":
-                    self.err(
-                        f"{path}.client_api",
-                        f"Anthropic requests cannot pass untouched to {prov.name!r} "
-                        f"({prov.type!r}, protocol original); use a claude provider "
-                        "or protocol openai",
-                    )
-        if client_api == "ollama":
-            for prov in provs:
-                if prov.type != "ollama":
-                    self.err(
-                        f"{path}.client_api",
-                        f"an Ollama-API route needs ollama providers; {prov.name!r} is {prov.type!r}",
-                    )
+                problem = serving_problem(api, prov.name, prov.spec, prov.protocol)
+                if problem:
+                    self.err(f"{path}.client_api", problem)
         return client_api
 
     def route_providers(

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from fake_llm import FakeLLM, FakeReply, FakeRequest, chat_reply
 
-from extproc.config.compile import compile_config
+from extproc.chat.client import ChatCallError, ChatClient, Reply
+from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.config.runtime import Runtime
 from extproc.core.events import Reject
 from extproc.core.request import CHAT, RequestContext
 from extproc.processors.base import Processor
-from extproc.processors.chat_client import ChatCallError, ChatClient, Reply
 from extproc.processors.upstream import Upstream
 
 TOKEN_A = "sk-pool-AAAA"

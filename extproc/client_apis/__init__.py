@@ -1,0 +1,1 @@
+"""The client APIs the gateway serves, each one spec (`base.ClientApi`) listed in `registry`."""
