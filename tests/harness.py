@@ -141,6 +141,27 @@ def with_fallback(envoy_text: str, config_text: str, env: Mapping[str, str], por
     return yaml.safe_dump(merge_fallback(yaml.safe_load(envoy_text), resources), sort_keys=False)
 
 
+def with_replicas(envoy_text: str, ports: list[int]) -> str:
+    """The Envoy config with one llm_extproc endpoint per ext_proc replica."""
+    import yaml
+
+    cfg = yaml.safe_load(envoy_text)
+    (cluster,) = [c for c in cfg["static_resources"]["clusters"] if c["name"] == "llm_extproc"]
+    cluster["load_assignment"]["endpoints"] = [
+        {
+            "lb_endpoints": [
+                {
+                    "endpoint": {
+                        "address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}
+                    }
+                }
+                for p in ports
+            ]
+        }
+    ]
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
 def wait_port(
     port: int, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -193,6 +214,8 @@ class Stack:
         drip_s: float = 0.0,
         extra_args: tuple[str, ...] = (),
         transport: str = "",
+        replicas: int = 1,
+        server_cmd: Callable[[Path, int, int], list[str]] | None = None,
         envoy_edit: Callable[[str], str] | None = None,
     ):
         self.tmp = tmp
@@ -204,6 +227,12 @@ class Stack:
         self.transport = transport or default_transport()
         self.envoy_edit = envoy_edit  # changes the rendered Envoy config (a tracer, ...)
         self.procs: list[subprocess.Popen[bytes]] = []
+        # ext_proc replicas behind Envoy's llm_extproc cluster: procs[:replicas].
+        self.replicas = replicas
+        # (config path, port, metrics port) -> the command that serves them
+        # (the container image's test runs it in podman); default: this checkout.
+        self.server_cmd = server_cmd
+        self.extproc_ports: list[int] = []
         self.extproc_log = tmp / "extproc.log"
         self.envoy_log = tmp / "envoy.log"
         self.access_log = tmp / "envoy.stdout"
@@ -241,9 +270,16 @@ class Stack:
         self.metrics_port = free_port()
         self.ollama_listener = free_port()
         env = {**os.environ, **self.env}
-        self.procs.append(
-            subprocess.Popen(
-                [
+        self.extproc_ports = []  # a new start (after a lost port) gets new ones
+        for i in range(self.replicas):
+            port = self.extproc_port if i == 0 else free_port()
+            self.extproc_ports.append(port)
+            log = self.extproc_log if i == 0 else self.tmp / f"extproc-{i}.log"
+            metrics = self.metrics_port if i == 0 else free_port()
+            cmd = (
+                self.server_cmd(cfg, port, metrics)
+                if self.server_cmd is not None
+                else [
                     sys.executable,
                     "-m",
                     "extproc.cli",
@@ -253,21 +289,28 @@ class Stack:
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    str(self.extproc_port),
+                    str(port),
                     "--metrics-port",
-                    str(self.metrics_port),
+                    str(metrics),
                     "--transport",
                     self.transport,
                     *self.extra_args,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=self.extproc_log.open("wb"),
-                env=env,
-                cwd=ROOT,
+                ]
             )
-        )
-        wait_port(self.extproc_port, proc=self.procs[-1])
-        wait_healthy(self.extproc_port, proc=self.procs[-1])
+            self.procs.append(
+                subprocess.Popen(
+                    cmd,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log.open("wb"),
+                    env=env,
+                    cwd=ROOT,
+                )
+            )
+        # A container takes longer to start than a process.
+        start_s = 20.0 if self.server_cmd is None else 90.0
+        for port, proc in zip(self.extproc_ports, self.procs, strict=True):
+            wait_port(port, start_s, proc=proc)
+            wait_healthy(port, start_s, proc=proc)
         envoy_cfg = self.tmp / "envoy.yaml"
         envoy_text = render_envoy(
             self.listener,
@@ -276,6 +319,8 @@ class Stack:
             self.admin,
             ollama=self.ollama_listener,
         )
+        if self.replicas > 1:
+            envoy_text = with_replicas(envoy_text, self.extproc_ports)
         envoy_text = with_fallback(envoy_text, text, env, self.fake.port)
         if self.envoy_edit is not None:
             envoy_text = self.envoy_edit(envoy_text)

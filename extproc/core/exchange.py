@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from extproc.client_apis.base import ClientApi
 from extproc.client_apis.registry import DEFAULT, ENDPOINTS, api_of_path, resolve
 from extproc.config.runtime import RouteProcessor, RouteRuntime, Runtime
@@ -47,9 +49,10 @@ from extproc.core.events import (
     ResponseBody,
     ResponseHeaders,
 )
+from extproc.core.fallback_leg import FallbackLeg
 from extproc.core.finish import answer_facts
-from extproc.core.legs import BodyLeg, Leg
-from extproc.core.parse import parse_body
+from extproc.core.legs import BodyLeg, Leg, ProviderLeg
+from extproc.core.parse import MAX_JSON_DEPTH, parse_body
 from extproc.core.paths import canonical_path, split_query
 from extproc.core.pick import open_leg
 from extproc.core.record import ExchangeRecord, ModelCall
@@ -119,12 +122,27 @@ _NO_BODY = Continue(mode=ModeOverride(response_body=BodyMode.NONE))
 _REQUEST_SIDE = frozenset({RequestHeaders, RequestBody, RequestTrailers})
 OVERHEAD_HEADER = "x-llm-extproc-overhead-ms"
 _clock = time.perf_counter
+# Envoy's router takes the upstream attempt's deadline from this header (set,
+# so overwritten, on every request a leg sends on).
+UPSTREAM_TIMEOUT_HEADER = "x-envoy-upstream-rq-per-try-timeout-ms"
 
 
 def _holds_key(value: str, digests: frozenset[bytes]) -> bool:
     scheme, _, rest = value.strip().partition(" ")
     key = rest.strip() if scheme.lower() == "bearer" else value.strip()
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest() in digests
+
+
+def _attempt_timeout_s(leg: Leg) -> float:
+    """How long Envoy's upstream attempt may wait for its answer to start: the
+    provider's timeout; on a fallback route the longest of its chain's,
+    unless the route's retry.per_try_timeout (in Envoy's route) bounds it."""
+    if isinstance(leg, FallbackLeg):
+        fb = leg.route.fallback
+        if fb is None or fb.per_try_timeout_s:
+            return 0.0
+        return max((p.timeout_s for p in fb.providers), default=0.0)
+    return leg.prov.timeout_s if isinstance(leg, ProviderLeg) else 0.0
 
 
 class PhaseError(Exception):
@@ -205,18 +223,23 @@ class Exchange:
         self._t0, self._t0_request = _clock(), kind in _REQUEST_SIDE
         # Exact type checks: cheaper than isinstance/isawaitable on every message.
         d: Any
-        if kind is RequestHeaders:
-            d = self._request_headers(event)  # type: ignore[arg-type]
-            if type(d) not in _DECISIONS:
-                d = await d
-        elif kind is RequestBody:
-            d = await self._request_body(event)  # type: ignore[arg-type]
-        elif kind is RequestTrailers:
-            d = self._request_trailers()
-        elif kind is ResponseHeaders:
-            d = self._response_headers(event)  # type: ignore[arg-type]
-        else:
-            d = self._response_body(event)  # type: ignore[arg-type]
+        try:
+            if kind is RequestHeaders:
+                d = self._request_headers(event)  # type: ignore[arg-type]
+                if type(d) not in _DECISIONS:
+                    d = await d
+            elif kind is RequestBody:
+                d = await self._request_body(event)  # type: ignore[arg-type]
+            elif kind is RequestTrailers:
+                d = self._request_trailers()
+            elif kind is ResponseHeaders:
+                d = self._response_headers(event)  # type: ignore[arg-type]
+            else:
+                d = self._response_body(event)  # type: ignore[arg-type]
+        except PhaseError:
+            raise
+        except Exception as e:
+            d = self._failed(e)
         if self._t0:
             self._account()
         return d  # type: ignore[no-any-return]
@@ -229,6 +252,22 @@ class Exchange:
             self.record.work_request += dt
         else:
             self.record.work_response += dt
+
+    def _failed(self, e: Exception) -> Reject:
+        """A bug or an input nothing checked for: the client still gets an
+        answer in its API's shape (never Envoy's empty 500), the log the cause."""
+        rid = self.record.request_id
+        # Type and message only: no traceback, whose locals may hold a key.
+        log.error(
+            "exchange failed in phase %s: %s: %s (request_id=%s)",
+            self._phase.label,
+            type(e).__name__,
+            str(e)[:300],
+            rid,
+        )
+        msg = "The gateway failed to process this request"
+        msg += f" (request id {rid})." if rid else "."
+        return self._reject(reject(500, msg, "internal_error", self._api))
 
     def close(self) -> None:
         """The stream ended (normally or not): report what happened, once."""
@@ -489,7 +528,15 @@ class Exchange:
             d = leg.request(ctx, raw)
         except TranslationError as e:
             return self._reject(reject(400, str(e), "untranslatable_request", self._api))
+        except (orjson.JSONEncodeError, RecursionError):
+            # parse_body refuses deeper bodies; this is for what a leg builds from one.
+            msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
+            return self._reject(reject(400, msg, "body_too_deep", self._api))
         self._leg = leg
+        # An attempt's exchange runs after Envoy's router: the timeout is set already.
+        if type(d) is Continue and self.attempt is None and (t := _attempt_timeout_s(leg)):
+            timeout = (UPSTREAM_TIMEOUT_HEADER, str(max(1, round(t * 1000))))
+            d = dataclasses.replace(d, set_headers=(*d.set_headers, timeout))
         if self.runtime.tracing is not None and type(d) is Continue:
             # Our span toward the provider. When Envoy traces too, its router
             # puts its own upstream span there instead (in the same trace).

@@ -15,6 +15,10 @@ from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
 from extproc.core.request import OLLAMA_GENERATE
 
+# The deepest JSON the gateway writes again (orjson reads 1,024 levels and
+# writes 254): a deeper body would fail where a leg or check re-serialises it.
+MAX_JSON_DEPTH = 254
+
 # Endpoints whose body must carry `messages` (each client API's spec says).
 _MESSAGES_ENDPOINTS = frozenset(name for name, e in ENDPOINTS.items() if e.messages)
 
@@ -41,6 +45,19 @@ def parse_body(
         return reject(400, f"The request body is not valid JSON: {e.args[0]}", "invalid_json", api)
     if not isinstance(body, dict):
         return reject(400, "The request body must be a JSON object.", "invalid_body", api)
+    # Fewer brackets than the limit cannot nest deeper: the walk is for the rest.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(body, MAX_JSON_DEPTH):
+        msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
+        return reject(400, msg, "body_too_deep", api)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        # As the OpenAI API answers; null counts as absent (the route's default).
+        return reject(
+            400,
+            f"Invalid type for 'model': expected a string, but got {_json_type(model)} instead.",
+            "invalid_type",
+            api,
+        )
     if endpoint in _MESSAGES_ENDPOINTS:
         msgs = body.get("messages")
         if msgs is None:
@@ -52,3 +69,25 @@ def parse_body(
     elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
         return reject(400, "'prompt' must be a string.", "invalid_prompt", api)
     return body
+
+
+def _json_type(v: object) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a decimal"
+    return "an array" if isinstance(v, list) else "an object"
+
+
+def _deeper_than(body: Any, limit: int) -> bool:
+    # Iterative: a recursive walk would itself hit Python's recursion limit.
+    todo: list[tuple[Any, int]] = [(body, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if depth > limit:
+            return True
+        kids = v.values() if isinstance(v, dict) else v
+        todo.extend((k, depth + 1) for k in kids if isinstance(k, dict | list))
+    return False

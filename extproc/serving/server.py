@@ -204,10 +204,19 @@ class Server:
             log.warning("budgets backend changed: restart to apply it; keeping the current one")
         if runtime.tracing != old.tracing:
             log.warning("observability.tracing changed: restart to apply it")
-        for p in runtime.processors:
-            await p.start()
-        await self.cache.warm(runtime.routes.routes)
-        generation = self._build(runtime)
+        try:
+            for p in runtime.processors:
+                await p.start()
+            generation = self._build(runtime)
+        except BaseException:
+            # The new config never serves: close what it opened; the old one stays.
+            current = {id(p) for p in old.processors}
+            for p in runtime.processors:
+                if id(p) not in current:
+                    with contextlib.suppress(Exception):
+                        await p.aclose()
+            raise
+        await self.cache.warm(runtime.routes.routes)  # best effort: never fails a reload
         self.metrics.use_runtime(runtime)
         # One assignment: a new stream sees the old generation or the new one.
         self.generation = generation

@@ -52,21 +52,38 @@ async def serve_forever(
 async def _reloader(
     server: Server, load: Callable[[], Runtime], reloads: asyncio.Queue[str]
 ) -> None:
+    """Reload on each trigger, forever: no failure to load, compile or start a
+    config may end this task (later SIGHUPs and file changes would then be
+    ignored in silence), and each one leaves the running generation serving."""
     while True:
         why = await reloads.get()
         try:
             runtime = await asyncio.to_thread(load)
         except ConfigError as e:
-            server.metrics.reloads.labels("error").inc()
-            log.error(
-                "config reload failed; still serving the previous config",
-                extra={
-                    "fields": {"trigger": why, "problems": [f"{p}: {m}" for p, m in e.problems]}
-                },
-            )
+            _reload_failed(server, why, [f"{p}: {m}" for p, m in e.problems])
             continue
-        await server.reload(runtime)
+        except Exception as e:  # ValueError, RecursionError, OSError, ...: a bug or a hostile file
+            _reload_failed(server, why, [_cause(e)])
+            continue
+        try:
+            await server.reload(runtime)
+        except Exception as e:  # a processor that cannot start, ...
+            _reload_failed(server, why, [_cause(e)])
+            continue
         server.metrics.reloads.labels("ok").inc()
+
+
+def _cause(e: BaseException) -> str:
+    # Type and message; no traceback (its locals could hold a config's secrets).
+    return f"{type(e).__name__}: {e}"[:500]
+
+
+def _reload_failed(server: Server, why: str, problems: list[str]) -> None:
+    server.metrics.reloads.labels("error").inc()
+    log.error(
+        "config reload failed; still serving the previous config",
+        extra={"fields": {"trigger": why, "problems": problems}},
+    )
 
 
 def _stamp(path: str) -> tuple[float, int, int] | None:

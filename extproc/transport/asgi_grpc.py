@@ -27,6 +27,7 @@ RESOURCE_EXHAUSTED = 8
 FAILED_PRECONDITION = 9
 UNIMPLEMENTED = 12
 INTERNAL = 13
+UNAVAILABLE = 14
 
 # Built once: the same messages start and end every call. h2corn does not
 # modify the dicts it is sent.

@@ -22,6 +22,7 @@ from extproc.transport.asgi_grpc import (
     FAILED_PRECONDITION,
     INTERNAL,
     NOT_FOUND,
+    UNAVAILABLE,
     UNIMPLEMENTED,
     Disconnected,
     GrpcError,
@@ -52,6 +53,29 @@ _NOT_SERVING = health_pb2.HealthCheckResponse(
 ).SerializeToString()
 
 
+# A draining server's answer to a new Process stream: HTTP 503 with the gRPC
+# status in the headers (trailers-only). gRPC clients read it as UNAVAILABLE;
+# Envoy's retry policy (retry_on 5xx) then sends the stream to another
+# replica, which a 200 with grpc-status 14 would not make it do.
+_REFUSED_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"application/grpc"),
+        (b"grpc-status", str(UNAVAILABLE).encode()),
+        (b"grpc-message", b"the server is shutting down"),
+    ],
+    "trailers": False,
+}
+_REFUSED_END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def _refuse(send: Send) -> None:
+    with contextlib.suppress(OSError):  # the client may be gone already
+        await send(_REFUSED_START)
+        await send(_REFUSED_END)
+
+
 class GrpcApp:
     """The ASGI application: ext_proc's Process, health Check, UNIMPLEMENTED
     for any other method (also health Watch: clients then treat the server
@@ -60,7 +84,21 @@ class GrpcApp:
     def __init__(self, new_exchange: ExchangeFactory, max_message_bytes: int) -> None:
         self.new_exchange = new_exchange
         self.max_message_bytes = max_message_bytes
+        # False from the start of a drain: health says NOT_SERVING and new
+        # Process streams are refused with UNAVAILABLE at once, so Envoy's
+        # health check and retry move them to another replica.
         self.serving = True
+        self.open_streams = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Until no Process stream is open (True) or `timeout` passed (False)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +106,17 @@ class GrpcApp:
         stream = GrpcStream(receive, send, self.max_message_bytes)
         path = scope["path"]
         if path == PROCESS:
-            await self._process(stream, *stream_origin(scope.get("headers") or ()))
+            if not self.serving:
+                await _refuse(send)
+                return
+            self.open_streams += 1
+            self._idle.clear()
+            try:
+                await self._process(stream, *stream_origin(scope.get("headers") or ()))
+            finally:
+                self.open_streams -= 1
+                if not self.open_streams:
+                    self._idle.set()
         elif path == HEALTH_CHECK:
             await self._check(stream)
         else:
@@ -122,6 +170,9 @@ class GrpcApp:
         await stream.finish()
 
 
+_H2CORN_DRAIN_S = 1.0
+
+
 def _config(listen: Listen) -> h2corn.Config:
     bind = []
     if listen.tcp:
@@ -143,7 +194,9 @@ def _config(listen: Listen) -> h2corn.Config:
         # One Tokio thread: measured faster than two on 2 cores shared with Envoy.
         runtime_threads=1,
         reuse_port=listen.reuse_port,
-        timeout_graceful_shutdown=listen.grace_s,
+        # The grace period is spent in H2cornTransport.stop before h2corn's
+        # own drain, which then has only stragglers (a health check) left.
+        timeout_graceful_shutdown=min(listen.grace_s, _H2CORN_DRAIN_S),
         # grpc.aio closes no idle connection; Envoy keeps one open to us.
         timeout_keep_alive=0,
         max_concurrent_streams=1024,
@@ -174,9 +227,18 @@ class H2cornTransport:
             self.bound_port = int(server.addresses[0].rsplit(":", 1)[1])
 
     async def stop(self) -> None:
+        """Drain: refuse new streams and answer NOT_SERVING at once while the
+        open streams finish (up to the grace period), then stop h2corn. Its
+        own shutdown stops taking new streams without answering them, which
+        would hold Envoy's requests (and health checks) until the end."""
         if self._server is None or self._task is None:
             return
         self.app.serving = False
+        if not await self.app.drained(self.listen.grace_s):
+            log.warning(
+                "grace period over with streams still open; cutting them",
+                extra={"fields": {"open_streams": self.app.open_streams}},
+            )
         self._server.shutdown()
         await self._task
 

@@ -4,6 +4,7 @@ by grpcio's client as Envoy would drive it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -153,6 +154,40 @@ async def test_graceful_stop_lets_in_flight_stream_finish(transport: str) -> Non
         assert r.WhichOneof("response") == "request_body"
         await call.done_writing()
         await stopping
+
+
+async def test_during_the_drain_health_says_not_serving_and_new_streams_are_refused_at_once(
+    transport: str,
+) -> None:
+    """SIGTERM's stop(): Envoy must learn at once (health check, refused
+    streams) to use another replica, while an open stream finishes."""
+    rt = compile_config(load_text(CONFIG), {})
+    s = Server(rt, options(transport, grace_s=5))
+    await s.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{s.bound_port}") as ch:
+        open_call = ep_grpc.ExternalProcessorStub(ch).Process()
+        await open_call.write(req_headers("api.test"))
+        await open_call.read()
+        stopping = asyncio.create_task(s.stop())
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        health = health_pb2_grpc.HealthStub(ch)
+        with contextlib.suppress(grpc.aio.AioRpcError):  # or refused: either is at once
+            r = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            assert r.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # A new call is answered before its first message.
+        new_call = ep_grpc.ExternalProcessorStub(ch).Process()
+        assert await asyncio.wait_for(new_call.code(), 2) == grpc.StatusCode.UNAVAILABLE
+        assert loop.time() - t0 < 1.0  # not at the end of the 5 s grace period
+        # The stream that was open goes on and finishes.
+        await open_call.write(
+            req_body(orjson.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+        )
+        r2 = await open_call.read()
+        assert r2.WhichOneof("response") == "request_body"
+        await open_call.done_writing()
+        await asyncio.wait_for(stopping, 5)
 
 
 async def test_serves_on_a_unix_socket_only(tmp_path, transport: str) -> None:  # type: ignore[no-untyped-def]

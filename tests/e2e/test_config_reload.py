@@ -49,3 +49,37 @@ def test_config_file_changes_are_served_and_broken_ones_refused(tmp_path: Path) 
         assert wait_for(lambda: status() == 200)
         assert "sk-one" not in s.logs()
         c.close()
+
+
+def test_a_reload_that_raises_anything_keeps_serving_and_reloading(tmp_path: Path) -> None:
+    """A config whose loading raises something other than a config error
+    (a ValueError from an unparsable base_url, a RecursionError from deep
+    YAML) is logged with its cause; the old config serves and later SIGHUPs
+    still reload (issue 22)."""
+    cfg = 'hosts: ["dashscope.aliyuncs.com"]\napi_key: "sk-one"\ndeny_patterns: ["nothing-matches-this"]\n'
+    with Stack(tmp_path, cfg) as s:
+        c = httpx.Client(base_url=s.url, timeout=10, headers={"host": "dashscope.aliyuncs.com"})
+
+        def status() -> int:
+            return c.post("/v1/chat/completions", content=BODY).status_code
+
+        assert status() == 200
+        config = tmp_path / "config.yaml"
+        server = s.procs[0]
+        bad = (
+            'providers: [{name: v, type: vllm, base_url: "http://[::1"}]\n'
+            "routes: [{name: r, provider: v}]\n",
+            "hosts: " + "[" * 5000 + "]" * 5000 + "\n",
+        )
+        for i, text in enumerate(bad, 1):
+            config.write_text(text)
+            server.send_signal(signal.SIGHUP)
+            assert wait_for(lambda i=i: s.logs().count("config reload failed") == i), s.logs()[
+                -2000:
+            ]
+            assert server.poll() is None and status() == 200
+        assert "ValueError" in s.logs()
+        config.write_text(cfg.replace("nothing-matches-this", "hello"))
+        server.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: status() == 403), s.logs()[-2000:]
+        c.close()

@@ -109,12 +109,16 @@ async def test_key_injected_replacing_the_clients_and_model_filled() -> None:
     assert ":authority" not in hs and ":path" not in hs and not d.clear_route_cache
 
 
+TIMEOUT = {"x-envoy-upstream-rq-per-try-timeout-ms": "120000"}
+
+
 async def test_body_kept_byte_identical_when_nothing_changes() -> None:
     raw = b'{ "model" : "qwen-max",   "messages":[{"role":"user","content":"hi"}] }'
     _, d = await send(runtime(), raw)
     assert isinstance(d, Continue)
     assert d.body is None  # unchanged: Envoy forwards the client's exact bytes
-    assert dict(d.set_headers) == {"authorization": f"Bearer {KEY}"}
+    # The key, and the provider's timeout (default 120 s) for Envoy's attempt.
+    assert dict(d.set_headers) == {"authorization": f"Bearer {KEY}", **TIMEOUT}
 
 
 async def test_deny_pattern_blocks_with_403_openai_error() -> None:
@@ -279,7 +283,8 @@ async def test_rejected_exchange_takes_no_more_messages() -> None:
 async def test_bodyless_request_gets_the_key_only() -> None:
     ex = Exchange(runtime())
     d = await ex.handle(RequestHeaders(headers(path="/v1/models", **{":method": "GET"}), True))
-    assert isinstance(d, Continue) and dict(d.set_headers) == {"authorization": f"Bearer {KEY}"}
+    assert isinstance(d, Continue)
+    assert dict(d.set_headers) == {"authorization": f"Bearer {KEY}", **TIMEOUT}
 
 
 async def test_provider_error_echoing_the_key_is_redacted() -> None:

@@ -200,3 +200,41 @@ def test_dockerignore_is_an_allow_list():
     assert {"pyproject.toml", "extproc/"} <= allowed
     assert not allowed & {"tests/", "asm/", ".git/", "docs/"}
     assert "**/__pycache__" in lines
+
+
+def test_every_module_the_package_imports_is_installed_in_the_image() -> None:
+    """The image installs the wheel with the Dockerfile's extras only: every
+    third-party module extproc/ imports (lazy imports too: redis for
+    budgets.backend: redis) must come from those (issue 22)."""
+    import ast
+    import importlib.metadata as md
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    extras = re.findall(r"\[([\w,]+)\]", DOCKERFILE.read_text().split("llm_extproc-*.whl", 1)[1])
+    extras_used = {e for group in extras[:1] for e in group.split(",")}
+    specs = list(project["dependencies"])
+    for e in extras_used:
+        specs += project["optional-dependencies"][e]
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    installed = {norm(re.split(r"[<>=!~\[; ]", s, maxsplit=1)[0]) for s in specs}
+    dists = md.packages_distributions()
+    stdlib = sys.stdlib_module_names
+    missing: dict[str, str] = {}
+    for path in (REPO_ROOT / "extproc").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for n in names:
+                top = n.split(".")[0]
+                if top in stdlib or top in ("extproc", "__future__"):
+                    continue
+                # A namespace package (google, envoy) maps to several distributions.
+                if not {norm(d) for d in dists.get(top, [])} & installed:
+                    missing[n] = str(path.relative_to(REPO_ROOT))
+    assert not missing, f"imported but not installed in the image: {missing}"
