@@ -14,8 +14,13 @@ from typing import Any
 
 import orjson
 
-from extproc.cache.synth import RESPONSES
-from extproc.content.endpoints import ANTHROPIC_MESSAGES, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.content.endpoints import (
+    ANTHROPIC_MESSAGES,
+    CHAT,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    RESPONSES,
+)
 from extproc.streaming.ndjson import NDJSONDecoder
 from extproc.streaming.sse import SSEDecoder, SSEEvent
 from extproc.usage import Usage

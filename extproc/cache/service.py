@@ -23,13 +23,14 @@ from extproc.cache.key import cache_key, has_tool_result
 from extproc.cache.policy import CachePolicy
 from extproc.cache.reassemble import Reassembler, reassembler_for
 from extproc.cache.store import MemoryStore, RedisStore, Store, StoreUnavailable
-from extproc.cache.synth import RESPONSES, CannotSynthesise, synthesise
+from extproc.cache.synth import CannotSynthesise, synthesise
 from extproc.content.endpoints import (
     ANTHROPIC_MESSAGES,
     CHAT,
     EMBEDDINGS,
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
+    RESPONSES,
 )
 from extproc.usage import Usage
 

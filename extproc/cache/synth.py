@@ -11,13 +11,17 @@ from typing import Any
 
 import orjson
 
-from extproc.content.endpoints import ANTHROPIC_MESSAGES, CHAT, OLLAMA_CHAT, OLLAMA_GENERATE
+from extproc.content.endpoints import (
+    ANTHROPIC_MESSAGES,
+    CHAT,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    RESPONSES,
+)
 from extproc.streaming.sse import encode_sse
 
 SSE = "text/event-stream"
 NDJSON = "application/x-ndjson"
-# The Responses API's endpoint (POST /v1/responses), once that API is served.
-RESPONSES = "responses"
 
 
 class CannotSynthesise(ValueError):
