@@ -31,5 +31,5 @@ if [ $# -eq 0 ]; then
   echo "== pytest (e2e subset), Envoy $OLD_ENVOY_VERSION"
   LLM_EXTPROC_ENVOY="$OLD_ENVOY/envoy/_bin/envoy" "$PY" -m pytest -q -p no:cacheprovider \
     tests/e2e/test_demo.py tests/e2e/test_security_bypass.py tests/e2e/test_streaming.py \
-    tests/e2e/test_anthropic_client.py tests/e2e/test_fallback.py tests/e2e/test_key_echo.py
+    tests/e2e/test_anthropic_client.py tests/e2e/test_responses_client.py tests/e2e/test_fallback.py tests/e2e/test_key_echo.py
 fi

@@ -225,6 +225,7 @@ class FakeProvider:
                 await self._send(w, script.status, script.body, script.headers)
             return
         known = ("/chat/completions", "/embeddings", "/v1/messages", "/v1beta/", "/api/")
+        known += ("/responses",)
         if not any(k in path for k in known):
             await self._send(w, 200, _j({"fake": "echo", "method": method, "path": target}))
             return
@@ -259,6 +260,17 @@ class FakeProvider:
                 )
                 return
             await self._openai_chat(req, w)
+        elif path.endswith("/responses") and method == "POST":
+            auth = headers.get("authorization", "")
+            bearer = auth[7:] if auth.startswith("Bearer ") else None
+            if not self._check(headers.get("api-key") or bearer, "openai"):
+                await self._send(
+                    w,
+                    401,
+                    b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}',
+                )
+                return
+            await self._openai_responses(req, w)
         elif path.endswith("/embeddings"):
             n = len(req.get("input")) if isinstance(req.get("input"), list) else 1
             data = [
@@ -372,6 +384,83 @@ class FakeProvider:
             chunk = {**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}
             parts.append(_sse(chunk))
         parts.append(b"data: [DONE]\n\n")
+        await self._send_stream(w, "text/event-stream", parts)
+
+    async def _openai_responses(self, req: dict[str, Any], w: asyncio.StreamWriter) -> None:
+        """OpenAI's Responses API, natively (a provider that speaks it)."""
+        chat = fake_tools.responses_as_chat(req)
+        tool = fake_tools.openai_tool_name(chat)
+        result = fake_tools.openai_tool_result(chat)
+        text = (
+            self._reply_text(chat)
+            if result is None
+            else f"Fake model read the tool result: {result}"
+        )
+        model = req.get("model") or "unset"
+        usage = {
+            "input_tokens": 13,
+            "input_tokens_details": {"cached_tokens": 2},
+            "output_tokens": 8,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 21,
+        }
+        if tool is None:
+            part = {"type": "output_text", "text": text, "annotations": []}
+            item: dict[str, Any] = {
+                "id": "msg_fake",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
+        else:
+            call = fake_tools.openai_tool_message(chat, tool)["tool_calls"][0]
+            item = {
+                "id": "fc_fake",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": call["id"],
+                "name": tool,
+                "arguments": call["function"]["arguments"],
+            }
+        resp: dict[str, Any] = {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model,
+            "output": [item],
+            "usage": usage,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": req.get("tools") or [],
+        }
+        if not req.get("stream"):
+            await self._send(w, 200, _j(resp))
+            return
+        seq = iter(range(1000))
+
+        def ev(kind: str, **fields: Any) -> bytes:
+            return _sse({"type": kind, "sequence_number": next(seq), **fields}, kind)
+
+        start = {**resp, "status": "in_progress", "output": [], "usage": None}
+        parts = [ev("response.created", response=start), ev("response.in_progress", response=start)]
+        parts.append(
+            ev("response.output_item.added", output_index=0, item={**item, "status": "in_progress"})
+        )
+        if tool is None:
+            for piece in _split(text, self.chunks):
+                parts.append(
+                    ev(
+                        "response.output_text.delta",
+                        item_id="msg_fake",
+                        output_index=0,
+                        content_index=0,
+                        delta=piece,
+                    )
+                )
+        parts.append(ev("response.output_item.done", output_index=0, item=item))
+        parts.append(ev("response.completed", response=resp))
         await self._send_stream(w, "text/event-stream", parts)
 
     async def _claude(

@@ -75,6 +75,30 @@ def openai_tool_deltas(req: dict[str, Any], name: str) -> list[dict[str, Any]]:
     ]
 
 
+def responses_as_chat(req: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API request read as the chat request it stands for (enough
+    for the fake's rules: roles, the last user text, tools, a tool result last)."""
+    msgs: list[dict[str, Any]] = []
+    if isinstance(req.get("instructions"), str):
+        msgs.append({"role": "system", "content": req["instructions"]})
+    inp = req.get("input")
+    items = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp or []
+    for it in items:
+        if it.get("type") == "function_call_output":
+            msgs.append({"role": "tool", "content": _text(it.get("output"))})
+        elif it.get("type") == "function_call":
+            msgs.append({"role": "assistant", "content": None})
+        elif "role" in it:
+            role = "system" if it["role"] == "developer" else it["role"]
+            msgs.append({"role": role, "content": _text(it.get("content"))})
+    tools = [
+        {"function": {"name": t.get("name")}}
+        for t in req.get("tools") or []
+        if t.get("type") == "function"
+    ]
+    return {"model": req.get("model"), "messages": msgs, "tools": tools}
+
+
 # -- Anthropic Messages -----------------------------------------------------------
 
 

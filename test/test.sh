@@ -162,6 +162,39 @@ curl -s -o "$tmp/olhost.body" -w '%{http_code}' -X POST "$OLLAMA/api/chat" -H 'h
   -d '{"model": "llama3", "messages": [{"role": "user", "content": "Hello!"}]}' >"$tmp/olhost.status"
 [ "$(status olhost)" = 404 ] && ok "the Ollama listener with Host: evil.example: 404, no key no answer" || bad "Ollama with another Host: status $(status olhost)"
 
+say "8c. Codex and the OpenAI SDK: the Responses API (client.responses.create; base_url $BASE/v1)"
+# test.com (dashscope, translated from chat), claude.test.com (Claude, translated)
+# and any other host with the consumer key (the codex route: any model name).
+cat >"$tmp/responses.py" <<'PYEOF'
+import os, sys
+import openai
+
+base, host, key = sys.argv[1], sys.argv[2], sys.argv[3]
+c = openai.OpenAI(base_url=base + "/v1", api_key=key, default_headers={"host": host} if host else None, max_retries=0)
+r = c.responses.create(model="gpt-5-codex", instructions="Be brief.", input="Hello from the Responses API")
+assert r.object == "response" and r.status == "completed" and r.output_text, r
+print(f"  plain: {r.output_text[:70]!r} usage={r.usage.total_tokens}")
+events = list(c.responses.create(model="gpt-5-codex", input="Tell me a short story", stream=True))
+kinds = [e.type for e in events]
+seqs = [e.sequence_number for e in events]
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+assert seqs == sorted(seqs), seqs
+text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+print(f"  stream: {len(events)} events, {kinds[0]} ... {kinds[-1]}: {text[:60]!r}")
+PYEOF
+for target in "test.com:" "claude.test.com:" ":$PROXY_KEY"; do
+  host=${target%%:*} key=${target#*:}
+  if [ -n "$REAL" ] && [ "$host" = claude.test.com ]; then continue; fi
+  if "$PY" "$tmp/responses.py" "$BASE" "$host" "${key:-unused}"; then
+    ok "responses.create plain and stream on ${host:-any host (codex route)}"
+  else
+    bad "responses.create on ${host:-any host (codex route)}"
+  fi
+done
+curl -s -o "$tmp/prev.body" -w '%{http_code}' "$BASE/v1/responses" -H 'host: test.com' -H 'content-type: application/json' \
+  -d '{"model":"m","input":"again","previous_response_id":"resp_1"}' >"$tmp/prev.status"
+[ "$(status prev)" = 400 ] && ok "previous_response_id on a chat provider: 400 ($(json prev "d['error']['message'][:70]"))" || bad "previous_response_id: status $(status prev)"
+
 say "9. metrics: http://127.0.0.1:9464/metrics"
 curl -s "${METRICS:-http://127.0.0.1:9464/metrics}" >"$tmp/metrics" || true
 grep -E '^(gen_ai_client_token_usage_sum|llm_extproc_requests_total|llm_extproc_blocked_requests_total)' "$tmp/metrics" | head -12 | sed 's/^/  /'

@@ -36,6 +36,11 @@ class Endpoint:
     # it never streams, whatever they say).
     stream_policy: bool = True
     stream_default: bool | None = None  # the API's own default; None: the provider's
+    # Path parts it lies under, beyond its endings (`/v1/responses/` for `/v1/responses/{id}`).
+    within: tuple[str, ...] = ()
+    # Stored state only a provider serving the API itself has: elsewhere a 404.
+    native_only: bool = False
+    has_body: bool = True  # its requests carry a JSON body (False: GET, DELETE, ...)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +76,9 @@ class ClientApi:
             return self._by_path.get("")
         for p, e in self._by_path.items():
             if p and path.endswith(p):
+                return e
+        for e in self.endpoints:
+            if any(w in path for w in e.within):
                 return e
         return None
 

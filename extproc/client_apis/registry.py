@@ -26,13 +26,16 @@ from extproc.content.endpoints import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESPONSES_STORED,
 )
+from extproc.content.endpoints import RESPONSES as RESPONSES_CALL
 from extproc.translators.anthropic import native as anthropic_native
 from extproc.translators.base import StreamTranslator, TranslatedResponse
 from extproc.translators.common import loads_object, usage_from_openai
 from extproc.translators.ollama_native import NativeStreamTap as OllamaStreamTap
 from extproc.translators.ollama_native import native_response as ollama_response
 from extproc.translators.openai_compat import OpenAIStreamTap
+from extproc.translators.responses import native as responses_native
 
 __all__ = [
     "ANTHROPIC",
@@ -49,6 +52,7 @@ __all__ = [
     "OLLAMA_GENERATE",
     "OPENAI",
     "OTHER",
+    "RESPONSES",
     "ROUTE_APIS",
     "ClientApi",
     "Endpoint",
@@ -206,14 +210,63 @@ OLLAMA = ClientApi(
     owns_path=lambda path: path.startswith("/api/"),
 )
 
-APIS: tuple[ClientApi, ...] = (OPENAI, OLLAMA, ANTHROPIC)
+# -- OpenAI Responses ----------------------------------------------------------
+
+
+def _responses_read(status: int, raw: bytes, endpoint: str) -> TranslatedResponse:
+    return responses_native.native_response(status, raw)
+
+
+def _responses_tap(max_line: int, include_usage: bool) -> StreamTranslator:
+    return responses_native.NativeStreamTap(max_line)
+
+
+def _responses_reasons(obj: dict[str, Any]) -> list[str]:
+    details = obj.get("incomplete_details")
+    if isinstance(details, dict) and isinstance(details.get("reason"), str):
+        return [details["reason"]]
+    return _reason(obj, "status")
+
+
+RESPONSES = ClientApi(
+    name="responses",
+    title="Responses",
+    endpoints=(
+        Endpoint(
+            name=RESPONSES_CALL,
+            paths=("/v1/responses",),
+            operation="responses",
+            max_tokens_keys=("max_output_tokens",),
+        ),
+        # GET /v1/responses/{id}, its input_items, cancel, DELETE: the provider's state.
+        Endpoint(
+            name=RESPONSES_STORED,
+            paths=(),
+            within=("/v1/responses/",),
+            has_body=False,
+            streams=False,
+            stream_policy=False,
+            native_only=True,
+        ),
+    ),
+    error_body=_openai_error,  # OpenAI's shape is the Responses API's
+    key_hint="'Authorization: Bearer <key>'",
+    read=_responses_read,
+    tap=_responses_tap,
+    finish_reasons=_responses_reasons,
+)
+
+APIS: tuple[ClientApi, ...] = (OPENAI, OLLAMA, ANTHROPIC, RESPONSES)
 DEFAULT = OPENAI  # the shape of an error before the request's API is known
 
 # A route's `client_api` -> the APIs its requests may speak, tried in order on
 # the path; a path none of them models is the last one's (OTHER endpoint).
 ROUTE_APIS: dict[str, tuple[ClientApi, ...]] = {
     **{a.name: (a,) for a in APIS},
-    "auto": (ANTHROPIC, OPENAI),  # the Messages API by its path, OpenAI elsewhere
+    # OpenAI routes take the Responses API by its paths too.
+    OPENAI.name: (RESPONSES, OPENAI),
+    # The Messages and Responses APIs by their paths, OpenAI elsewhere.
+    "auto": (ANTHROPIC, RESPONSES, OPENAI),
 }
 
 ENDPOINTS: dict[str, Endpoint] = {e.name: e for a in APIS for e in a.endpoints}

@@ -45,7 +45,7 @@ from extproc.core.request import RESERVATION, RequestContext
 
 OLLAMA_AUTH_MESSAGE = OLLAMA.auth_message
 # Every endpoint a client API models names a model (or the provider's default applies).
-_MODEL_ENDPOINTS = frozenset(ENDPOINTS)
+_MODEL_ENDPOINTS = frozenset(n for n, e in ENDPOINTS.items() if e.has_body)  # a model named
 _MAX_ECHO = 100  # longest client-sent model name repeated in a message
 
 # The exchange's authenticate hook: a coroutine, whatever the budget store.

@@ -36,6 +36,7 @@ from extproc.content.endpoints import (
     OLLAMA_CHAT,
     OLLAMA_GENERATE,
     OTHER,
+    RESPONSES,
 )
 
 __all__ = [
@@ -415,6 +416,14 @@ _FIELDS: dict[str, tuple[tuple[str, _Reader], ...]] = {
     EMBEDDINGS: (("input", _strings),),
     ANTHROPIC_MESSAGES: _ANTHROPIC,
     ANTHROPIC_COUNT_TOKENS: _ANTHROPIC,
+    # Responses API: the instructions, every input item's text (messages of any
+    # role, function call arguments and outputs), the tools and the output format.
+    RESPONSES: (
+        ("instructions", _system),
+        ("input", _input),
+        ("tools", _tools),
+        ("text", _declared),
+    ),
     OTHER: _GENERIC,
 }
 

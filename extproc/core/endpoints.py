@@ -18,6 +18,7 @@ from extproc.client_apis.registry import (
     api_of,
     resolve,
 )
+from extproc.content.endpoints import RESPONSES, RESPONSES_ENDPOINTS, RESPONSES_STORED
 
 __all__ = [
     "ANTHROPIC_COUNT_TOKENS",
@@ -28,6 +29,9 @@ __all__ = [
     "OLLAMA_CHAT",
     "OLLAMA_GENERATE",
     "OTHER",
+    "RESPONSES",
+    "RESPONSES_ENDPOINTS",
+    "RESPONSES_STORED",
     "client_api_of",
     "endpoint_of",
 ]

@@ -114,7 +114,8 @@ _PHASE_OF = {
     ResponseBody: Phase.RESPONSE_BODY,
 }
 
-_BODY_ENDPOINTS = frozenset(ENDPOINTS)  # every endpoint a client API models has a body
+# The endpoints a client API models with a body (most: not stored-state reads).
+_BODY_ENDPOINTS = frozenset(n for n, e in ENDPOINTS.items() if e.has_body)
 _DECISIONS = (Continue, Reject)
 # Headers a client key travels in; a passed-through request loses them when they hold a consumer key.
 _KEY_HEADERS = CLIENT_KEY_HEADERS
@@ -533,6 +534,14 @@ class Exchange:
             msg = f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
             return self._reject(reject(400, msg, "body_too_deep", self._api))
         self._leg = leg
+        # Every answer is read (usage, translation, key redaction) and none is
+        # decoded: a compressed one would pass unread. Ask for it plain.
+        if (
+            type(d) is Continue
+            and "accept-encoding" in self.ctx_headers
+            and "accept-encoding" not in d.remove_headers
+        ):
+            d = dataclasses.replace(d, remove_headers=(*d.remove_headers, "accept-encoding"))
         # An attempt's exchange runs after Envoy's router: the timeout is set already.
         if type(d) is Continue and self.attempt is None and (t := _attempt_timeout_s(leg)):
             timeout = (UPSTREAM_TIMEOUT_HEADER, str(max(1, round(t * 1000))))

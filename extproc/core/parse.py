@@ -13,7 +13,7 @@ from extproc.client_apis.base import ClientApi
 from extproc.client_apis.registry import ENDPOINTS
 from extproc.core.errors import reject
 from extproc.core.events import Headers, Reject
-from extproc.core.request import OLLAMA_GENERATE
+from extproc.core.request import OLLAMA_GENERATE, RESPONSES
 
 # The deepest JSON the gateway writes again (orjson reads 1,024 levels and
 # writes 254): a deeper body would fail where a leg or check re-serialises it.
@@ -66,6 +66,8 @@ def parse_body(
             return reject(
                 400, "'messages' must be an array of message objects.", "invalid_messages", api
             )
+    elif endpoint == RESPONSES and body.get("input") is None:
+        return reject(400, "'input' is required.", "missing_input", api)
     elif endpoint == OLLAMA_GENERATE and not isinstance(body.get("prompt", ""), str):
         return reject(400, "'prompt' must be a string.", "invalid_prompt", api)
     return body

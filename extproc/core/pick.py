@@ -22,7 +22,9 @@ from extproc.client_apis.registry import (
     OLLAMA,
     OPENAI,
     OTHER,
+    RESPONSES,
     api_of,
+    endpoint_named,
 )
 from extproc.config.runtime import ProviderRuntime, RouteRuntime
 from extproc.core.errors import reject
@@ -38,6 +40,7 @@ from extproc.core.legs import (
     resolve_target,
 )
 from extproc.core.legs_anthropic import AnthropicNativeLeg, AnthropicTranslatedLeg
+from extproc.core.legs_responses import open_responses_leg
 from extproc.core.request import RequestContext
 
 # (route, endpoint, api, provider, body) -> the leg of a request the gateway reads.
@@ -66,7 +69,16 @@ def open_leg(
     if route.fallback is not None and not attempt:
         return fallback_leg(ctx, api, namespace)
     prov = prov if prov is not None else route.pick_provider()
-    if bodyless or endpoint == OTHER:
+    native_only = endpoint_named(endpoint).native_only
+    if native_only and not prov.spec.serves(api.name):
+        return reject(
+            404,
+            f"The gateway keeps no {api.title} API state: provider {prov.name!r} ({prov.type}) "
+            f"does not serve the {api.title} API itself, so nothing was stored to read.",
+            "not_stored",
+            api,
+        )
+    if bodyless or endpoint == OTHER or native_only:
         return passthrough(route, prov, api)
     if endpoint == EMBEDDINGS and not prov.spec.embeddings:
         return reject(
@@ -138,5 +150,6 @@ def _anthropic(
 LEGS: dict[str, LegOpener] = {
     OPENAI.name: _openai,
     ANTHROPIC.name: _anthropic,
+    RESPONSES.name: open_responses_leg,
     OLLAMA.name: _ollama,
 }

@@ -1,4 +1,5 @@
-"""Prepend and append fixed messages to a chat request."""
+"""Prepend and append fixed messages to a chat request (Anthropic Messages and
+Responses API requests too, in their own shapes)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from extproc.config.v1 import config_pb2 as pb
 from extproc.core.events import Reject
-from extproc.core.request import ANTHROPIC_ENDPOINTS, RequestContext
+from extproc.core.request import ANTHROPIC_ENDPOINTS, RESPONSES, RequestContext
 from extproc.processors.base import Build, Processor
 
 
@@ -32,6 +33,9 @@ class PromptDecorator(Processor):
         )
 
     async def process(self, ctx: RequestContext) -> Reject | None:
+        if ctx.endpoint == RESPONSES:
+            _decorate_responses(ctx, self._prepend, self._append)
+            return None
         msgs = ctx.body.get("messages")
         if not isinstance(msgs, list):
             return None
@@ -65,5 +69,24 @@ def _decorate_anthropic(
         [{"role": r, "content": c} for r, c in prepend if r != "system"]
         + msgs
         + [{"role": r, "content": c} for r, c in append if r != "system"]
+    )
+    ctx.modified = True
+
+
+def _decorate_responses(
+    ctx: RequestContext,
+    prepend: tuple[tuple[str, str], ...],
+    append: tuple[tuple[str, str], ...],
+) -> None:
+    """Responses API: the messages become input items around the client's
+    (a string input is the one user message it stands for)."""
+    inp = ctx.body.get("input")
+    items = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+    if not isinstance(items, list):
+        return
+    ctx.body["input"] = (
+        [{"role": r, "content": c} for r, c in prepend]
+        + items
+        + [{"role": r, "content": c} for r, c in append]
     )
     ctx.modified = True

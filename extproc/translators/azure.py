@@ -18,6 +18,7 @@ from extproc.translators.openai_compat import (
     WIRE,
     OpenAICompatTranslator,
 )
+from extproc.translators.responses import API as RESPONSES_API
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -56,7 +57,7 @@ SPEC = ProviderSpec(
     auth=HeaderAuth("api-key"),
     framing=Framing.SSE,
     sampling=OPENAI_SAMPLING,
-    native_apis=frozenset({WIRE}),
+    native_apis=frozenset({WIRE, RESPONSES_API}),  # OpenAI chat and Responses clients
     embeddings=True,
     settings_paths=OPENAI_SETTINGS,
     models_of="openai",  # OpenAI's models, priced as OpenAI's

@@ -31,6 +31,7 @@ from extproc.translators.common import (
     map_error,
     usage_from_openai,
 )
+from extproc.translators.responses import API as RESPONSES_API
 from extproc.usage import Usage
 
 
@@ -214,6 +215,7 @@ def _spec(
     sampling: frozenset[str] = OPENAI_SAMPLING | {"top_k"},
     prices: tuple[Price, ...] = (),
     genai_name: str = "",
+    responses: bool = False,
 ) -> ProviderSpec:
     return ProviderSpec(
         type=type_,
@@ -225,7 +227,9 @@ def _spec(
         auth=auth,
         framing=Framing.SSE,
         sampling=sampling,
-        native_apis=frozenset({WIRE}),  # OpenAI clients: the body can go on as it came
+        # OpenAI clients: the body can go on as it came (Responses clients too
+        # where the vendor serves that API).
+        native_apis=frozenset({WIRE, RESPONSES_API} if responses else {WIRE}),
         embeddings=embeddings,
         settings_paths=OPENAI_SETTINGS,
         prices=prices,
@@ -264,6 +268,7 @@ SPECS: tuple[ProviderSpec, ...] = (
         sampling=OPENAI_SAMPLING,
         prices=OPENAI_PRICES,
         genai_name="openai",
+        responses=True,
     ),
     _spec("qwen", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),
     _spec("dashscope", "dashscope.aliyuncs.com", "/compatible-mode/v1", embeddings=True),

@@ -137,6 +137,19 @@ def test_claude_non_streaming(stack: Stack) -> None:
     assert rec.json()["model"] == "claude-sonnet-4-real"  # mapped
 
 
+@pytest.mark.parametrize("host", ["claude.test", "qwen.test"])
+def test_claude_codes_accept_encoding_never_reaches_the_provider(stack: Stack, host: str) -> None:
+    # Claude Code asks for gzip, br, zstd: an answer compressed upstream could be
+    # neither translated nor read for usage and keys. The provider is asked for
+    # a plain answer.
+    c = client(stack, host)
+    enc = {"accept-encoding": "gzip, br, zstd"}
+    msg = c.messages.create(**ask("Hi there"), extra_headers=enc)
+    assert msg.type == "message" and msg.usage.output_tokens > 0
+    rec = only_record(stack)
+    assert "accept-encoding" not in rec.headers
+
+
 def test_claude_streaming(stack: Stack) -> None:
     c = client(stack, "claude.test")
     with c.messages.stream(**ask("Stream please")) as s:

@@ -37,14 +37,17 @@ KEYS = _words(
     "refusal response responseId response_format role safetySettings stop stop_reason "
     "stop_sequences stream stream_options suffix system systemInstruction temperature text "
     "thinking thought thoughtsTokenCount tool_call_id tool_calls tool_choice tools "
-    "totalTokenCount total_tokens type url usage usageMetadata user"
+    "totalTokenCount total_tokens type url usage usageMetadata user call_id namespace "
+    "max_output_tokens previous_response_id parallel_tool_calls"
 )
 WORDS = _words(
     "user system assistant tool developer function text image_url input_audio refusal "
     "tool_use tool_result thinking message_start content_block_start content_block_delta "
     "content_block_stop message_delta message_stop ping error text_delta input_json_delta "
     "thinking_delta stop end_turn max_tokens tool_calls length STOP MAX_TOKENS SAFETY "
-    "chat.completion chat.completion.chunk qwen-turbo gpt-4o [DONE] 账号"
+    "chat.completion chat.completion.chunk qwen-turbo gpt-4o [DONE] 账号 "
+    "message function_call function_call_output reasoning input_text output_text input_image "
+    "response.completed response.created response.failed"
 )
 
 scalars = st.one_of(

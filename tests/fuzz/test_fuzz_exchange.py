@@ -80,6 +80,12 @@ routes:
   processors: [{{regex_guard: {{deny_patterns: ["账号"]}}}}]
 - {{name: anthropic-via, match: {{hosts: [via.test]}}, provider: q, client_api: auto}}
 - {{name: anthropic-gemini, match: {{hosts: [viag.test]}}, provider: g, client_api: anthropic}}
+- {{name: responses-native, match: {{hosts: [resp.test]}}, provider: a, client_api: responses}}
+- name: responses-claude
+  match: {{hosts: [respc.test]}}
+  provider: c
+  client_api: responses
+  processors: [{{regex_guard: {{deny_patterns: ["账号"]}}}}]
 consumers:
 - {{name: alice, keys: ["{KEY}"], allowed_models: [qwen-turbo, llama3], token_budget: 1000}}
 """
@@ -94,7 +100,7 @@ def exchange() -> Exchange:
 
 HOSTS = ["plugin.test", "qwen.test", "claude.test", "gemini.test", "azure.test", "oo.test"]
 HOSTS += ["ollama.test", "raw.test", "QWEN.test:8080", "unknown.test", "anthropic.test"]
-HOSTS += ["via.test", "viag.test"]
+HOSTS += ["via.test", "viag.test", "resp.test", "respc.test"]
 PATHS = [
     "/",
     "/v1/chat/completions",
@@ -102,6 +108,7 @@ PATHS = [
     "/v1/embeddings",
     "/v1/completions",
     "/v1/responses",
+    "/v1/responses/resp_1",
     "/v1/models",
     "/api/chat",
     "/api/generate",
@@ -131,6 +138,25 @@ call = st.fixed_dictionaries(
         )
     },
 )
+item = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["function_call", "function_call_output", "reasoning", "x"])},
+        optional={
+            "call_id": text,
+            "name": text,
+            "namespace": text,
+            "arguments": st.one_of(text, json_values(2)),
+            "output": st.one_of(text, st.lists(part, max_size=2), json_values(2)),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "developer", "assistant", "system", "tool"])},
+        optional={
+            "type": st.just("message"),
+            "content": st.one_of(text, st.lists(part, max_size=2), json_values(2)),
+        },
+    ),
+)
 message = st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "system", "assistant", "tool", "developer", "x"])},
     optional={
@@ -151,7 +177,11 @@ requests = st.one_of(
                 st.fixed_dictionaries({"include_usage": st.booleans()}), json_values(2)
             ),
             "prompt": st.one_of(text, json_values(3)),
-            "input": st.one_of(text, st.lists(text, max_size=3), json_values(3)),
+            "input": st.one_of(
+                text, st.lists(text, max_size=3), st.lists(item, max_size=4), json_values(3)
+            ),
+            "instructions": st.one_of(text, json_values(1)),
+            "previous_response_id": st.one_of(st.none(), text),
             "key": st.sampled_from([KEY, "wrong", 5]),
             "max_tokens": json_values(1),
             "options": json_objects(3),

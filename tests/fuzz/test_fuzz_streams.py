@@ -8,6 +8,7 @@ translators may raise only TranslationError (the exchange answers 502).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import orjson
@@ -23,6 +24,9 @@ from extproc.translators.anthropic import native as anthropic_native
 from extproc.translators.anthropic.compose import AnthropicVia
 from extproc.translators.base import ProviderTarget, TranslationError
 from extproc.translators.registry import spec_of
+from extproc.translators.responses import native as responses_native
+from extproc.translators.responses.compose import ResponsesVia
+from extproc.translators.responses.request import to_chat
 
 TYPES = ["openai", "azure", "claude", "gemini", "ollama"]
 LINE = 2048  # small limits, so that the limit paths run too
@@ -98,7 +102,49 @@ def test_stream_translators(
 
 
 @FUZZ
-@given(st.sampled_from([ollama_native, anthropic_native]), streams, st.data())
+@given(targets, streams, st.data(), st.integers(16, 4096))
+def test_responses_stream_translators(
+    target: ProviderTarget, raw: bytes, data: st.DataObject, held: int
+) -> None:
+    """Responses clients through every provider's translator: every event the
+    client gets is JSON with its type and the next sequence number, and the
+    stream always ends (completed, incomplete or failed) unless a limit cut it."""
+    via = ResponsesVia(translator(target.type), target.type in ("openai", "azure"))
+    via.chat_body({"input": "x", "stream": True})
+    tx = via.chat_stream(target, LINE, held)
+    out = b""
+    try:
+        for c in data.draw(split(raw)):
+            piece = tx.feed(c)
+            assert isinstance(piece, bytes)
+            out += piece
+        out += tx.finish()
+    except StreamLimitError:
+        return
+    events = [orjson.loads(e.data) for e in SSEDecoder().feed(out)]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert all(isinstance(e["type"], str) for e in events)
+    assert events and events[-1]["type"] in (
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    )
+    assert tx.usage is None or tx.usage.total_tokens >= 0
+
+
+@FUZZ
+@given(json_objects(25))
+def test_responses_request_translation(body: dict[str, Any]) -> None:
+    """Any client body: a chat request, or a TranslationError (-> 400)."""
+    try:
+        out = to_chat(body)
+    except TranslationError:
+        return
+    assert isinstance(out.body["messages"], list) and out.body["messages"]
+
+
+@FUZZ
+@given(st.sampled_from([ollama_native, anthropic_native, responses_native]), streams, st.data())
 def test_native_taps(native: Any, raw: bytes, data: st.DataObject) -> None:
     tap = native.NativeStreamTap(LINE)
     try:
@@ -135,5 +181,9 @@ def test_response_translators(target: ProviderTarget, status: int, body: bytes) 
         assert isinstance(out.body, bytes)
     assert isinstance(tx.error_response(status, body), bytes)
     assert isinstance(via.error_response(status, body), bytes)
-    for native in (ollama_native, anthropic_native):
+    for native in (ollama_native, anthropic_native, responses_native):
         assert isinstance(native.native_response(status, body).body, bytes)
+    rvia = ResponsesVia(tx)
+    rvia.chat_body({"input": "x"})
+    with contextlib.suppress(TranslationError):
+        assert isinstance(rvia.chat_response(status, body, target).body, bytes)

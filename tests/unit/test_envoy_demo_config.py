@@ -187,9 +187,16 @@ def test_demo_runs_ext_proc_on_llm_hosts_only(demo: dict[str, Any]) -> None:
         "anthropic": True,
         "everything-else": False,
     }
-    # Except the Anthropic Messages API (Claude Code), whatever host it names.
+    # Except the Anthropic Messages API (Claude Code) and the Responses API
+    # (Codex), whatever host they name.
     other = pick_vhost(rc, "127.0.0.1:18000")
-    for path in ("/v1/messages", "/v1/messages/count_tokens", "/qwen/v1/messages"):
+    for path in (
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/qwen/v1/messages",
+        "/v1/responses",
+        "/v1/responses/resp_1",
+    ):
         assert ext_proc_runs(rc, other, path), path
     assert not ext_proc_runs(rc, other, "/v1/models")
     # The Ollama key proxy's listener: every Ollama API call, whatever its host;
@@ -215,7 +222,7 @@ def test_every_host_the_demo_config_routes_reaches_ext_proc(demo: dict[str, Any]
     assert hosts == ["test.com", "claude.test.com", "fallback.test.com"]
     # Routes without hosts match any host by path: those paths reach ext_proc anywhere.
     prefixes = [r["match"]["path_prefix"] for r in service["routes"] if not r["match"].get("hosts")]
-    assert prefixes == ["/v1/messages", "/qwen/v1/messages"]
+    assert prefixes == ["/v1/messages", "/qwen/v1/messages", "/v1/responses"]
     for host in ("127.0.0.1:18000", "localhost", "gateway.example.com"):
         for prefix in prefixes:
             assert ext_proc_runs(rc, pick_vhost(rc, host), prefix), (host, prefix)

@@ -23,6 +23,8 @@ OTHER_MEANINGS = {
     ("extproc/compiler/compile.py", "openai"),
     ("extproc/config/providers.py", "auto"),
     ("extproc/providers/custom_settings.py", "auto"),
+    # The Responses API's main endpoint is named as the API is (logs, records).
+    ("extproc/content/endpoints.py", "responses"),
 }
 
 

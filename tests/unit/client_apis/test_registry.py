@@ -10,6 +10,7 @@ from extproc.client_apis.registry import (
     APIS,
     OLLAMA,
     OPENAI,
+    RESPONSES,
     ROUTE_APIS,
     api_of,
     operation_of,
@@ -36,6 +37,14 @@ from extproc.translators.registry import CLIENT_KEY_HEADERS, PROVIDER_ONLY_HEADE
         ("/api/generate", "ollama", "ollama_generate", OLLAMA),
         ("/api/tags", "ollama", "other", OLLAMA),
         ("/v1/chat/completions", "ollama", "other", OLLAMA),
+        ("/v1/responses", "responses", "responses", RESPONSES),
+        ("/v1/responses", "openai", "responses", RESPONSES),
+        ("/v1/responses?x=1", "auto", "responses", RESPONSES),
+        ("/v1/responses/resp_1", "openai", "responses_stored", RESPONSES),
+        ("/v1/responses/resp_1/input_items", "responses", "responses_stored", RESPONSES),
+        ("/v1/chat/completions", "responses", "other", RESPONSES),
+        ("/v1/responses", "anthropic", "other", ANTHROPIC),
+        ("/v1/responses", "ollama", "other", OLLAMA),
     ],
 )
 def test_paths_resolve_to_endpoint_and_api(
@@ -46,8 +55,10 @@ def test_paths_resolve_to_endpoint_and_api(
 
 
 def test_every_api_is_a_route_value_and_auto_tries_anthropic_first() -> None:
-    assert all(ROUTE_APIS[a.name] == (a,) for a in APIS)
-    assert ROUTE_APIS["auto"] == (ANTHROPIC, OPENAI)
+    # Each API's own route value ends with it (a path it does not model is its OTHER).
+    assert all(ROUTE_APIS[a.name][-1] is a for a in APIS)
+    assert ROUTE_APIS["openai"] == (RESPONSES, OPENAI)  # the Responses API by its paths
+    assert ROUTE_APIS["auto"] == (ANTHROPIC, RESPONSES, OPENAI)
 
 
 def test_error_bodies_in_each_apis_shape() -> None:
@@ -72,6 +83,7 @@ def test_missing_key_messages() -> None:
 def test_operation_names() -> None:
     assert operation_of("anthropic_messages") == "chat"
     assert operation_of("ollama_generate") == "text_completion"
+    assert operation_of("responses") == "responses"
     assert operation_of("other") == ""
 
 

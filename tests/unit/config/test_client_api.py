@@ -36,7 +36,7 @@ def test_accepted(api: str, provider: str) -> None:
 def test_unknown_value_names_the_field_and_the_choices() -> None:
     ((where, msg),) = problems("routes: [{name: r, provider: q, client_api: claude}]")
     assert where.endswith("routes[0].client_api")
-    assert "openai, ollama, anthropic, auto" in msg and "'claude'" in msg
+    assert "openai, ollama, anthropic, responses, auto" in msg and "'claude'" in msg
 
 
 @pytest.mark.parametrize("api", ["anthropic", "auto"])

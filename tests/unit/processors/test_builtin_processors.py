@@ -15,7 +15,7 @@ from extproc.chat.client import ChatCallError, ChatClient
 from extproc.compiler.compile import compile_config
 from extproc.config.loader import load_text
 from extproc.core.events import Reject
-from extproc.core.request import CHAT, OLLAMA_GENERATE, RequestContext
+from extproc.core.request import CHAT, OLLAMA_GENERATE, RESPONSES, RequestContext
 from extproc.processors.context import Context, ContextSource
 from extproc.processors.llm_rewrite import LlmRewrite
 from extproc.processors.prompt_decorator import PromptDecorator
@@ -34,6 +34,23 @@ async def test_prompt_decorator_prepends_and_appends() -> None:
     assert await p.process(c) is None
     assert c.modified
     assert [m["content"] for m in c.body["messages"]] == ["Be kind.", "hi", "Answer in French."]
+
+
+async def test_prompt_decorator_on_a_responses_request() -> None:
+    p = PromptDecorator((("system", "Be kind."),), (("user", "Answer in French."),))
+    c = ctx({"input": "hi"}, RESPONSES)
+    assert await p.process(c) is None and c.modified
+    assert c.body["input"] == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "hi"},
+        {"role": "user", "content": "Answer in French."},
+    ]
+    items = [{"type": "function_call_output", "call_id": "c", "output": "x"}]
+    c = ctx({"input": list(items)}, RESPONSES)
+    await p.process(c)
+    assert c.body["input"][1:2] == items
+    # What the checks read includes the added texts.
+    assert "Be kind." in c.texts_for(None)
 
 
 async def test_context_file_inserted_after_system_messages_and_refreshed(tmp_path: Path) -> None:

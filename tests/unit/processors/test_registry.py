@@ -108,3 +108,17 @@ async def test_max_tokens_cap_follows_each_apis_field() -> None:
     c = RequestContext(route, {}, OLLAMA_CHAT, {"messages": [], "max_tokens": 900})
     await keep.process(c)
     assert c.body["max_tokens"] == 900 and not c.modified  # not Ollama's field
+
+
+async def test_responses_requests_cap_max_output_tokens() -> None:
+    from extproc.core.request import RESPONSES, RequestContext
+    from extproc.processors.max_tokens_cap import MaxTokensCap
+
+    route = compile_config(load_text("hosts: [a.com]\napi_key: k\n"), {}).routes.routes[0]
+    p = MaxTokensCap.from_config({"max_tokens": 50, "fill": True})
+    c = RequestContext(route, {}, RESPONSES, {"input": "x", "max_output_tokens": 500})
+    await p.process(c)
+    assert c.body["max_output_tokens"] == 50 and c.modified
+    c = RequestContext(route, {}, RESPONSES, {"input": "x"})
+    await p.process(c)
+    assert c.body == {"input": "x", "max_output_tokens": 50}
