@@ -359,3 +359,30 @@ async def test_a_hit_has_no_cost_a_miss_does() -> None:
     assert isinstance(d, Reject) and d.metadata is not None
     assert env.records[-1].cache == "hit" and env.records[-1].cost is None
     assert "cost_usd" not in d.metadata["llm_extproc"]
+
+
+async def test_responses_api_buffered_then_streamed_hit() -> None:
+    env = Env(
+        """
+- name: resp
+  match: {hosts: [resp.test]}
+  provider: qwen
+  client_api: responses
+  cache: {}
+"""
+    )
+    body = {"model": "qwen-turbo", "input": "Hello?"}
+    ex, d = await env.request(body, host="resp.test", path="/v1/responses")
+    assert isinstance(d, Continue)
+    _, out = await env.answer(ex, OPENAI_ANSWER)
+    assert isinstance(out, Continue) and out.body is not None
+    answer = orjson.loads(out.body)
+    assert answer["object"] == "response"
+    assert ("resp", "stored") in env.events
+    _, d = await env.request({**body, "stream": True}, host="resp.test", path="/v1/responses")
+    assert isinstance(d, Reject) and header(d, "content-type") == "text/event-stream"
+    events = SSEDecoder().feed(d.body)
+    assert events[0].event == "response.created" and events[-1].event == "response.completed"
+    assert orjson.loads(events[-1].data)["response"] == answer
+    _, d = await env.request(body, host="resp.test", path="/v1/responses")
+    assert isinstance(d, Reject) and orjson.loads(d.body) == answer
