@@ -17,6 +17,8 @@ One Envoy (envoy-bench.yaml), all on loopback; the cases:
                (ExtProcPerRoute), no gRPC stream at all
   skip         (--cases) host skip.bench: on the LLM virtual host but not in
                the config, answered with SKIP at request headers
+  cache-hit    host cache.bench: full's checks, then a response cache hit
+               (memory backend) answered by llm-extproc at the request body
 
 The upstream is a direct_response listener of the same Envoy, so it is never
 the bottleneck. Streaming goes to test/fake_provider.py with drip through the
@@ -152,6 +154,24 @@ def check_full(st: Stack, case: str) -> list[str]:
     return problems
 
 
+def check_cache_hit(st: Stack, case: str) -> list[str]:
+    """The second identical request is a hit: answered by llm-extproc (no
+    upstream echo headers), the checks still refuse a denied body."""
+    port = st.listener(CASES[case].listener)
+    host = CASES[case].host
+    post(port, host, CHAT_BODY)
+    time.sleep(0.2)  # the store runs after the answer
+    s, h, body = post(port, host, CHAT_BODY)
+    problems = []
+    if s != 200 or h.get("x-llm-cache") != "hit" or "x-echo-authority" in h:
+        problems.append(f"{case}: status {s}, x-llm-cache={h.get('x-llm-cache')!r}, want a hit")
+    elif b'"choices"' not in body:
+        problems.append(f"{case}: the hit is not a chat completion: {body[:200]!r}")
+    if (s := post(port, host, DENIED_BODY)[0]) != 403:
+        problems.append(f"{case}: deny pattern answered {s}, want 403")
+    return problems
+
+
 def check_untouched(st: Stack, case: str, streams: int) -> list[str]:
     """The client's request reaches the upstream as sent, with `streams`
     ext_proc streams opened for it."""
@@ -175,6 +195,8 @@ def preflight(st: Stack, cases: list[str]) -> dict[str, Any]:
     for case in cases:
         if case in ("full", "full-grpcio"):
             problems += check_full(st, case)
+        elif case == "cache-hit":
+            problems += check_cache_hit(st, case)
         elif case in ("passthrough", "skip"):
             problems += check_untouched(st, case, 0 if case == "passthrough" else 1)
     for case in nulls:

@@ -83,6 +83,26 @@ def over_null(agg: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def cache_beside_full(agg: list[dict[str, Any]]) -> list[str]:
+    """A cache hit next to the full pipeline: added p50 over the floor at c=1,
+    server CPU per request at c=16 (when this run measured both)."""
+    by = {(r["case"], r["conns"]): r for r in agg}
+    if not all((c, n) in by for c in ("floor", "full", "cache-hit") for n in (1, 16)):
+        return []
+
+    def added(case: str) -> float:
+        return (by[(case, 1)]["p50_ms"] - by[("floor", 1)]["p50_ms"]) * 1000
+
+    def cpu(case: str) -> str:
+        v = by[(case, 16)]["cpu_us_per_req"]
+        return f"{v:.0f}" if v is not None else "-"
+
+    return [
+        f"cache-hit beside full: added p50 c=1 {added('cache-hit'):+.0f} us vs "
+        f"{added('full'):+.0f} us; CPU c=16 {cpu('cache-hit')} vs {cpu('full')} us/req"
+    ]
+
+
 def _soaks(res: dict[str, Any]) -> None:
     workers = " + workers" if res["args"]["workers"] > 1 else ""
     for s in res["soaks"]:
@@ -129,6 +149,7 @@ def print_report(res: dict[str, Any]) -> None:
     _table(res["aggregate"])
     print()
     print("\n".join(over_null(res["aggregate"])))
+    print("\n".join(cache_beside_full(res["aggregate"])))
     if res["soaks"]:
         print()
         _soaks(res)

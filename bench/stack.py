@@ -45,8 +45,18 @@ CASES = {
     "passthrough": Case("extproc", "other.bench", None),
     # skip.bench: on the LLM virtual host, not in the config: the SKIP answer.
     "skip": Case("extproc", "skip.bench", "h2corn"),
+    # cache.bench: full's checks, then a response cache hit (no upstream).
+    "cache-hit": Case("extproc", "cache.bench", "h2corn"),
 }
-DEFAULT_CASES = ("floor", "grpc-null", "h2corn-null", "full", "full-grpcio", "passthrough")
+DEFAULT_CASES = (
+    "floor",
+    "grpc-null",
+    "h2corn-null",
+    "full",
+    "full-grpcio",
+    "passthrough",
+    "cache-hit",
+)
 # Which llm-extproc listener runs on which transport.
 TRANSPORT_LISTENER = {"h2corn": "extproc", "grpcio": "extproc_grpcio"}
 # The null servers (bench/null_extproc.py): server key -> (--transport, its case).

@@ -16,6 +16,15 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from extproc.cache.policy import (
+    BACKENDS,
+    DEFAULT_LOOKUP_TIMEOUT_S,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_ENTRY_BYTES,
+    DEFAULT_TTL_S,
+    CachePolicy,
+)
 from extproc.client_apis.registry import DEFAULT, ROUTE_APIS
 from extproc.config import asm
 from extproc.config.errors import ConfigError
@@ -59,6 +68,9 @@ from extproc.translators.registry import DEFAULT_TYPE, PROVIDER_CATALOG
 
 log = logging.getLogger("extproc.config")
 
+# Headers that carry a client's key: never part of a cache key's inputs.
+_KEY_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
 
 class _Compiler:
     def __init__(self, env: Mapping[str, str]):
@@ -67,6 +79,7 @@ class _Compiler:
         self.providers: dict[str, ProviderRuntime] = {}
         self.secrets: list[str] = []  # every secret resolved so far
         self.provider_where: dict[str, str] = {}
+        self.redis_url = ""
 
     def err(self, path: str, msg: str) -> None:
         self.problems.append((path, msg))
@@ -215,6 +228,7 @@ class _Compiler:
                     )
         auth = self.auth(r.auth, f"{path}.auth") if r.HasField("auth") else None
         fallback = compile_fallback(r, path, self.providers, refs, client_api, self.err)
+        cache = self.cache(r, path, provs) if r.HasField("cache") else None
         if self.problems:
             return None
         return RouteRuntime(
@@ -232,6 +246,58 @@ class _Compiler:
             auth=auth,
             rewrite=rewrite,
             fallback=fallback,
+            cache=cache,
+        )
+
+    def cache(self, r: pb.Route, path: str, provs: list[ProviderRuntime]) -> CachePolicy | None:
+        """The route's response cache settings, checked."""
+        cc, path = r.cache, f"{path}.cache"
+        if r.fallback:
+            self.err(path, "a fallback route cannot be cached (each attempt has its own provider)")
+        for p in provs:
+            if p.protocol == "original":
+                # The gateway never reads such answers, so it could never store one.
+                self.err(path, f"provider {p.name!r} has protocol 'original': nothing to cache")
+        backend = cc.backend or "memory"
+        if backend not in BACKENDS:
+            self.err(f"{path}.backend", f"must be 'memory' or 'redis', not {backend!r}")
+        url = cc.redis_url or self.redis_url
+        if backend == "redis" and not url:
+            self.err(
+                f"{path}.redis_url", "is required when backend is 'redis' (or budgets.redis_url)"
+            )
+        if cc.redis_url and backend != "redis":
+            self.err(f"{path}.redis_url", "is only used with backend 'redis'")
+        ttl = self.positive(cc, "ttl", DEFAULT_TTL_S, path)
+        timeout = self.positive(cc, "lookup_timeout", DEFAULT_LOOKUP_TIMEOUT_S, path)
+        if timeout > 1.0:
+            self.err(f"{path}.lookup_timeout", "must be at most 1s: a lookup delays the request")
+        includes = []
+        for i, h in enumerate(cc.key_includes):
+            name = h.strip().lower()
+            if not name or name.startswith(":") or any(c.isspace() for c in name):
+                self.err(f"{path}.key_includes[{i}]", f"{h!r} is not a request header name")
+            elif name in _KEY_SECRET_HEADERS:
+                self.err(
+                    f"{path}.key_includes[{i}]",
+                    f"{h!r} holds a client key; the consumer is in the key already",
+                )
+            includes.append(name)
+        max_bytes = cc.max_bytes or DEFAULT_MAX_BYTES
+        max_entry = cc.max_entry_bytes or DEFAULT_MAX_ENTRY_BYTES
+        if backend == "memory" and max_entry > max_bytes:
+            self.err(f"{path}.max_entry_bytes", "is larger than max_bytes")
+        return CachePolicy(
+            ttl_s=ttl,
+            backend=backend,
+            redis_url=url if backend == "redis" else "",
+            max_entry_bytes=max_entry,
+            key_includes=tuple(includes),
+            shared=cc.shared,
+            cache_tool_results=cc.cache_tool_results,
+            max_entries=cc.max_entries or DEFAULT_MAX_ENTRIES,
+            max_bytes=max_bytes,
+            lookup_timeout_s=timeout,
         )
 
     def route_client_api(self, r: pb.Route, path: str, provs: list[ProviderRuntime]) -> str:
@@ -317,6 +383,7 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
     native = pb.GatewayConfig()
     for _, doc in loaded.native:
         native.MergeFrom(doc)
+    c.redis_url = native.budgets.redis_url  # the default of routes' cache.redis_url
     routes = _providers_and_routes(loaded, native, c)
     # Provider tokens, guard and rewrite keys; not consumer keys (the client's own).
     upstream_secrets = Redactor(c.secrets)
@@ -361,6 +428,7 @@ def compile_config(loaded: LoadedConfig, env: Mapping[str, str] | None = None) -
         prices=price_table(prices, defaults=not obs.no_default_prices),
         overhead_header=obs.overhead_header,
         redactor=upstream_secrets,
+        cache_disabled_consumers=frozenset(x.name for x in consumers if x.cache_disabled),
     )
 
 
@@ -455,6 +523,7 @@ def _consumers(
             frozenset(cons.allowed_models),
             frozenset(cons.allowed_routes),
             cons.token_budget,
+            cons.cache_disabled,
         )
         ks = [c.secret(v, "", "", f"{path}.keys[{j}]") for j, v in enumerate(cons.keys)]
         ks += [c.secret("", v, "", f"{path}.keys_env[{j}]") for j, v in enumerate(cons.keys_env)]

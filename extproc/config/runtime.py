@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from extproc.cache.policy import CachePolicy
 from extproc.cloud.auth import UpstreamAuth
 from extproc.prices import PriceTable
 from extproc.providers.custom_settings import ResolvedSetting
@@ -123,6 +124,8 @@ class RouteRuntime:
     rewrite: bool
     # Envoy retries this route across providers (config/fallback.py); None: one provider per request.
     fallback: FallbackRuntime | None = None
+    # The response cache (extproc/cache/); None: off.
+    cache: CachePolicy | None = None
     # A processor reads the request's texts: unreadable content is a 400 here.
     reads_texts: bool = field(init=False, default=False)
 
@@ -146,6 +149,7 @@ class ConsumerRuntime:
     allowed_models: frozenset[str]
     allowed_routes: frozenset[str]
     token_budget: int
+    cache_disabled: bool = False  # never answered from (nor stored in) the response cache
 
 
 DEFAULT_MAX_REQUEST_BYTES = 8 << 20
@@ -195,6 +199,8 @@ class Runtime:
     overhead_header: bool = False
     # Every upstream secret (provider tokens, guard and rewrite keys): never in an answer.
     redactor: Redactor = field(default_factory=Redactor)
+    # Consumers whose requests bypass the response cache.
+    cache_disabled_consumers: frozenset[str] = frozenset()
 
     @property
     def processors(self) -> tuple[RouteProcessor, ...]:

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -51,7 +51,7 @@ from extproc.core.events import (
 )
 from extproc.core.fallback_leg import FallbackLeg
 from extproc.core.finish import answer_facts
-from extproc.core.legs import Leg, ProviderLeg
+from extproc.core.legs import BodyLeg, Leg, ProviderLeg
 from extproc.core.parse import MAX_JSON_DEPTH, parse_body
 from extproc.core.paths import canonical_path, split_query
 from extproc.core.pick import open_leg
@@ -61,6 +61,9 @@ from extproc.core.tracecontext import format_traceparent, our_ids
 from extproc.streaming.errors import StreamLimitError
 from extproc.translators.base import TranslationError
 from extproc.translators.registry import CLIENT_KEY_HEADERS
+
+if TYPE_CHECKING:
+    from extproc.cache.service import CacheState, ResponseCache
 
 __all__ = ["Exchange", "ExchangeRecord", "Phase", "PhaseError"]
 
@@ -156,6 +159,8 @@ class Exchange:
 
     __slots__ = (
         "_api",
+        "_cache",
+        "_cstate",
         "_leg",
         "_on_done",
         "_phase",
@@ -180,9 +185,12 @@ class Exchange:
         on_done: Callable[[ExchangeRecord], None] | None = None,
         authenticate: Callable[[RequestContext], Awaitable[Reject | None]] | None = None,
         attempt: Attempt | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.runtime = runtime
         self.attempt = attempt  # one attempt of a fallback route (core/attempt.py)
+        self._cache = cache  # the response cache (extproc/cache/), for cached routes
+        self._cstate: CacheState | None = None
         self._phase = Phase.START
         self._on_done = on_done
         self.authenticate = authenticate
@@ -278,6 +286,8 @@ class Exchange:
         return d
 
     def _reject(self, rej: Reject) -> Reject:
+        if self.route is not None and self.route.cache is not None:
+            rej = dataclasses.replace(rej, headers=(*rej.headers, ("x-llm-cache", "miss")))
         self.record.status = rej.status
         self.record.blocked_reason = rej.reason
         self.close()
@@ -435,7 +445,57 @@ class Exchange:
                 self.record.guard = ctx.annotations.get("guard", "")
                 return self._reject(rej)
         self.record.guard = ctx.annotations.get("guard", "")
-        return self._start_leg(self._open(ctx), ctx, raw)
+        leg = self._open(ctx)
+        if route.cache is not None and isinstance(leg, BodyLeg):
+            # Every check passed: only now may the cache answer.
+            hit = await self._cache_lookup(route, leg, ctx)
+            if hit is not None:
+                return hit
+        return self._start_leg(leg, ctx, raw)
+
+    async def _cache_lookup(
+        self, route: RouteRuntime, leg: BodyLeg, ctx: RequestContext
+    ) -> Reject | None:
+        """A cache hit as the immediate answer, or None (the request goes upstream)."""
+        cache, policy = self._cache, route.cache
+        if cache is None or policy is None:
+            return None
+        rec = self.record
+        rec.cache = "miss"
+        consumer = ctx.consumer or ""
+        st = cache.state_of(
+            route=route.name,
+            policy=policy,
+            provider=leg.prov.name,
+            model=leg.target.model,
+            endpoint=self.endpoint,
+            api=self._api.name,
+            consumer=consumer,
+            headers=ctx.headers,
+            body=ctx.body,
+            consumer_disabled=consumer in self.runtime.cache_disabled_consumers,
+        )
+        if st is None:
+            return None
+        self._cstate = st
+        hit = await cache.lookup(st, ctx.headers, leg.target.stream, leg.include_usage)
+        if hit is None:
+            return None
+        self._cstate = None
+        leg.describe(rec)
+        rec.cache = "hit"
+        rec.status = hit.status
+        rec.usage = hit.entry.usage
+        rec.model_served = hit.entry.model or rec.model_served
+        rec.first_byte = time.monotonic()
+        headers = (
+            ("content-type", hit.content_type),
+            ("x-llm-cache", "hit"),
+            ("x-llm-provider", leg.prov.name),
+        )
+        d = Reject(hit.status, hit.body, headers, "cache_hit", self._end_metadata())
+        self.close()
+        return d
 
     async def _call(self, p: RouteProcessor, ctx: RequestContext) -> Reject | None:
         """A processor that calls a model: timed, for the trace and the overhead."""
@@ -537,11 +597,17 @@ class Exchange:
             overhead = f"{rec.overhead_request * 1000:.3f}"
             headers = (*headers, (OVERHEAD_HEADER, overhead))
         rec.upstream_error = status >= 400
+        if self.route is not None and self.route.cache is not None:
+            headers = (*headers, ("x-llm-cache", "miss"))
+            if status >= 300 or ev.end_of_stream:
+                self._cstate = None  # errors and empty answers are never cached
         if ev.end_of_stream:
             return self._finish(Continue(set_headers=headers, remove_headers=remove))
         max_line = self.runtime.limits.max_stream_line_bytes
         mode = leg.response_mode(status, h.get("content-type", ""), max_line)
         if leg.stream is not None:
+            if self._cstate is not None and self._cache is not None:
+                self._cache.start_stream(self._cstate)
             ctype = leg.stream.content_type
             return Continue(
                 set_headers=(*headers, ("content-type", ctype)) if ctype else headers,
@@ -583,6 +649,9 @@ class Exchange:
         meta = self._end_metadata()
         self.close()
         body = self.runtime.redactor.body(out.body)
+        if self._cstate is not None and self._cache is not None:
+            # What the client gets (redacted), never the provider's raw bytes.
+            self._cache.finish(self._cstate, body, rec.model_served, out.usage)
         if body is raw or body == raw:
             return Continue(metadata=meta)
         return Continue(
@@ -626,11 +695,16 @@ class Exchange:
             out = self.runtime.redactor.body(out)  # `out is ev.body` while nothing changed
         if not rec.first_token and out:
             rec.first_token = time.monotonic()
+        cst = self._cstate
+        if cst is not None and cst.reassembler is not None:
+            cst.reassembler.feed(out)  # what the client got, for the cache
         if not ev.end_of_stream:
             return CONTINUE if out is ev.body else Continue(body=out)
         rec.usage = st.usage
         if st.model:
             rec.model_served = st.model
+        if cst is not None and self._cache is not None:
+            self._cache.finish(cst, None, rec.model_served, st.usage)
         meta = self._end_metadata()
         self.close()
         return Continue(body=None if out is ev.body else out, metadata=meta)
@@ -643,7 +717,7 @@ class Exchange:
             return None
         rec = self.record
         prices = self.runtime.prices
-        if prices and rec.usage is not None:
+        if prices and rec.usage is not None and rec.cache != "hit":  # a hit cost nothing
             models = (rec.model_served, rec.model_mapped)
             rec.cost = prices.cost(rec.provider, rec.provider_type, models, rec.usage)
         return rec.metadata(self.runtime.metadata_namespace)

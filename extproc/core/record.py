@@ -43,6 +43,9 @@ class ExchangeRecord:
     first_byte: float = 0.0
     ended: float = 0.0
     upstream_error: bool = False
+    # Response cache on this route: "hit" (answered by the gateway; usage is
+    # the tokens saved) or "miss"; "" when the route has no cache.
+    cache: str = ""
     # Fallback routes (Envoy retries across providers). The request's record:
     # how many attempts Envoy made and "n:provider:status" of each, comma-separated
     # (status 0: no response).
@@ -95,6 +98,8 @@ class ExchangeRecord:
         }
         if self.cost is not None:
             out["cost_usd"] = self.cost
+        if self.cache:
+            out["cache"] = self.cache
         if self.attempts:
             out["attempts"] = self.attempts
             out["attempt_log"] = self.attempt_log

@@ -122,6 +122,7 @@ def record_fields(rec: ExchangeRecord) -> dict[str, object]:
         "status": rec.status,
         "blocked_reason": rec.blocked_reason,
         "guard": rec.guard,
+        "cache": rec.cache or None,
         "input_tokens": u.input_tokens if u else None,
         "output_tokens": u.output_tokens if u else None,
         "total_tokens": u.total_tokens if u else None,

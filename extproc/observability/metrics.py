@@ -20,6 +20,11 @@ Metrics (Prometheus names; the OTel name is the same with dots):
 * `llm_extproc_overhead_seconds` histogram (`side`: request | response): the
   time our code spent on one request's messages (guard and rewrite model
   calls excluded): what the gateway adds to each request.
+* `llm_extproc_cache_lookups_total` (route, result: hit | miss | bypass |
+  unavailable), `llm_extproc_cache_stores_total` (route, result: stored |
+  too_large | incomplete | dropped | store_failed),
+  `llm_extproc_cache_tokens_saved_total` (route, gen_ai_token_type): the
+  tokens a cache hit did not spend (hits record no token usage).
 * `llm_extproc_requests_total` (route, provider, status_class),
   `llm_extproc_guard_decisions_total` (result),
   `llm_extproc_blocked_requests_total` (reason),
@@ -67,6 +72,8 @@ OVERHEAD_BUCKETS = (
 TTFT_BUCKETS = (
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
+
+_LOOKUP_RESULTS = frozenset({"hit", "miss", "bypass", "unavailable"})
 
 # GenAI operation names per endpoint (each client API's spec says).
 OPERATION = {name: e.operation for name, e in ENDPOINTS.items() if e.operation}
@@ -216,6 +223,24 @@ class Metrics:
             buckets=(1, 2, 3, 4, 5, 6, 8, 10),
             registry=r,
         )
+        self.cache_lookups = Counter(
+            "llm_extproc_cache_lookups",
+            "Response cache lookups, by route and result",
+            ["route", "result"],
+            registry=r,
+        )
+        self.cache_stores = Counter(
+            "llm_extproc_cache_stores",
+            "Answers offered to the response cache, by route and result",
+            ["route", "result"],
+            registry=r,
+        )
+        self.cache_tokens_saved = Counter(
+            "llm_extproc_cache_tokens_saved",
+            "Tokens cache hits did not spend, by route and token type",
+            ["route", "gen_ai_token_type"],
+            registry=r,
+        )
         self.reloads = Counter(
             "llm_extproc_config_reloads",
             "Config reloads (SIGHUP or --watch-config), by result",
@@ -242,6 +267,11 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def observe_cache(self, route: str, event: str) -> None:
+        """A response cache event (extproc/cache/service.py): a lookup or a store."""
+        metric = self.cache_lookups if event in _LOOKUP_RESULTS else self.cache_stores
+        self._child(metric, self._name(route, self._routes), self.reason(event)).inc()
 
     def observe_attempt(self, rec: ExchangeRecord) -> None:
         """One attempt of a fallback route (the request is observed on its own)."""
@@ -279,7 +309,10 @@ class Metrics:
         if rec.work_response:
             self._child(self.overhead, "response").observe(rec.work_response)
         u = rec.usage
-        if u is not None:
+        if u is not None and rec.cache == "hit":
+            for kind, n in (("input", u.input_tokens), ("output", u.output_tokens)):
+                self._child(self.cache_tokens_saved, route, kind).inc(n)
+        elif u is not None:
             for kind, n in (
                 ("input", u.input_tokens),
                 ("output", u.output_tokens),
@@ -297,6 +330,7 @@ class Metrics:
             )
         if (
             rec.stream
+            and rec.cache != "hit"  # the gateway answered: no model's first token
             and rec.first_byte
             and rec.started
             and 200 <= rec.status < 300

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from extproc.budget import Budget
+from extproc.cache.service import ResponseCache
 from extproc.config.runtime import Runtime
 from extproc.consumers.auth import Authenticator, AuthHook, make_authenticator
 from extproc.core.attempt import Attempt
@@ -33,20 +34,23 @@ class Generation:
     authenticate: AuthHook | None
     on_done: Callable[[ExchangeRecord], None]
     prompts: PromptCapture | None = None
+    cache: ResponseCache | None = None
 
     def exchange(self, provider: str = "", traceparent: str = "") -> Exchange:
         ex = (
             # One attempt of a fallback route (core/attempt.py).
             Exchange(self.runtime, self.on_done, attempt=Attempt(provider))
             if provider
-            else Exchange(self.runtime, self.on_done, self.authenticate)
+            else Exchange(self.runtime, self.on_done, self.authenticate, cache=self.cache)
         )
         if traceparent and self.runtime.tracing is not None:
             ex.record.traceparent = traceparent
         return ex
 
 
-def build_generation(runtime: Runtime, budget: Budget | None, report: Report) -> Generation:
+def build_generation(
+    runtime: Runtime, budget: Budget | None, report: Report, cache: ResponseCache | None = None
+) -> Generation:
     prompts = (
         PromptCapture(k for k, _ in runtime.consumer_keys) if runtime.debug_log_prompts else None
     )
@@ -55,6 +59,8 @@ def build_generation(runtime: Runtime, budget: Budget | None, report: Report) ->
         _authenticate(prompts, make_authenticator(runtime, budget)),
         partial(report, prompts),
         prompts,
+        # Only a config with a cached route gives its exchanges the cache.
+        cache if any(r.cache is not None for r in runtime.routes.routes) else None,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from extproc.budget import Budget, BudgetUnavailable, Reservation, make_budget
+from extproc.cache.service import ResponseCache
 from extproc.config.runtime import Runtime, Service
 from extproc.consumers.auth import AuthHook
 from extproc.core.exchange import Exchange
@@ -42,6 +43,8 @@ class Server:
         self.opts = opts
         self.budget = budget if budget is not None else make_budget(runtime)
         self.metrics = Metrics(runtime)
+        # Outlives config reloads: entries stay valid while a route's policy does.
+        self.cache = ResponseCache(self.metrics.observe_cache)
         # Traces: set up once per process (a reload keeps the exporter).
         self.tracing = Tracing(runtime.tracing) if runtime.tracing is not None else None
         self._on_done_override = on_done
@@ -76,7 +79,7 @@ class Server:
     # -- hooks ---------------------------------------------------------------
 
     def _build(self, runtime: Runtime) -> Generation:
-        gen = build_generation(runtime, self.budget, self._report)
+        gen = build_generation(runtime, self.budget, self._report, self.cache)
         if self._on_done_override is not None:
             return dataclasses.replace(gen, on_done=self._on_done_override)
         return gen
@@ -114,6 +117,8 @@ class Server:
         failed or reported none); without a reservation, charge the usage."""
         budget = self.budget
         tokens = rec.usage.total_tokens if rec.usage is not None else 0
+        if rec.cache == "hit":
+            tokens = 0  # a cache hit spent no tokens (its usage is what it saved)
         if budget is None or not rec.consumer:
             return
         if rec.reservation is not None:
@@ -161,6 +166,7 @@ class Server:
     async def start(self) -> None:
         for p in self.runtime.services:
             await p.start()
+        await self.cache.warm(self.runtime.routes.routes)
         if self.opts.metrics_port > 0 and not multiprocess_dir():
             # With --workers the parent serves every worker's metrics.
             ep = MetricsEndpoint(
@@ -210,6 +216,7 @@ class Server:
                     with contextlib.suppress(Exception):
                         await p.aclose()
             raise
+        await self.cache.warm(runtime.routes.routes)  # best effort: never fails a reload
         self.metrics.use_runtime(runtime)
         # One assignment: a new stream sees the old generation or the new one.
         self.generation = generation
@@ -256,6 +263,8 @@ class Server:
         if self.budget is not None:
             with contextlib.suppress(Exception):
                 await self.budget.aclose()
+        with contextlib.suppress(Exception):
+            await self.cache.aclose(self.opts.grace_s or None)
         if self._metrics_endpoint is not None:
             self._metrics_endpoint.stop()
             self._metrics_endpoint = None

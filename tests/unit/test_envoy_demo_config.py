@@ -325,7 +325,9 @@ def test_bench_hosts_reach_ext_proc_as_the_cases_expect(
         for name, case in cases.items()
     }
     assert runs["passthrough"] is False
-    assert all(runs[c] for c in ("grpc-null", "h2corn-null", "full", "full-grpcio", "skip"))
+    assert all(
+        runs[c] for c in ("grpc-null", "h2corn-null", "full", "full-grpcio", "skip", "cache-hit")
+    )
     for host in ("stream.bench", "stream-upstream.bench", "dashscope.aliyuncs.com"):
         assert ext_proc_runs(bench_routes, pick_vhost(bench_routes, host)), host
     # The floor's listener shares the route table but has no ext_proc filter.

@@ -243,7 +243,7 @@ class CustomSetting(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., mode: _Optional[str] = ..., overwrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ...) -> None: ...
 
 class Route(_message.Message):
-    __slots__ = ("name", "match", "provider", "providers", "processors", "allow_streaming", "allow_non_streaming", "client_api", "auth", "rewrite", "fallback", "retry")
+    __slots__ = ("name", "match", "provider", "providers", "processors", "allow_streaming", "allow_non_streaming", "client_api", "auth", "rewrite", "fallback", "retry", "cache")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +256,7 @@ class Route(_message.Message):
     REWRITE_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     name: str
     match: RouteMatch
     provider: str
@@ -268,7 +269,32 @@ class Route(_message.Message):
     rewrite: _wrappers_pb2.BoolValue
     fallback: _containers.RepeatedScalarFieldContainer[str]
     retry: RouteRetry
-    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., provider: _Optional[str] = ..., providers: _Optional[_Iterable[_Union[WeightedProvider, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., allow_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., allow_non_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., client_api: _Optional[str] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ..., rewrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., fallback: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[RouteRetry, _Mapping]] = ...) -> None: ...
+    cache: RouteCache
+    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Union[RouteMatch, _Mapping]] = ..., provider: _Optional[str] = ..., providers: _Optional[_Iterable[_Union[WeightedProvider, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[Processor, _Mapping]]] = ..., allow_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., allow_non_streaming: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., client_api: _Optional[str] = ..., auth: _Optional[_Union[RouteAuth, _Mapping]] = ..., rewrite: _Optional[_Union[_wrappers_pb2.BoolValue, _Mapping]] = ..., fallback: _Optional[_Iterable[str]] = ..., retry: _Optional[_Union[RouteRetry, _Mapping]] = ..., cache: _Optional[_Union[RouteCache, _Mapping]] = ...) -> None: ...
+
+class RouteCache(_message.Message):
+    __slots__ = ("ttl", "backend", "redis_url", "max_entry_bytes", "key_includes", "shared", "cache_tool_results", "max_entries", "max_bytes", "lookup_timeout")
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    REDIS_URL_FIELD_NUMBER: _ClassVar[int]
+    MAX_ENTRY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    KEY_INCLUDES_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TOOL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOOKUP_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ttl: _duration_pb2.Duration
+    backend: str
+    redis_url: str
+    max_entry_bytes: int
+    key_includes: _containers.RepeatedScalarFieldContainer[str]
+    shared: bool
+    cache_tool_results: bool
+    max_entries: int
+    max_bytes: int
+    lookup_timeout: _duration_pb2.Duration
+    def __init__(self, ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backend: _Optional[str] = ..., redis_url: _Optional[str] = ..., max_entry_bytes: _Optional[int] = ..., key_includes: _Optional[_Iterable[str]] = ..., shared: _Optional[bool] = ..., cache_tool_results: _Optional[bool] = ..., max_entries: _Optional[int] = ..., max_bytes: _Optional[int] = ..., lookup_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class RouteRetry(_message.Message):
     __slots__ = ("retry_on", "max_attempts", "per_try_timeout")
@@ -326,7 +352,7 @@ class RouteAuth(_message.Message):
     def __init__(self, required: _Optional[bool] = ..., key_sources: _Optional[_Iterable[str]] = ..., forward_consumer_header: _Optional[str] = ...) -> None: ...
 
 class Consumer(_message.Message):
-    __slots__ = ("name", "keys", "keys_env", "keys_file", "allowed_models", "allowed_routes", "token_budget")
+    __slots__ = ("name", "keys", "keys_env", "keys_file", "allowed_models", "allowed_routes", "token_budget", "cache_disabled")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     KEYS_ENV_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +360,7 @@ class Consumer(_message.Message):
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_ROUTES_FIELD_NUMBER: _ClassVar[int]
     TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    CACHE_DISABLED_FIELD_NUMBER: _ClassVar[int]
     name: str
     keys: _containers.RepeatedScalarFieldContainer[str]
     keys_env: _containers.RepeatedScalarFieldContainer[str]
@@ -341,7 +368,8 @@ class Consumer(_message.Message):
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
     allowed_routes: _containers.RepeatedScalarFieldContainer[str]
     token_budget: int
-    def __init__(self, name: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., keys_env: _Optional[_Iterable[str]] = ..., keys_file: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., allowed_routes: _Optional[_Iterable[str]] = ..., token_budget: _Optional[int] = ...) -> None: ...
+    cache_disabled: bool
+    def __init__(self, name: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., keys_env: _Optional[_Iterable[str]] = ..., keys_file: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., allowed_routes: _Optional[_Iterable[str]] = ..., token_budget: _Optional[int] = ..., cache_disabled: _Optional[bool] = ...) -> None: ...
 
 class Budgets(_message.Message):
     __slots__ = ("window", "backend", "redis_url", "default_output_tokens")

@@ -245,6 +245,46 @@ def test_fallback_attempts_and_requests(runtime: Runtime) -> None:
     )
 
 
+def test_cache_hits_count_tokens_saved_not_used(runtime: Runtime) -> None:
+    m = Metrics(runtime)
+    m.observe(rec(cache="hit", stream=True, usage=Usage(10, 5, 15)))
+    m.observe(rec(cache="miss", usage=Usage(1, 2, 3)))
+    saved = "llm_extproc_cache_tokens_saved_total"
+    assert val(m, saved, route="chat", gen_ai_token_type="input") == 10
+    assert val(m, saved, route="chat", gen_ai_token_type="output") == 5
+    # Only the miss spent tokens; a hit has no model's first token either.
+    assert val(m, "gen_ai_client_token_usage_count", **TOKEN_LABELS, gen_ai_token_type="input") == 1
+    assert (
+        m.registry.get_sample_value(
+            "gen_ai_server_time_to_first_token_seconds_count",
+            {
+                "gen_ai_operation_name": "chat",
+                "gen_ai_provider_name": "qwen",
+                "gen_ai_request_model": "gpt-4o",
+                "gen_ai_response_model": "qwen-max",
+            },
+        )
+        is None
+    )
+    m.observe_cache("chat", "hit")
+    m.observe_cache("chat", "unavailable")
+    m.observe_cache("chat", "stored")
+    m.observe_cache("nope", "stored")
+    assert val(m, "llm_extproc_cache_lookups_total", route="chat", result="hit") == 1
+    assert val(m, "llm_extproc_cache_lookups_total", route="chat", result="unavailable") == 1
+    assert val(m, "llm_extproc_cache_stores_total", route="chat", result="stored") == 1
+    assert val(m, "llm_extproc_cache_stores_total", route=OTHER, result="stored") == 1
+
+
+TOKEN_LABELS = {
+    "gen_ai_operation_name": "chat",
+    "gen_ai_provider_name": "qwen",
+    "gen_ai_request_model": "gpt-4o",
+    "gen_ai_response_model": "qwen-max",
+    "consumer": "alice",
+}
+
+
 def test_cost_and_overhead(runtime: Runtime) -> None:
     m = Metrics(runtime)
     r = rec(usage=Usage.of(10, 5), cost=0.25, work_request=0.004, waited=0.003, work_response=0.002)
