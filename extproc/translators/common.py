@@ -16,7 +16,12 @@ import orjson
 from extproc.api_errors import error_type_for_status, openai_error_body
 from extproc.content.texts import UnreadableContent, content_text
 from extproc.streaming.sse import SSEDecoder, encode_sse
-from extproc.translators.base import StreamFacts, TranslationError, UpstreamRequest
+from extproc.translators.base import (
+    StreamFacts,
+    StreamTranslator,
+    TranslationError,
+    UpstreamRequest,
+)
 from extproc.usage import Usage
 
 JSON = "application/json"
@@ -356,3 +361,32 @@ class JsonEventStream(StreamFacts):
 
     def _handle(self, obj: dict[str, Any], out: list[bytes]) -> None:
         raise NotImplementedError
+
+
+class ComposedStream:
+    """X's stream -> (inner) OpenAI chunks -> (outer) the client API's events:
+    a (client API, OpenAI) stream translator composed with each (OpenAI, X) one."""
+
+    content_type = SSE
+
+    def __init__(self, inner: StreamTranslator, outer: StreamTranslator) -> None:
+        self.inner, self.outer = inner, outer
+
+    @property
+    def usage(self) -> Usage | None:
+        # The inner translator read the provider's own counts; the outer only
+        # sees them again through OpenAI's usage chunk.
+        return self.inner.usage or self.outer.usage
+
+    @property
+    def model(self) -> str | None:
+        return self.inner.model or self.outer.model
+
+    def feed(self, chunk: bytes) -> bytes:
+        mid = self.inner.feed(chunk)
+        return self.outer.feed(mid) if mid else b""
+
+    def finish(self) -> bytes:
+        mid = self.inner.finish()
+        head = self.outer.feed(mid) if mid else b""
+        return head + self.outer.finish()

@@ -16,13 +16,11 @@ from extproc.translators.anthropic.response import response_body
 from extproc.translators.anthropic.stream import AnthropicStream
 from extproc.translators.base import (
     ProviderTarget,
-    StreamTranslator,
     TranslatedResponse,
     Translator,
     UpstreamRequest,
 )
-from extproc.translators.common import SSE
-from extproc.usage import Usage
+from extproc.translators.common import ComposedStream
 
 # The sampling fields a Messages request may carry; the provider's spec says
 # which of them its API takes (OpenAI and Azure answer 400 to top_k).
@@ -63,31 +61,3 @@ class AnthropicVia:
 
     def error_response(self, status: int, body: bytes) -> bytes:
         return map_error(status, body)
-
-
-class ComposedStream:
-    """X's stream -> (inner) OpenAI chunks -> (outer) Anthropic events."""
-
-    content_type = SSE
-
-    def __init__(self, inner: StreamTranslator, outer: AnthropicStream) -> None:
-        self.inner, self.outer = inner, outer
-
-    @property
-    def usage(self) -> Usage | None:
-        # The inner translator read the provider's own counts; the outer only
-        # sees them again through OpenAI's usage chunk.
-        return self.inner.usage or self.outer.usage
-
-    @property
-    def model(self) -> str | None:
-        return self.inner.model or self.outer.model
-
-    def feed(self, chunk: bytes) -> bytes:
-        mid = self.inner.feed(chunk)
-        return self.outer.feed(mid) if mid else b""
-
-    def finish(self) -> bytes:
-        mid = self.inner.finish()
-        head = self.outer.feed(mid) if mid else b""
-        return head + self.outer.finish()

@@ -14,16 +14,14 @@ from typing import Any
 
 from extproc.translators.base import (
     ProviderTarget,
-    StreamTranslator,
     TranslatedResponse,
     Translator,
     UpstreamRequest,
 )
-from extproc.translators.common import SSE
+from extproc.translators.common import ComposedStream
 from extproc.translators.responses.request import ChatRequest, to_chat
 from extproc.translators.responses.response import response_body
 from extproc.translators.responses.stream import MAX_HELD_BYTES, ResponsesStream
-from extproc.usage import Usage
 
 # Chat fields a provider's OpenAI-shaped translator may not know; only
 # OpenAI-compatible providers get them (their bodies go on as they are).
@@ -78,29 +76,3 @@ class ResponsesVia:
         # Every OpenAI->X translator maps its provider's errors to OpenAI's
         # shape, which is the Responses API's too.
         return self.inner.error_response(status, body)
-
-
-class ComposedStream:
-    """X's stream -> (inner) OpenAI chunks -> (outer) Responses events."""
-
-    content_type = SSE
-
-    def __init__(self, inner: StreamTranslator, outer: ResponsesStream) -> None:
-        self.inner, self.outer = inner, outer
-
-    @property
-    def usage(self) -> Usage | None:
-        return self.inner.usage or self.outer.usage
-
-    @property
-    def model(self) -> str | None:
-        return self.inner.model or self.outer.model
-
-    def feed(self, chunk: bytes) -> bytes:
-        mid = self.inner.feed(chunk)
-        return self.outer.feed(mid) if mid else b""
-
-    def finish(self) -> bytes:
-        mid = self.inner.finish()
-        head = self.outer.feed(mid) if mid else b""
-        return head + self.outer.finish()
